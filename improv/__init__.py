@@ -1,0 +1,3 @@
+"""improv: a real-time blues improvisation partner for musicians."""
+
+__version__ = "0.1.0"

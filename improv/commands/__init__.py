@@ -1,0 +1,1 @@
+"""Subcommands of ``improv``; see :mod:`improv.cli` for the contract."""
