@@ -60,10 +60,11 @@ def apply_rope(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.T
     return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
 
 
-def band_mask(t: int, window: int) -> torch.Tensor:
-    """(T, T) boolean, True where query i may attend key j: i - window < j <= i."""
-    i = torch.arange(t)[:, None]
-    j = torch.arange(t)[None, :]
+def band_mask(queries: range, keys: range, window: int) -> torch.Tensor:
+    """Boolean (len(queries), len(keys)), True where query i may see key j:
+    ``i - window < j <= i`` (absolute positions)."""
+    i = torch.arange(queries.start, queries.stop)[:, None]
+    j = torch.arange(keys.start, keys.stop)[None, :]
     return (j <= i) & (j > i - window)
 
 
@@ -78,19 +79,33 @@ class CausalSelfAttention(nn.Module):
         self.c_proj = nn.Linear(config.n_embd, config.n_embd)
         self.resid_dropout = nn.Dropout(config.dropout)
         self.dropout = config.dropout
+        self.window = config.window
 
-    def forward(
-        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor
-    ) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
         B, T, C = x.size()
         q, k, v = self.c_attn(x).split(C, dim=2)  # 3 x (B, T, C)
         q = q.view(B, T, self.n_head, self.head_dim).transpose(1, 2)  # (B, nh, T, hd)
         k = k.view(B, T, self.n_head, self.head_dim).transpose(1, 2)
         v = v.view(B, T, self.n_head, self.head_dim).transpose(1, 2)
         q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
-        y = F.scaled_dot_product_attention(
-            q, k, v, attn_mask=mask, dropout_p=self.dropout if self.training else 0.0
-        )  # (B, nh, T, hd)
+        p = self.dropout if self.training else 0.0
+        if x.size(1) <= 2 * self.window:
+            mask = band_mask(range(T), range(T), self.window).to(x.device)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p)
+        else:  # long sequences (scoring a whole solo): a block of queries, its keys only
+            blocks = []
+            for s in range(0, T, self.window):
+                e, ks = min(s + self.window, T), max(0, s - self.window + 1)
+                blocks.append(
+                    F.scaled_dot_product_attention(
+                        q[:, :, s:e],
+                        k[:, :, ks:e],
+                        v[:, :, ks:e],
+                        attn_mask=band_mask(range(s, e), range(ks, e), self.window).to(x.device),
+                        dropout_p=p,
+                    )
+                )
+            y = torch.cat(blocks, dim=2)  # (B, nh, T, hd)
         y = y.transpose(1, 2).contiguous().view(B, T, C)
         return self.resid_dropout(self.c_proj(y))
 
@@ -114,10 +129,8 @@ class Block(nn.Module):
         self.ln_2 = nn.LayerNorm(config.n_embd)
         self.mlp = MLP(config)
 
-    def forward(
-        self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, mask: torch.Tensor
-    ) -> torch.Tensor:
-        x = x + self.attn(self.ln_1(x), cos, sin, mask)
+    def forward(self, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.ln_1(x), cos, sin)
         return x + self.mlp(self.ln_2(x))
 
 
@@ -164,10 +177,9 @@ class TransformerLM(nn.Module):
             self.config.rope_base,
         )
         cos, sin = cos.to(idx.device), sin.to(idx.device)
-        mask = band_mask(T, self.config.window).to(idx.device)
         x = self.drop(self.wte(idx))  # (B, T, C)
         for block in self.h:
-            x = block(x, cos, sin, mask)
+            x = block(x, cos, sin)
         logits = self.lm_head(self.ln_f(x))  # (B, T, V)
         loss = None
         if targets is not None:

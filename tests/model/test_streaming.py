@@ -124,3 +124,11 @@ def test_out_of_range_token_is_refused(make: Maker) -> None:
     _, stream = make()
     with pytest.raises(ValueError, match="out of range"):
         stream.advance([VOCAB])
+
+
+def test_long_full_pass_in_blocks_equals_stream() -> None:
+    """Sequences longer than twice the window take the blockwise attention path."""
+    model, stream = _transformer(window=4)
+    tokens = _tokens(30)
+    streamed = _stream_log_probs(stream, tokens)
+    np.testing.assert_allclose(streamed, _full_log_probs(model, VOCAB, tokens), atol=1e-4)
