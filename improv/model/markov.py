@@ -1,0 +1,594 @@
+"""Variable-order Markov model over token ids: the baseline, the fallback, the quick learner.
+
+Why it is built this way:
+
+- Counts live in a prefix tree of n-grams, as in Pachet's Continuator, stored as flat
+  numpy arrays in breadth-first order: the children of a context are contiguous, a
+  child is one binary search on ``parent * V + symbol`` away, scoring a corpus is
+  vectorised over all positions, and the model serialises as three integer tensors.
+- Orders are blended as in IDyOM's models of melodic expectation (Pearce 2005):
+  interpolated smoothing, escape method C or AX, update exclusion. The maximum order
+  is chosen on validation data (:func:`fit_markov`), so the baseline is a fair one.
+- During a session, :meth:`MarkovModel.learn` feeds a short-term model (a dictionary
+  trie with the same blending) that is mixed with the long-term one by entropy weights,
+  like IDyOM's "both" configuration. The long-term arrays never change, so their
+  per-context distributions are cached, and learning a call takes a millisecond or two.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import OrderedDict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+Escape = Literal["c", "ax"]
+ESCAPES: tuple[Escape, ...] = ("c", "ax")
+
+DEFAULT_MAX_NODES = 250_000
+"""Node budget of the long-term trie: about 8 bytes a node once serialised (2 MB)."""
+
+STATE_FORMAT = "improv-markov/1"
+
+_CACHE_SIZE = 4096  # long-term distributions kept, by deepest context node
+
+
+def _escape_weight(n_children: np.ndarray, singletons: np.ndarray, escape: Escape) -> np.ndarray:
+    """Escape count E of each context: method C uses the number of distinct symbols
+    seen, method AX (Moffat's X, as in IDyOM) the number seen once, plus one."""
+    if escape == "c":
+        return n_children.astype(np.float64)
+    return singletons.astype(np.float64) + 1.0
+
+
+def _as_sequences(sequences: Iterable[Sequence[int]], vocab_size: int) -> list[np.ndarray]:
+    out = []
+    for index, seq in enumerate(sequences):
+        arr = np.asarray(seq, dtype=np.int64).reshape(-1)
+        if arr.size and (arr.min() < 0 or arr.max() >= vocab_size):
+            bad = int(arr[(arr < 0) | (arr >= vocab_size)][0])
+            raise ValueError(f"sequence {index}: token id {bad} outside 0..{vocab_size - 1}")
+        out.append(arr)
+    return out
+
+
+def _flatten(seqs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """All tokens in one array, and each token's position inside its sequence."""
+    if not seqs:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    tok = np.concatenate(seqs)
+    lengths = np.array([len(s) for s in seqs], dtype=np.int64)
+    starts = np.repeat(np.cumsum(lengths) - lengths, lengths)
+    return tok, np.arange(len(tok), dtype=np.int64) - starts
+
+
+# --------------------------------------------------------------------------- counting
+
+
+@dataclass
+class _NgramCounts:
+    """Every n-gram of a corpus up to ``max_depth`` tokens, as an unpruned prefix tree.
+
+    Node 0 is the empty context; nodes are in breadth-first order sorted by
+    (parent, symbol). ``raw`` is how often the n-gram occurs; ``ux`` its count under
+    update exclusion: the number of distinct tokens seen before it, plus one if it
+    opens a sequence (so an online PPM with update exclusion would have counted it).
+    """
+
+    vocab_size: int
+    parent: np.ndarray  # (nodes,) int64, -1 for the root
+    symbol: np.ndarray  # (nodes,) int64, -1 for the root
+    depth: np.ndarray  # (nodes,) int64
+    raw: np.ndarray  # (nodes,) int64
+    ux: np.ndarray  # (nodes,) int64
+    tokens: int
+
+
+def _count_ngrams(seqs: list[np.ndarray], vocab_size: int, max_depth: int) -> _NgramCounts:
+    tok, pos = _flatten(seqs)
+    parents: list[np.ndarray] = [np.array([-1])]
+    symbols: list[np.ndarray] = [np.array([-1])]
+    depths: list[np.ndarray] = [np.array([0])]
+    raws: list[np.ndarray] = [np.array([len(tok)])]
+    uxs: list[np.ndarray] = [np.array([0])]
+    next_id = 1
+    prev_first = 0  # first node id of the previous level
+    prev_at = np.zeros(len(tok), dtype=np.int64)  # node of the (d-1)-gram ending at i
+    for d in range(1, max_depth + 1):
+        if d == 1:
+            idx = np.arange(len(tok))
+            prefix = np.zeros(len(tok), dtype=np.int64)
+        else:
+            idx = np.nonzero(pos >= d - 1)[0]
+            prefix = prev_at[idx - 1]
+        keys = prefix * vocab_size + tok[idx]
+        uniq, first, inverse, counts = np.unique(
+            keys, return_index=True, return_inverse=True, return_counts=True
+        )
+        if d >= 2:
+            # update-exclusion counts of the previous level: distinct left extensions
+            ux_prev = np.bincount(prev_at[idx[first]] - prev_first, minlength=len(uxs[-1]))
+            opening = prev_at[np.nonzero(pos == d - 2)[0]] - prev_first
+            ux_prev[np.unique(opening)] += 1
+            uxs[-1] = ux_prev
+        at = np.full(len(tok), -1, dtype=np.int64)
+        at[idx] = next_id + inverse.reshape(-1)
+        parents.append(uniq // vocab_size)
+        symbols.append(uniq % vocab_size)
+        depths.append(np.full(len(uniq), d))
+        raws.append(counts)
+        uxs.append(counts.copy())  # replaced by the next level, when there is one
+        prev_first, next_id, prev_at = next_id, next_id + len(uniq), at
+        if not len(uniq):
+            break
+    return _NgramCounts(
+        vocab_size,
+        np.concatenate(parents),
+        np.concatenate(symbols),
+        np.concatenate(depths),
+        np.concatenate(raws),
+        np.concatenate(uxs),
+        len(tok),
+    )
+
+
+def _prune_threshold(counts: _NgramCounts, order: int, max_nodes: int) -> int:
+    """Smallest count an n-gram of 3+ tokens needs so the tree fits ``max_nodes``.
+
+    A count threshold keeps the tree closed under prefixes and suffixes (neither can be
+    rarer than the n-gram), which the streaming context chain relies on.
+    """
+    in_order = counts.depth <= order + 1
+    always = int(np.count_nonzero(in_order & (counts.depth < 3)))
+    deep = np.sort(counts.raw[in_order & (counts.depth >= 3)])[::-1]
+    room = max(0, max_nodes - always)
+    if len(deep) <= room:
+        return 1
+    return int(deep[room]) + 1 if room else int(deep[0]) + 1
+
+
+def _build_trie(
+    counts: _NgramCounts,
+    order: int,
+    escape: Escape,
+    update_exclusion: bool,
+    max_nodes: int,
+) -> _Trie:
+    """The long-term trie of one maximum order: truncated, pruned, compacted."""
+    threshold = _prune_threshold(counts, order, max_nodes)
+    keep = (counts.depth <= order + 1) & ((counts.depth < 3) | (counts.raw >= threshold))
+    keep[0] = True
+    new_id = np.cumsum(keep) - 1
+    nodes = np.nonzero(keep)[0][1:]
+    use_raw = (counts.depth[nodes] == order + 1) | (not update_exclusion)
+    used = np.where(use_raw, counts.raw[nodes], counts.ux[nodes])
+    n_children = np.bincount(new_id[counts.parent[nodes]], minlength=len(nodes) + 1)
+    return _Trie(
+        counts.vocab_size, order, escape, counts.symbol[nodes], n_children, used, threshold
+    )
+
+
+# --------------------------------------------------------------------------- long term
+
+
+class _Trie:
+    """A frozen, compacted prefix tree of one maximum order (see the module docstring).
+
+    Node ``j >= 1`` has ``symbol[j]``, blending ``count[j]`` (raw at the top level, the
+    update-exclusion count below it, unless exclusion is off) and children
+    ``child_start[j]:child_start[j + 1]``; ``keys[j - 1] = parent * V + symbol``.
+    """
+
+    def __init__(
+        self,
+        vocab_size: int,
+        order: int,
+        escape: Escape,
+        symbols: np.ndarray,
+        n_children: np.ndarray,
+        counts: np.ndarray,
+        threshold: int = 1,
+    ) -> None:
+        n = len(n_children)
+        if len(symbols) != n - 1 or len(counts) != n - 1 or int(n_children.sum()) != n - 1:
+            raise ValueError("inconsistent Markov trie arrays")
+        self.vocab_size = vocab_size
+        self.order = order
+        self.escape: Escape = escape
+        self.threshold = threshold
+        self.n_children = np.asarray(n_children, dtype=np.int64)
+        parent = np.repeat(np.arange(n, dtype=np.int64), self.n_children)
+        self.keys = parent * vocab_size + np.asarray(symbols, dtype=np.int64)
+        if len(self.keys) and (np.any(np.diff(self.keys) <= 0) or symbols.min() < 0):
+            raise ValueError("Markov trie arrays are not in breadth-first order")
+        if len(symbols) and symbols.max() >= vocab_size:
+            raise ValueError("Markov trie symbol outside the vocabulary")
+        self.symbol = np.concatenate([[-1], symbols]).astype(np.int64)
+        self.count = np.concatenate([[0.0], counts]).astype(np.float64)
+        self.child_start = np.concatenate([[1], 1 + np.cumsum(self.n_children)])
+        total = np.bincount(parent, weights=self.count[1:], minlength=n)
+        single = np.bincount(parent, weights=self.count[1:] == 1, minlength=n)
+        self.escape_w = _escape_weight(self.n_children, single, escape)
+        self.denom = total + self.escape_w
+        self.depth = np.zeros(n, dtype=np.int64)
+        lo, hi, d = 1, int(self.child_start[1]), 1
+        while lo < hi:
+            self.depth[lo:hi] = d
+            lo, hi, d = hi, int(self.child_start[hi]), d + 1
+
+    @property
+    def nodes(self) -> int:
+        return len(self.n_children)
+
+    def children(self, parents: np.ndarray, symbols: np.ndarray) -> np.ndarray:
+        """Node of each (parent, symbol), -1 where absent (or where parent is -1)."""
+        query = parents * self.vocab_size + symbols
+        idx = np.searchsorted(self.keys, query)
+        idx = np.minimum(idx, max(len(self.keys) - 1, 0))
+        found = (parents >= 0) & (len(self.keys) > 0)
+        if len(self.keys):
+            found &= self.keys[idx] == query
+        return np.where(found, idx + 1, -1)
+
+    def chain_after(self, chain: tuple[int, ...], token: int) -> tuple[int, ...]:
+        """Context chain (node of the last k tokens, k = 0, 1, ...) after one more token."""
+        extendable = np.array(chain[: self.order], dtype=np.int64)
+        nxt = self.children(extendable, np.full(len(extendable), token))
+        missing = np.nonzero(nxt < 0)[0]
+        depth = int(missing[0]) if len(missing) else len(nxt)
+        return (0, *nxt[:depth].tolist())
+
+    def probs(self, chain: tuple[int, ...]) -> np.ndarray:
+        """Blended distribution (float64) of the next token after a context chain."""
+        p = np.full(self.vocab_size, 1.0 / self.vocab_size)
+        for node in chain:
+            lo, hi = self.child_start[node], self.child_start[node + 1]
+            if lo == hi:
+                continue
+            denom = self.denom[node]
+            p *= self.escape_w[node] / denom
+            p[self.symbol[lo:hi]] += self.count[lo:hi] / denom
+        return p
+
+    def score(self, seqs: list[np.ndarray]) -> np.ndarray:
+        """Natural-log probability of every token given its sequence's earlier tokens,
+        each sequence from a fresh stream; all positions at once."""
+        tok, pos = _flatten(seqs)
+        p = np.full(len(tok), 1.0 / self.vocab_size)
+        ctx = np.zeros(len(tok), dtype=np.int64)
+        for k in range(self.order + 1):
+            if k:
+                prev = np.full(len(tok), -1, dtype=np.int64)
+                idx = np.nonzero(pos >= k)[0]
+                prev[idx] = self.children(ctx[idx - 1], tok[idx - 1])
+                ctx = prev
+            safe = np.maximum(ctx, 0)
+            live = (ctx >= 0) & (self.n_children[safe] > 0)
+            target = self.children(np.where(live, ctx, -1), tok)
+            c = np.where(target >= 0, self.count[np.maximum(target, 0)], 0.0)
+            blended = (c + self.escape_w[safe] * p) / np.where(live, self.denom[safe], 1.0)
+            p = np.where(live, blended, p)
+        out: np.ndarray = np.log(p)
+        return out
+
+
+# --------------------------------------------------------------------------- short term
+
+
+class _ShortTerm:
+    """A small, growing PPM model of what the performer played in this session."""
+
+    def __init__(self, vocab_size: int, order: int, escape: Escape, exclusion: bool) -> None:
+        self.vocab_size = vocab_size
+        self.order = order
+        self.escape: Escape = escape
+        self.exclusion = exclusion
+        self.contexts: dict[tuple[int, ...], dict[int, int]] = {}
+        self.tokens = 0
+
+    def learn(self, seq: Sequence[int]) -> None:
+        """Online PPM update: with update exclusion, count a token from the longest
+        context down to the first one that had already seen it."""
+        for i, token in enumerate(seq):
+            for k in range(min(i, self.order), -1, -1):
+                counts = self.contexts.setdefault(tuple(seq[i - k : i]), {})
+                seen = token in counts
+                counts[token] = counts.get(token, 0) + 1
+                if seen and self.exclusion:
+                    break
+        self.tokens += len(seq)
+
+    def probs(self, history: tuple[int, ...]) -> np.ndarray:
+        p = np.full(self.vocab_size, 1.0 / self.vocab_size)
+        for k in range(min(len(history), self.order) + 1):
+            counts = self.contexts.get(history[len(history) - k :])
+            if not counts:
+                break  # every longer context is unseen too
+            symbols = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+            values = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+            if self.escape == "c":
+                esc = float(len(counts))
+            else:
+                esc = float(np.count_nonzero(values == 1)) + 1.0
+            denom = float(values.sum()) + esc
+            p *= esc / denom
+            p[symbols] += values / denom
+        return p
+
+
+def _relative_entropy(p: np.ndarray) -> float:
+    """Entropy over its maximum (log V): IDyOM's measure of a model's uncertainty."""
+    nz = p[p > 0]
+    return float(-(nz * np.log(nz)).sum()) / math.log(len(p))
+
+
+# --------------------------------------------------------------------------- model
+
+
+@dataclass(frozen=True)
+class _Stream:
+    chain: tuple[int, ...]  # long-term context nodes, order 0 upwards
+    recent: tuple[int, ...]  # last tokens, for the short-term model
+
+
+class MarkovModel:
+    """PPM-blended variable-order Markov model; a :class:`~improv.model.api.StreamingLM`,
+    :class:`~improv.model.api.OnlineLearner` and :class:`~improv.model.api.SequenceScorer`.
+
+    ``stm_bias`` is IDyOM's exponent b for combining long- and short-term models: each
+    distribution weighs ``relative_entropy ** -b``, so the more certain model leads.
+    """
+
+    def __init__(self, trie: _Trie, *, stm_order: int | None = None, stm_bias: float = 2.0) -> None:
+        self._trie = trie
+        self._stm = _ShortTerm(
+            trie.vocab_size, trie.order if stm_order is None else stm_order, trie.escape, True
+        )
+        self.stm_bias = stm_bias
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._stream = _Stream((0,), ())
+        self._out: np.ndarray | None = None
+        self.info: dict[str, Any] = {}
+
+    # -- construction -----------------------------------------------------------------
+
+    @classmethod
+    def from_sequences(
+        cls,
+        sequences: Iterable[Sequence[int]],
+        vocab_size: int,
+        order: int,
+        *,
+        escape: Escape = "c",
+        update_exclusion: bool = True,
+        max_nodes: int = DEFAULT_MAX_NODES,
+    ) -> MarkovModel:
+        """Fit one given maximum order (no validation); see :func:`fit_markov`."""
+        seqs = _as_sequences(sequences, vocab_size)
+        counts = _count_ngrams(seqs, vocab_size, order + 1)
+        model = cls(_build_trie(counts, order, escape, update_exclusion, max_nodes))
+        model.info = {"train_tokens": counts.tokens, "update_exclusion": update_exclusion}
+        return model
+
+    # -- StreamingLM ------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return f"markov-o{self._trie.order}"
+
+    @property
+    def vocab_size(self) -> int:
+        return self._trie.vocab_size
+
+    @property
+    def order(self) -> int:
+        return self._trie.order
+
+    def reset(self) -> None:
+        self._stream = _Stream((0,), ())
+        self._out = None
+
+    def advance(self, tokens: Sequence[int]) -> None:
+        if not len(tokens):
+            return
+        chain, recent = self._stream.chain, self._stream.recent
+        for token in tokens:
+            t = int(token)
+            if not 0 <= t < self.vocab_size:
+                raise ValueError(f"token id {t} outside 0..{self.vocab_size - 1}")
+            chain = self._trie.chain_after(chain, t)
+            recent = (*recent, t)[-self._stm.order :] if self._stm.order else ()
+        self._stream = _Stream(chain, recent)
+        self._out = None
+
+    def next_log_probs(self) -> np.ndarray:
+        if self._out is None:
+            p = self._long_term(self._stream.chain)
+            if self._stm.tokens:
+                p = self._combine(p, self._stm.probs(self._stream.recent))
+            self._out = np.log(p).astype(np.float32)
+        return self._out
+
+    def snapshot(self) -> object:
+        return self._stream
+
+    def restore(self, state: object) -> None:
+        if not isinstance(state, _Stream):
+            raise TypeError("not a Markov model snapshot")
+        self._stream = state
+        self._out = None
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "kind": "markov",
+            "order": self._trie.order,
+            "escape": self._trie.escape,
+            "nodes": self._trie.nodes,
+            "prune_threshold": self._trie.threshold,
+            "session_tokens": self._stm.tokens,
+            **self.info,
+        }
+
+    # -- OnlineLearner / SequenceScorer ------------------------------------------------
+
+    def learn(self, tokens: Sequence[int]) -> None:
+        """Add a sequence (the performer's last call) to the short-term model."""
+        seq = [int(t) for t in tokens]
+        bad = [t for t in seq if not 0 <= t < self.vocab_size]
+        if bad:
+            raise ValueError(f"token id {bad[0]} outside 0..{self.vocab_size - 1}")
+        self._stm.learn(seq)
+        self._out = None
+
+    def forget(self) -> None:
+        """Drop what was learned in the session (a new performer, a new session)."""
+        self._stm = _ShortTerm(self.vocab_size, self._stm.order, self._stm.escape, True)
+        self._out = None
+
+    def score(self, tokens: Sequence[int]) -> np.ndarray:
+        seqs = _as_sequences([tokens], self.vocab_size)
+        if not self._stm.tokens:
+            return self._trie.score(seqs)
+        saved = self._stream
+        self.reset()
+        out = np.empty(len(tokens), dtype=np.float64)
+        for i, token in enumerate(seqs[0].tolist()):
+            out[i] = float(self.next_log_probs()[token])
+            self.advance((token,))
+        self.restore(saved)
+        return out
+
+    def score_many(self, sequences: Iterable[Sequence[int]]) -> list[np.ndarray]:
+        """:meth:`score` of many sequences at once (long-term model only)."""
+        seqs = _as_sequences(sequences, self.vocab_size)
+        flat = self._trie.score(seqs)
+        return np.split(flat, np.cumsum([len(s) for s in seqs])[:-1]) if seqs else []
+
+    # -- internals --------------------------------------------------------------------
+
+    def _long_term(self, chain: tuple[int, ...]) -> np.ndarray:
+        key = chain[-1]
+        p = self._cache.get(key)
+        if p is None:
+            p = self._trie.probs(chain)
+            self._cache[key] = p
+            if len(self._cache) > _CACHE_SIZE:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(key)
+        return p
+
+    def _combine(self, ltm: np.ndarray, stm: np.ndarray) -> np.ndarray:
+        w_ltm = max(_relative_entropy(ltm), 1e-6) ** -self.stm_bias
+        w_stm = max(_relative_entropy(stm), 1e-6) ** -self.stm_bias
+        out: np.ndarray = (w_ltm * ltm + w_stm * stm) / (w_ltm + w_stm)
+        return out
+
+    # -- serialisation ----------------------------------------------------------------
+
+    def to_state(self) -> dict[str, Any]:
+        """Plain tensors and scalars, loadable with ``torch.load(weights_only=True)``.
+
+        The long-term model only: what was learned in a session is not kept.
+        """
+        import torch
+
+        trie = self._trie
+        return {
+            "format": STATE_FORMAT,
+            "vocab_size": trie.vocab_size,
+            "order": trie.order,
+            "escape": trie.escape,
+            "threshold": trie.threshold,
+            "stm_order": self._stm.order,
+            "stm_bias": self.stm_bias,
+            "symbols": torch.from_numpy(trie.symbol[1:].astype(np.int16)),
+            "n_children": torch.from_numpy(trie.n_children.astype(np.int16)),
+            "counts": torch.from_numpy(trie.count[1:].astype(np.int32)),
+            "info": dict(self.info),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> MarkovModel:
+        """Rebuild from :meth:`to_state`; a clear ``ValueError`` for anything else."""
+        if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
+            raise ValueError(f"not a Markov model state (expected format {STATE_FORMAT!r})")
+        try:
+            escape = state["escape"]
+            if escape not in ESCAPES:
+                raise ValueError(f"unknown escape method {escape!r}")
+            trie = _Trie(
+                int(state["vocab_size"]),
+                int(state["order"]),
+                escape,
+                np.asarray(state["symbols"], dtype=np.int64),
+                np.asarray(state["n_children"], dtype=np.int64),
+                np.asarray(state["counts"], dtype=np.float64),
+                int(state["threshold"]),
+            )
+            model = cls(trie, stm_order=int(state["stm_order"]), stm_bias=float(state["stm_bias"]))
+        except (KeyError, TypeError) as exc:
+            raise ValueError(f"incomplete Markov model state: {exc}") from exc
+        model.info = dict(state.get("info", {}))
+        return model
+
+
+# --------------------------------------------------------------------------- fitting
+
+
+@dataclass(frozen=True)
+class MarkovFit:
+    """A fitted model and the validation figures that chose its maximum order."""
+
+    model: MarkovModel
+    val_bits: dict[int, float] = field(default_factory=dict)  # order -> bits per token
+    order: int = 0
+
+
+def fit_markov(
+    train: Iterable[Sequence[int]],
+    val: Iterable[Sequence[int]],
+    vocab_size: int,
+    *,
+    orders: Iterable[int] = range(1, 12),
+    escape: Escape = "c",
+    update_exclusion: bool = True,
+    max_nodes: int = DEFAULT_MAX_NODES,
+) -> MarkovFit:
+    """Count n-grams once, then pick the maximum order with the fewest validation bits.
+
+    Each candidate order is pruned to ``max_nodes`` before it is scored, so the figures
+    are those of the model that is kept.
+    """
+    candidates = sorted(set(orders))
+    if not candidates or candidates[0] < 0:
+        raise ValueError("orders must be non-negative and not empty")
+    train_seqs = _as_sequences(train, vocab_size)
+    val_seqs = [s for s in _as_sequences(val, vocab_size) if len(s)]
+    if len(candidates) > 1 and not val_seqs:
+        raise ValueError("validation sequences are needed to choose the maximum order")
+    counts = _count_ngrams(train_seqs, vocab_size, candidates[-1] + 1)
+    val_tokens = sum(len(s) for s in val_seqs)
+    val_bits: dict[int, float] = {}
+    best: _Trie | None = None
+    for order in candidates:
+        trie = _build_trie(counts, order, escape, update_exclusion, max_nodes)
+        if val_seqs:
+            bits = float(-trie.score(val_seqs).sum() / math.log(2) / val_tokens)
+            val_bits[order] = bits
+            if best is None or bits < val_bits[best.order]:
+                best = trie
+        else:
+            best = trie
+    assert best is not None
+    model = MarkovModel(best)
+    model.info = {
+        "train_tokens": counts.tokens,
+        "val_tokens": val_tokens,
+        "update_exclusion": update_exclusion,
+        "val_bits_per_token": {str(k): round(v, 4) for k, v in val_bits.items()},
+    }
+    return MarkovFit(model, val_bits, best.order)
