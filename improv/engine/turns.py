@@ -357,6 +357,8 @@ def _start_call(
 
 def _pause(state: TurnState, on: bool, now: float, actions: list[Action]) -> TurnState:
     if not on:
+        if state.phase is not Phase.IDLE:
+            return state
         return replace(state, phase=Phase.WAITING, next_call=None, onsets=())
     if state.phase in (Phase.PENDING, Phase.ANSWERING):
         actions.append(CancelAnswer(now, "paused"))

@@ -81,26 +81,26 @@ def test_trade_call_starts_on_the_bar_line_of_its_first_note() -> None:
 
 
 def test_trade_pickup_belongs_to_the_next_bar() -> None:
-    state, actions = run(initial_state(TRADE2), note(3.7))  # last half beat of bar 0
+    _, actions = run(initial_state(TRADE2), note(3.7))  # last half beat of bar 0
     assert actions[0][1] == CallStarted(4.0)
-    state, actions = run(initial_state(TRADE2), note(-0.01))  # a hair early: bar 0
+    _, actions = run(initial_state(TRADE2), note(-0.01))  # a hair early: bar 0
     assert actions[0][1] == CallStarted(0.0)
 
 
 def test_trade_notes_up_to_the_bar_line_stay_in_the_call() -> None:
-    state, _ = run(initial_state(TRADE2), note(0.0) + [(7.6, Tick())])
+    state, _ = run(initial_state(TRADE2), [*note(0.0), (7.6, Tick())])
     state, actions = run(state, note(7.8, length=0.1))
     assert actions == [] and state.phase is Phase.PENDING
 
 
 def test_trade_late_note_in_grace_is_not_a_barge_in() -> None:
-    state, _ = run(initial_state(TRADE2), note(0.0) + [(7.6, Tick()), (8.0, Tick())])
+    state, _ = run(initial_state(TRADE2), [*note(0.0), (7.6, Tick()), (8.0, Tick())])
     state, actions = run(state, note(8.2))
     assert actions == [] and state.phase is Phase.ANSWERING
 
 
 def test_trade_barge_in_yield_cancels_and_starts_a_new_call() -> None:
-    state, _ = run(initial_state(TRADE2), note(0.0) + [(7.6, Tick()), (8.0, Tick())])
+    state, _ = run(initial_state(TRADE2), [*note(0.0), (7.6, Tick()), (8.0, Tick())])
     state, actions = run(state, [(10.5, NoteOn(64))])
     assert [a for _, a in actions] == [
         CancelAnswer(10.5, "barge-in"),
@@ -112,7 +112,7 @@ def test_trade_barge_in_yield_cancels_and_starts_a_new_call() -> None:
 
 def test_trade_barge_in_keep_plays_on_then_takes_the_call() -> None:
     params = replace(TRADE2, barge_in=BargeIn.KEEP)
-    state, _ = run(initial_state(params), note(0.0) + [(7.6, Tick()), (8.0, Tick())])
+    state, _ = run(initial_state(params), [*note(0.0), (7.6, Tick()), (8.0, Tick())])
     state, actions = run(state, note(10.5))
     assert actions == [] and state.phase is Phase.ANSWERING
     state, actions = run(state, [(16.0, Tick())])
@@ -121,7 +121,7 @@ def test_trade_barge_in_keep_plays_on_then_takes_the_call() -> None:
 
 
 def test_trade_pickup_at_the_end_of_an_answer_starts_the_next_call() -> None:
-    state, _ = run(initial_state(TRADE2), note(0.0) + [(7.6, Tick()), (8.0, Tick())])
+    state, _ = run(initial_state(TRADE2), [*note(0.0), (7.6, Tick()), (8.0, Tick())])
     state, actions = run(state, note(15.6, length=0.2))
     assert actions == [] and state.phase is Phase.ANSWERING
     state, actions = run(state, [(16.0, Tick())])
@@ -130,7 +130,7 @@ def test_trade_pickup_at_the_end_of_an_answer_starts_the_next_call() -> None:
 
 
 def test_trade_answer_done_early_keeps_the_slot() -> None:
-    state, _ = run(initial_state(TRADE2), note(0.0) + [(7.6, Tick()), (8.0, Tick())])
+    state, _ = run(initial_state(TRADE2), [*note(0.0), (7.6, Tick()), (8.0, Tick())])
     state, actions = run(state, [(12.0, AnswerDone())])
     assert actions == [] and state.phase is Phase.ANSWERING
 
@@ -241,7 +241,7 @@ def test_phrase_barge_in_yield_and_answer_done() -> None:
 
 
 def test_pause_cancels_the_answer_and_ignores_the_performer() -> None:
-    state, _ = run(initial_state(TRADE2), note(0.0) + [(7.6, Tick()), (8.0, Tick())])
+    state, _ = run(initial_state(TRADE2), [*note(0.0), (7.6, Tick()), (8.0, Tick())])
     state, actions = run(state, [(9.0, Pause(True))])
     assert kinds(actions) == ["CancelAnswer", "AnswerEnded"]
     assert state.turn == "idle"
