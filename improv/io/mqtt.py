@@ -1,0 +1,512 @@
+"""The MQTT bridge: publishes the jam (status, state, beats, phrases, metrics) and takes
+control requests, without ever holding up the music.
+
+The agent calls plain, constant-time methods (:meth:`MqttBridge.publish_beat` and
+friends) that only put into a bounded :class:`~improv.io.mqtt_outbox.Outbox`; the
+bridge's own task encodes and publishes, and survives a slow, absent or restarting
+broker: it reconnects with capped, jittered backoff and re-announces ``status`` and the
+retained ``state`` once back. ``docs/mqtt.md`` documents the topics.
+
+Everything here runs on the agent's event loop thread: call the ``publish_*`` methods
+from it, never from another thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import random
+import re
+import secrets
+import socket
+import ssl
+import time
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, Self
+from urllib.parse import unquote, urlsplit
+
+import aiomqtt
+
+from improv import __version__
+from improv.errors import UsageError
+from improv.io.control import ControlChange, ControlError, ControlHandler, ControlParser, request_id
+from improv.io.mqtt_outbox import Kind, Outbox, OutboxLimits, Outgoing
+from improv.io.mqtt_payloads import JamState, Role, TurnMetrics, encode, envelope, phrase_body
+from improv.music.notes import Phrase
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT: Final = 1883
+DEFAULT_TLS_PORT: Final = 8883
+MAX_INCOMING: Final = 1024
+"""Control requests waiting to be read; more are dropped by aiomqtt (a flood, not a tech)."""
+DROP_LOG_INTERVAL_S: Final = 5.0
+
+_ID_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def default_agent_id() -> str:
+    """This machine's name, made safe for a topic level."""
+    return _ID_CHARS.sub("-", socket.gethostname()).strip("-") or "improv"
+
+
+@dataclass(frozen=True, slots=True)
+class MqttSettings:
+    """Where the broker is and how the bridge behaves; see :func:`parse_mqtt_url`."""
+
+    host: str
+    port: int = DEFAULT_PORT
+    username: str | None = None
+    password: str | None = None
+    tls: bool = False
+    ca: Path | None = None
+    cert: Path | None = None
+    key: Path | None = None
+    agent_id: str = field(default_factory=default_agent_id)
+    prefix: str | None = None
+    keepalive_s: int = 5
+    timeout_s: float = 3.0
+    reconnect_min_s: float = 0.1
+    reconnect_max_s: float = 1.0
+    close_timeout_s: float = 2.0
+    limits: OutboxLimits = field(default_factory=OutboxLimits)
+
+    def __post_init__(self) -> None:
+        if not self.agent_id or _ID_CHARS.search(self.agent_id):
+            raise ValueError(f"agent id must be letters, digits, '_', '.', '-': {self.agent_id!r}")
+        prefix = self.topic_prefix
+        if any(c in prefix for c in "+#\0") or prefix.startswith("$") or prefix == "/":
+            raise ValueError(f"not a usable topic prefix (no + # $ or empty): {prefix!r}")
+        if not 0 < self.port < 65536:
+            raise ValueError(f"port out of range: {self.port}")
+        if (self.ca or self.cert or self.key) and not self.tls:
+            raise ValueError("--mqtt-ca/--mqtt-cert/--mqtt-key need an mqtts:// URL")
+        if self.key and not self.cert:
+            raise ValueError("--mqtt-key needs --mqtt-cert")
+        if not 0 < self.reconnect_min_s <= self.reconnect_max_s:
+            raise ValueError("reconnect delays must satisfy 0 < min <= max")
+
+    @property
+    def topic_prefix(self) -> str:
+        """The prefix every topic starts with, ending in ``/``."""
+        prefix = self.prefix if self.prefix is not None else f"improv/{self.agent_id}/"
+        return prefix if prefix.endswith("/") else prefix + "/"
+
+    @classmethod
+    def from_url(cls, url: str, **options: Any) -> MqttSettings:
+        """Settings from ``mqtt://[user:pass@]host[:port]`` (or ``mqtts://``) and options."""
+        return cls(**parse_mqtt_url(url), **options)
+
+    def tls_context(self) -> ssl.SSLContext | None:
+        """The TLS context of an ``mqtts://`` connection (system CAs unless ``ca``)."""
+        if not self.tls:
+            return None
+        context = ssl.create_default_context(cafile=str(self.ca) if self.ca else None)
+        if self.cert:
+            context.load_cert_chain(str(self.cert), str(self.key) if self.key else None)
+        return context
+
+
+def parse_mqtt_url(url: str) -> dict[str, Any]:
+    """``mqtt://[user:pass@]host[:port]`` -> host, port, username, password, tls."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("mqtt", "mqtts"):
+        raise ValueError(f"not an MQTT URL (mqtt:// or mqtts://): {url!r}")
+    if parts.path not in ("", "/") or parts.query or parts.fragment:
+        raise ValueError(f"an MQTT URL has no path or query: {url!r}")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ValueError(f"bad port in {url!r}") from None
+    if not parts.hostname:
+        raise ValueError(f"no host in {url!r}")
+    tls = parts.scheme == "mqtts"
+    return {
+        "host": parts.hostname,
+        "port": port if port is not None else (DEFAULT_TLS_PORT if tls else DEFAULT_PORT),
+        "username": unquote(parts.username) if parts.username is not None else None,
+        "password": unquote(parts.password) if parts.password is not None else None,
+        "tls": tls,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeStats:
+    """What the bridge did so far; ``dropped`` counts per kind of message."""
+
+    connected: bool
+    connections: int
+    published: int
+    dropped: dict[str, int]
+    coalesced: int
+    waiting: int
+    control_applied: int
+    control_refused: int
+
+
+class _DropLog:
+    """Logs drops at most every few seconds, with counts, so a dead broker cannot flood."""
+
+    def __init__(self, outbox: Outbox) -> None:
+        self._outbox = outbox
+        self._reported: dict[Kind, int] = dict.fromkeys(Kind, 0)
+        self._next = 0.0
+
+    def check(self, now: float, *, force: bool = False) -> None:
+        if now < self._next and not force:
+            return
+        dropped = self._outbox.counts.dropped
+        new = {kind: dropped[kind] - self._reported[kind] for kind in Kind}
+        if any(new.values()):
+            text = ", ".join(f"{n} {kind}" for kind, n in new.items() if n)
+            log.warning("mqtt: dropped %s message(s): broker slow or unreachable", text)
+            self._reported = dict(dropped)
+            self._next = now + DROP_LOG_INTERVAL_S
+
+
+class MqttBridge:
+    """Publishes a jam to an MQTT broker and hands control requests to the agent.
+
+    Use as an async context manager around the jam. Entering starts the bridge's task
+    and returns at once, broker or not; leaving flushes what waits (briefly), publishes
+    ``status`` offline and disconnects cleanly.
+    """
+
+    def __init__(
+        self,
+        settings: MqttSettings,
+        *,
+        on_control: ControlHandler | None = None,
+        forms: Collection[str] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.prefix = settings.topic_prefix
+        self.on_control = on_control
+        self._parser = ControlParser(forms)
+        self._tls = settings.tls_context()
+        self._outbox = Outbox(settings.limits)
+        self._drops = _DropLog(self._outbox)
+        self._state: Outgoing | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+        self._connected = asyncio.Event()
+        self._connections = 0
+        self._published = 0
+        self._applied = 0
+        self._refused = 0
+        self._client_id = f"improv-{settings.agent_id}-{secrets.token_hex(4)}"
+
+    # --- the agent's side: constant time, never waits ------------------------------
+
+    def publish_state(self, state: JamState) -> None:
+        """The jam's state changed (or a bar began): retained, only the latest is kept."""
+        self._state = self._make(Kind.STATE, "state", dict(state), qos=1, retain=True)
+        self._outbox.put(self._state)
+
+    def publish_beat(
+        self,
+        bar: int,
+        beat: float,
+        chord: str | None,
+        *,
+        beats_per_bar: float | None = None,
+        tempo: float | None = None,
+    ) -> None:
+        """A beat is falling now."""
+        body: dict[str, Any] = {"bar": bar, "beat": beat, "chord": chord}
+        if beats_per_bar is not None:
+            body["beats_per_bar"] = beats_per_bar
+        if tempo is not None:
+            body["tempo"] = tempo
+        self._outbox.put(self._make(Kind.BEAT, "beat", body))
+
+    def publish_phrase(self, role: Role, phrase: Phrase, turn: int | None = None) -> None:
+        """A phrase (the performer's call or the agent's answer) has finished."""
+        self._outbox.put(self._make(Kind.PHRASE, f"phrase/{role}", (role, phrase, turn), qos=1))
+
+    def publish_metrics(self, metrics: TurnMetrics) -> None:
+        """A turn has finished: its timing figures."""
+        self._outbox.put(self._make(Kind.METRICS, "metrics", dict(metrics), qos=1))
+
+    def _make(
+        self, kind: Kind, topic: str, body: Any, *, qos: int = 0, retain: bool = False
+    ) -> Outgoing:
+        self._drops.check(time.monotonic())
+        return Outgoing(kind, topic, body, time.monotonic(), time.time(), qos, retain)
+
+    # --- observation ---------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    async def wait_connected(self, timeout: float | None = None) -> bool:
+        """Wait until the broker is there (for examples and tests; the jam never waits)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._connected.wait()
+        return self.connected
+
+    async def flush(self, timeout: float) -> bool:
+        """Wait until every waiting message is out (or ``timeout``); True when empty."""
+        deadline = time.monotonic() + timeout
+        while self._outbox and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        return not self._outbox
+
+    @property
+    def stats(self) -> BridgeStats:
+        counts = self._outbox.counts
+        return BridgeStats(
+            connected=self.connected,
+            connections=self._connections,
+            published=self._published,
+            dropped={kind.value: n for kind, n in counts.dropped.items()},
+            coalesced=counts.coalesced,
+            waiting=len(self._outbox),
+            control_applied=self._applied,
+            control_refused=self._refused,
+        )
+
+    def topic(self, name: str) -> str:
+        return self.prefix + name
+
+    # --- lifecycle -----------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        self._task = asyncio.create_task(self._run(), name="mqtt-bridge")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._closing = True
+        self._outbox.ready.set()
+        task, self._task = self._task, None
+        if task is None:
+            return
+        if not self.connected:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError):
+            await asyncio.wait_for(task, self.settings.close_timeout_s)
+        self._connected.clear()
+        self._outbox.online = False
+        self._drops.check(time.monotonic(), force=True)
+
+    async def _run(self) -> None:
+        """Connect, serve, and on any loss wait a capped, jittered backoff and retry."""
+        delay = self.settings.reconnect_min_s
+        while not self._closing:
+            try:
+                async with self._client() as client:
+                    delay = self.settings.reconnect_min_s
+                    await self._serve(client)
+            except aiomqtt.MqttError as exc:
+                self._lost(f"broker unreachable or lost: {exc}")
+            except Exception:
+                # A bug here must not stop the music; say so loudly and start over.
+                log.exception("mqtt: bridge failed; reconnecting")
+                self._lost("bridge error")
+            if self._closing:
+                break
+            await asyncio.sleep(random.uniform(delay / 2, delay))
+            delay = min(delay * 2, self.settings.reconnect_max_s)
+
+    def _client(self) -> aiomqtt.Client:
+        settings = self.settings
+        will = aiomqtt.Will(
+            self.topic("status"), self._status("offline", "lost"), qos=1, retain=True
+        )
+        client_log = logging.getLogger(f"{__name__}.client")
+        client_log.setLevel(logging.ERROR)  # paho's chatter; our own log says what matters
+        return aiomqtt.Client(
+            settings.host,
+            settings.port,
+            username=settings.username,
+            password=settings.password,
+            identifier=self._client_id,
+            will=will,
+            clean_session=True,
+            keepalive=settings.keepalive_s,
+            timeout=settings.timeout_s,
+            tls_context=self._tls,
+            max_queued_incoming_messages=MAX_INCOMING,
+            logger=client_log,
+        )
+
+    def _status(self, status: str, reason: str) -> bytes:
+        body = {"status": status, "reason": reason, "agent": self.settings.agent_id}
+        body["version"] = __version__
+        return encode(envelope(time.monotonic(), time.time(), body))
+
+    async def _serve(self, client: aiomqtt.Client) -> None:
+        """One connection: announce, then publish and receive until it ends."""
+        await client.publish(
+            self.topic("status"), self._status("online", "connected"), qos=1, retain=True
+        )
+        await client.subscribe(self.topic("control/set"), qos=1)
+        if self._state is not None:
+            self._outbox.requeue(self._state)  # a restarted broker forgot the retained one
+        self._connections += 1
+        self._outbox.online = True
+        self._connected.set()
+        log.info(
+            "mqtt: connected to %s:%d as %s", self.settings.host, self.settings.port, self.prefix
+        )
+        drain = asyncio.create_task(self._drain(client), name="mqtt-drain")
+        receive = asyncio.create_task(self._receive(client), name="mqtt-receive")
+        try:
+            done, _ = await asyncio.wait((drain, receive), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (drain, receive):
+                task.cancel()
+            await asyncio.gather(drain, receive, return_exceptions=True)
+        for task in done:
+            task.result()  # re-raise what ended the connection
+
+    def _lost(self, why: str) -> None:
+        if self._connected.is_set():
+            log.warning("mqtt: %s; the music goes on, reconnecting", why)
+        else:
+            log.debug("mqtt: %s", why)
+        self._connected.clear()
+        self._outbox.online = False
+        self._outbox.drop_beats()
+
+    async def _drain(self, client: aiomqtt.Client) -> None:
+        """Publish what the outbox holds; on closing, say goodbye once it is empty."""
+        outbox = self._outbox
+        while True:
+            item = outbox.pop()
+            if item is None:
+                self._drops.check(time.monotonic())
+                if self._closing:
+                    await client.publish(
+                        self.topic("status"),
+                        self._status("offline", "shutdown"),
+                        qos=1,
+                        retain=True,
+                    )
+                    return
+                outbox.ready.clear()
+                await outbox.ready.wait()
+                continue
+            try:
+                payload = self._encode(item)
+            except (TypeError, ValueError):
+                log.exception("mqtt: cannot encode a %s message; dropped", item.kind)
+                outbox.counts.dropped[item.kind] += 1
+                continue
+            try:
+                await client.publish(
+                    self.topic(item.topic), payload, qos=item.qos, retain=item.retain
+                )
+            except BaseException:
+                outbox.requeue(item)
+                raise
+            self._published += 1
+
+    @staticmethod
+    def _encode(item: Outgoing) -> bytes:
+        body = phrase_body(*item.body) if item.kind is Kind.PHRASE else item.body
+        return encode(envelope(item.t, item.ts, body))
+
+    async def _receive(self, client: aiomqtt.Client) -> None:
+        async for message in client.messages:
+            payload = message.payload
+            if isinstance(payload, str):
+                payload = payload.encode()
+            elif not isinstance(payload, bytes | bytearray):
+                payload = b""
+            self.handle_control(bytes(payload), retained=message.retain)
+
+    def handle_control(self, payload: bytes, *, retained: bool = False) -> None:
+        """Validate one ``control/set`` payload, hand it to the agent, queue the answer."""
+        change: ControlChange | None = None
+        try:
+            if retained:
+                raise ControlError("retained control requests are ignored")
+            change = self._parser.parse(payload)
+            if self.on_control is None:
+                raise ControlError("this agent takes no control requests")
+            self.on_control(change)
+        except ControlError as exc:
+            result = self._refusal(change, payload, str(exc))
+        except Exception as exc:
+            log.exception("mqtt: the agent failed on a control request")
+            result = self._refusal(change, payload, f"internal error: {exc}")
+        else:
+            self._applied += 1
+            result = {"id": change.id, "ok": True, "changes": change.changes()}
+        self._outbox.put(self._make(Kind.RESULT, "control/result", result, qos=1))
+
+    def _refusal(self, change: ControlChange | None, payload: bytes, error: str) -> dict[str, Any]:
+        self._refused += 1
+        log.info("mqtt: control request refused: %s", error)
+        rid = change.id if change is not None else request_id(payload)
+        return {"id": rid, "ok": False, "error": error}
+
+
+# --- command line ----------------------------------------------------------------------
+
+
+def add_mqtt_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``--mqtt*`` options of ``improv jam``; without ``--mqtt`` there is no broker."""
+    group = parser.add_argument_group("MQTT (publish the jam, take control requests)")
+    group.add_argument(
+        "--mqtt", metavar="URL", help="broker URL: mqtt://[user:pass@]host[:port] or mqtts://..."
+    )
+    group.add_argument(
+        "--mqtt-prefix", metavar="P", help="topic prefix (default improv/<mqtt-id>/)"
+    )
+    group.add_argument(
+        "--mqtt-id", metavar="ID", help="agent id in topics (default: this host's name)"
+    )
+    group.add_argument("--mqtt-ca", metavar="FILE", type=Path, help="CA certificates (mqtts)")
+    group.add_argument("--mqtt-cert", metavar="FILE", type=Path, help="client certificate")
+    group.add_argument("--mqtt-key", metavar="FILE", type=Path, help="client private key")
+
+
+def settings_from_args(args: argparse.Namespace) -> MqttSettings | None:
+    """The bridge settings the options ask for; None without ``--mqtt``."""
+    url: str | None = args.mqtt
+    tls_files = {"ca": args.mqtt_ca, "cert": args.mqtt_cert, "key": args.mqtt_key}
+    if url is None:
+        if any(tls_files.values()) or args.mqtt_prefix or args.mqtt_id:
+            raise UsageError("the --mqtt-* options need --mqtt URL")
+        return None
+    for name, path in tls_files.items():
+        if path is not None and not path.is_file():
+            raise UsageError(f"--mqtt-{name}: no such file: {path}")
+    options: dict[str, Any] = {k: v for k, v in tls_files.items() if v is not None}
+    if args.mqtt_id:
+        options["agent_id"] = args.mqtt_id
+    if args.mqtt_prefix:
+        options["prefix"] = args.mqtt_prefix
+    try:
+        settings = MqttSettings.from_url(url, **options)
+        settings.tls_context()  # bad certificates are a usage error now, not a retry loop
+    except (ValueError, ssl.SSLError, OSError) as exc:
+        raise UsageError(f"--mqtt: {exc}") from None
+    return settings
+
+
+def bridge_from_args(
+    args: argparse.Namespace,
+    *,
+    on_control: ControlHandler | None = None,
+    forms: Collection[str] | None = None,
+) -> MqttBridge | None:
+    """The bridge for ``improv jam``'s options, or None when ``--mqtt`` is not given."""
+    settings = settings_from_args(args)
+    if settings is None:
+        return None
+    return MqttBridge(settings, on_control=on_control, forms=forms)
