@@ -1,0 +1,43 @@
+"""The shipped models: where they live and which one is the default.
+
+Checkpoints ship in the repository's ``models/`` folder, found next to the installed
+package (``Path(improv.__file__).parents[1] / "models"``), and are named by file stem.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import improv
+from improv.errors import UsageError
+
+DEFAULT_MODEL = "lstm"
+"""Name of the shipped checkpoint used when no ``--model`` is given (``models/lstm.pt``)."""
+
+SUFFIX = ".pt"
+
+
+def models_dir() -> Path:
+    return Path(improv.__file__).resolve().parents[1] / "models"
+
+
+def shipped_models() -> list[str]:
+    """Names of the checkpoints in ``models/``, sorted."""
+    folder = models_dir()
+    return sorted(p.stem for p in folder.glob(f"*{SUFFIX}")) if folder.is_dir() else []
+
+
+def resolve_model(spec: str | Path | None) -> Path:
+    """A checkpoint path from a path or a shipped name (None: :data:`DEFAULT_MODEL`)."""
+    if spec is None:
+        spec = DEFAULT_MODEL
+    path = Path(spec).expanduser()
+    if path.is_file():
+        return path
+    if path.is_dir():
+        raise UsageError(f"--model {spec}: a folder, not a checkpoint file")
+    shipped = models_dir() / f"{spec}{SUFFIX}"
+    if isinstance(spec, str) and "/" not in spec and shipped.is_file():
+        return shipped
+    names = ", ".join(shipped_models()) or "none shipped"
+    raise UsageError(f"--model {spec}: no such checkpoint file or shipped model ({names})")
