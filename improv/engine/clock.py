@@ -1,0 +1,406 @@
+"""The musical clock: where in the form we are at any monotonic time, and when a beat falls.
+
+Two sources share one interface (:class:`MusicalClock`): :class:`InternalClock` keeps
+its own tempo and metre (tempo changes land on the next bar line, so the position never
+jumps), and :class:`MidiClockFollower` follows a master's MIDI clock (24 ticks per
+beat, start, stop, continue, song position), fitting a line through the recent ticks
+so that tempo and phase move smoothly despite transport jitter. Time is always passed
+in (``time.monotonic()`` seconds): nothing here sleeps or reads a clock, so everything
+is testable with made-up times.
+
+:class:`ClockSender` (``--send-clock``: improv as master) and :class:`Metronome`
+(click and count-in) turn a clock into scheduled MIDI; ``fill(until)`` schedules what
+falls before ``until``, and :func:`keep_ahead` calls it from the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import math
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from improv.io.midi import CLOCK, CONTINUE, SONG_POSITION, START, STOP
+from improv.music.time import Metre
+
+PPQN = 24
+"""MIDI clock ticks per quarter-note beat."""
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """A moment in the music: ``beats`` from bar 0 beat 0 (negative in a count-in)."""
+
+    beats: float
+    bar: int
+    beat: float  # beats from the bar line, 0 <= beat < beats_per_bar
+
+
+def position_of(beats: float, metre: Metre) -> Position:
+    per_bar = metre.beats_per_bar
+    bar = math.floor(beats / per_bar + 1e-9)
+    return Position(beats, bar, max(0.0, beats - bar * per_bar))
+
+
+class MusicalClock(Protocol):
+    """What the engine asks of a clock. Times are monotonic seconds, positions beats."""
+
+    metre: Metre
+
+    def beat_at(self, t: float) -> float: ...
+
+    def time_at(self, beats: float) -> float: ...
+
+    def bpm_at(self, t: float) -> float: ...
+
+    def running_at(self, t: float) -> bool: ...
+
+
+def position(clock: MusicalClock, t: float) -> Position:
+    return position_of(clock.beat_at(t), clock.metre)
+
+
+def next_grid_time(clock: MusicalClock, t: float, step_beats: float = 1.0) -> float:
+    """Time of the first grid line (every ``step_beats`` from beat 0) strictly after ``t``."""
+    beats = clock.beat_at(t)
+    index = math.floor(beats / step_beats + 1e-9) + 1
+    return clock.time_at(index * step_beats)
+
+
+def next_bar_time(clock: MusicalClock, t: float) -> float:
+    return next_grid_time(clock, t, clock.metre.beats_per_bar)
+
+
+@dataclass(frozen=True, slots=True)
+class _Segment:
+    time: float
+    beats: float
+    bpm: float
+
+
+class InternalClock:
+    """A clock of its own: bar 0 beat 0 at ``start_time``, at ``bpm``, in ``metre``."""
+
+    def __init__(self, bpm: float, start_time: float, metre: Metre | None = None) -> None:
+        _check_bpm(bpm)
+        self.metre = metre or Metre()
+        self._segments = [_Segment(start_time, 0.0, bpm)]
+        self._times = [start_time]
+        self._beats = [0.0]
+
+    @property
+    def start_time(self) -> float:
+        return self._segments[0].time
+
+    def _at_time(self, t: float) -> _Segment:
+        return self._segments[max(0, bisect.bisect_right(self._times, t) - 1)]
+
+    def _at_beat(self, beats: float) -> _Segment:
+        return self._segments[max(0, bisect.bisect_right(self._beats, beats) - 1)]
+
+    def beat_at(self, t: float) -> float:
+        seg = self._at_time(t)
+        return seg.beats + (t - seg.time) * seg.bpm / 60.0
+
+    def time_at(self, beats: float) -> float:
+        seg = self._at_beat(beats)
+        return seg.time + (beats - seg.beats) * 60.0 / seg.bpm
+
+    def bpm_at(self, t: float) -> float:
+        return self._at_time(t).bpm
+
+    def running_at(self, t: float) -> bool:
+        return True
+
+    def set_tempo(self, bpm: float, t: float) -> float:
+        """Change tempo at the first bar line after ``t``; returns when it takes effect.
+
+        Changes already planned after that bar line are replaced.
+        """
+        _check_bpm(bpm)
+        bar_beats = self.metre.bar_start(math.floor(self.beat_at(t) / self.metre.beats_per_bar) + 1)
+        when = self.time_at(bar_beats)
+        keep = bisect.bisect_left(self._beats, bar_beats)
+        del self._segments[keep:], self._times[keep:], self._beats[keep:]
+        self._segments.append(_Segment(when, bar_beats, bpm))
+        self._times.append(when)
+        self._beats.append(bar_beats)
+        return when
+
+
+def _check_bpm(bpm: float) -> None:
+    if not 20.0 <= bpm <= 400.0:
+        raise ValueError(f"tempo must lie in [20, 400] BPM: {bpm}")
+
+
+class MidiClockFollower:
+    """Follows incoming MIDI clock; tempo and phase from a line fitted through recent ticks.
+
+    Feed it every system real-time/common message with its receive time. Ticks count
+    from the first clock after START (beat 0) or after CONTINUE (the stored song
+    position). Clock ticks while stopped still refine the tempo. A jump in the tick
+    period (an abrupt tempo change, or a gap) restarts the fit from the latest ticks.
+    """
+
+    def __init__(
+        self, metre: Metre | None = None, initial_bpm: float = 120.0, window: int = 48
+    ) -> None:
+        self.metre = metre or Metre()
+        self.window = max(2, window)
+        self._points: deque[tuple[int, float]] = deque(maxlen=self.window)  # (counter, t)
+        self._counter = 0  # every tick, running or not
+        self._period = 60.0 / (initial_bpm * PPQN)  # seconds per tick
+        self._intercept: float | None = None  # fitted time of counter 0
+        self.running = False
+        self._next_index = 0  # song position (ticks) of the next tick to come
+        self._anchor: tuple[int, int] | None = None  # (counter, song ticks) while running
+        self._last_index = -1
+        self.ticks = 0  # ticks received since the last start
+
+    # --- input ----------------------------------------------------------------------
+
+    def feed(self, data: bytes, t: float) -> str | None:
+        """Take one message; returns what it was (``tick``, ``start``, ...) or None."""
+        if not data:
+            return None
+        status = data[0]
+        if status == CLOCK:
+            self._tick(t)
+            return "tick"
+        if status == START:
+            self._next_index = 0
+            self._start()
+            return "start"
+        if status == CONTINUE:
+            self._start()
+            return "continue"
+        if status == STOP:
+            if self.running:
+                self._next_index = self._last_index + 1
+            self.running = False
+            self._anchor = None
+            return "stop"
+        if status == SONG_POSITION and len(data) >= 3:
+            sixteenths = (data[1] & 0x7F) | (data[2] & 0x7F) << 7
+            self._next_index = sixteenths * (PPQN // 4)
+            if self.running:  # a jump while playing: the next tick lands there
+                self._anchor = (self._counter, self._next_index)
+            return "position"
+        return None
+
+    def _start(self) -> None:
+        self.running = True
+        self.ticks = 0
+        self._anchor = (self._counter, self._next_index)  # the next tick is this index
+        self._last_index = self._next_index - 1
+
+    def _tick(self, t: float) -> None:
+        counter = self._counter
+        self._counter += 1
+        if self._points:
+            last_t = self._points[-1][1]
+            predicted = self._predict(counter)
+            gap = t - last_t
+            if gap > 4 * self._period or abs(t - predicted) > max(0.004, 0.35 * self._period):
+                last = self._points[-1]
+                self._points.clear()  # a new tempo (or a gap): fit afresh from here
+                if gap <= 4 * self._period:
+                    self._points.append(last)
+        self._points.append((counter, t))
+        self._fit()
+        if self.running and self._anchor is not None:
+            self._last_index = counter - self._anchor[0] + self._anchor[1]
+            self.ticks += 1
+
+    def _fit(self) -> None:
+        points = self._points
+        n = len(points)
+        x0, t0 = points[0]
+        if n >= 3:
+            mx = sum(p[0] - x0 for p in points) / n
+            mt = sum(p[1] - t0 for p in points) / n
+            sxx = sum((p[0] - x0 - mx) ** 2 for p in points)
+            sxt = sum((p[0] - x0 - mx) * (p[1] - t0 - mt) for p in points)
+            slope = sxt / sxx
+            if slope > 0:
+                self._period = slope
+            self._intercept = t0 + mt - self._period * (x0 + mx)
+        elif n == 2:
+            (xa, ta), (xb, tb) = points
+            if tb > ta:
+                self._period = (tb - ta) / (xb - xa)
+            self._intercept = tb - self._period * xb
+        else:
+            self._intercept = t0 - self._period * x0
+
+    def _predict(self, counter: int) -> float:
+        if self._intercept is None:
+            return math.inf
+        return self._intercept + self._period * counter
+
+    # --- the clock interface --------------------------------------------------------
+
+    @property
+    def bpm(self) -> float:
+        return 60.0 / (self._period * PPQN)
+
+    def bpm_at(self, t: float) -> float:
+        return self.bpm
+
+    def running_at(self, t: float) -> bool:
+        return self.running
+
+    def beat_at(self, t: float) -> float:
+        """Song position in beats at ``t``; frozen while stopped, held if ticks stop coming."""
+        if not self.running or self._anchor is None or self._intercept is None:
+            return self._next_index / PPQN
+        anchor_counter, anchor_index = self._anchor
+        counter = (t - self._intercept) / self._period
+        low = anchor_counter
+        high = max(anchor_counter, self._counter)  # at most one tick past the last seen
+        counter = min(max(counter, low), high)
+        return (counter - anchor_counter + anchor_index) / PPQN
+
+    def time_at(self, beats: float) -> float:
+        """When the master will reach ``beats``; ``inf`` while stopped."""
+        if not self.running or self._anchor is None or self._intercept is None:
+            return math.inf
+        anchor_counter, anchor_index = self._anchor
+        return self._predict_float(beats * PPQN - anchor_index + anchor_counter)
+
+    def _predict_float(self, counter: float) -> float:
+        assert self._intercept is not None
+        return self._intercept + self._period * counter
+
+
+# --- clock out: MIDI clock, metronome ------------------------------------------------
+
+
+class Sink(Protocol):
+    """Where timed MIDI goes (the :class:`~improv.engine.scheduler.Scheduler`)."""
+
+    def schedule(self, time: float, data: bytes) -> None: ...
+
+    def schedule_note(
+        self, pitch: int, velocity: int, on_time: float, off_time: float, channel: int = 0
+    ) -> int: ...
+
+
+class ClockSender:
+    """improv as master: START at beat ``start_beat``, then 24 clocks per beat.
+
+    ``fill(until)`` schedules the ticks that fall before ``until``; ticks before the
+    start beat (a count-in) are sent too, so a slave can lock its tempo in advance.
+    """
+
+    def __init__(
+        self, sink: Sink, clock: MusicalClock, from_beat: float = 0.0, start_beat: float = 0.0
+    ) -> None:
+        self._sink = sink
+        self._clock = clock
+        self._next_tick = math.ceil(from_beat * PPQN - 1e-9)
+        self._start_tick = math.ceil(start_beat * PPQN - 1e-9)
+        self._started = False
+        self._stopped = False
+
+    def fill(self, until: float) -> int:
+        """Schedule every tick up to ``until``; returns how many were scheduled."""
+        count = 0
+        while not self._stopped:
+            t = self._clock.time_at(self._next_tick / PPQN)
+            if t > until:
+                break
+            if not self._started and self._next_tick >= self._start_tick:
+                self._sink.schedule(t, bytes((START,)))
+                self._started = True
+            self._sink.schedule(t, bytes((CLOCK,)))
+            self._next_tick += 1
+            count += 1
+        return count
+
+    def stop(self, t: float) -> None:
+        """Send STOP at ``t``; no more ticks are scheduled after it."""
+        self._stopped = True
+        self._sink.schedule(t, bytes((STOP,)))
+
+
+@dataclass(frozen=True, slots=True)
+class Click:
+    """Metronome sound: General MIDI percussion on channel 10 (index 9)."""
+
+    channel: int = 9
+    accent_pitch: int = 76  # hi wood block, on the bar line
+    pitch: int = 77  # low wood block
+    accent_velocity: int = 110
+    velocity: int = 80
+    length_s: float = 0.04
+
+
+class Metronome:
+    """Clicks every beat from ``from_beat`` to ``until_beat`` (None: forever).
+
+    A count-in is a metronome from ``-bars * beats_per_bar`` to 0.
+    """
+
+    def __init__(
+        self,
+        sink: Sink,
+        clock: MusicalClock,
+        from_beat: float = 0.0,
+        until_beat: float | None = None,
+        click: Click | None = None,
+    ) -> None:
+        self._sink = sink
+        self._clock = clock
+        self._next_beat = math.ceil(from_beat - 1e-9)
+        self._until_beat = until_beat
+        self.click = click or Click()
+
+    @classmethod
+    def count_in(cls, sink: Sink, clock: MusicalClock, bars: int) -> Metronome:
+        return cls(sink, clock, -bars * clock.metre.beats_per_bar, 0.0)
+
+    def fill(self, until: float) -> int:
+        count = 0
+        per_bar = self._clock.metre.beats_per_bar
+        while self._until_beat is None or self._next_beat < self._until_beat - 1e-9:
+            t = self._clock.time_at(self._next_beat)
+            if t > until:
+                break
+            click = self.click
+            accent = abs(math.remainder(self._next_beat, per_bar)) < 1e-9
+            self._sink.schedule_note(
+                click.accent_pitch if accent else click.pitch,
+                click.accent_velocity if accent else click.velocity,
+                t,
+                t + click.length_s,
+                click.channel,
+            )
+            self._next_beat += 1
+            count += 1
+        return count
+
+    @property
+    def done(self) -> bool:
+        return self._until_beat is not None and self._next_beat >= self._until_beat - 1e-9
+
+
+async def keep_ahead(
+    fillers: Sequence[Callable[[float], object]],
+    now: Callable[[], float],
+    lookahead_s: float = 0.5,
+    period_s: float = 0.1,
+) -> None:
+    """Call every ``fill(now() + lookahead_s)`` each ``period_s`` until cancelled.
+
+    Scheduling half a second ahead means a late loop iteration never makes a tick late:
+    the scheduler's thread sends it on time regardless.
+    """
+    while True:
+        until = now() + lookahead_s
+        for fill in fillers:
+            fill(until)
+        await asyncio.sleep(period_s)

@@ -1,0 +1,334 @@
+"""Precise MIDI output: every event at an absolute time, sent by a thread of its own.
+
+The engine decides *what* to play well ahead; the scheduler decides nothing but *when*.
+Events wait in a heap keyed by their absolute ``time.monotonic()`` deadline. A
+dedicated sender thread (neither the event loop's nor the model's) sleeps on a
+condition until ``spin_s`` before the next deadline, then spin-waits the rest:
+``Condition.wait`` wakes 0.05 to 2 ms late, a short spin costs little CPU and hits the
+deadline within microseconds. A thread waking from its sleep needs the GIL, which a
+busy Python thread keeps for up to ``sys.getswitchinterval()`` (5 ms by default), so
+the scheduler shortens that interval while it runs.
+
+Send error (send time minus scheduled time) is recorded for every message into a
+preallocated numpy ring. Note-off bookkeeping lives here too: every note-on sent gets
+its note-off, a re-struck pitch is released before it sounds again, ``cancel_after``
+(barge-in) drops what has not started and ends what sounds, and ``panic`` silences
+everything, pedal included.
+"""
+
+from __future__ import annotations
+
+import heapq
+import logging
+import os
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeAlias
+
+import numpy as np
+
+from improv.io.midi import (
+    NOTE_OFF,
+    NOTE_ON,
+    MidiOutput,
+    NoteTracker,
+    note_off,
+    note_on,
+    now,
+)
+
+log = logging.getLogger(__name__)
+
+_RAW, _NOTE_ON, _NOTE_OFF = 0, 1, 2
+
+# (time, sequence, kind, data, note id): tuples order by time, then by arrival
+_Item: TypeAlias = tuple[float, int, int, bytes, int]
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerStats:
+    """Send figures; errors are send time minus scheduled time, in milliseconds."""
+
+    sent: int
+    failed: int
+    cancelled: int
+    superseded: int
+    pending: int
+    send_error_ms_p50: float
+    send_error_ms_p99: float
+    send_error_ms_max: float
+    late: int  # messages sent more than 1 ms after their time
+
+    def as_dict(self) -> dict[str, float | int]:
+        return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+class Scheduler:
+    """Sends MIDI bytes to one output at absolute monotonic times.
+
+    Thread-safe: schedule from the event loop (or anywhere); the sender thread sends.
+    Use as a context manager, or ``start()`` / ``stop()``.
+    """
+
+    def __init__(
+        self,
+        output: MidiOutput,
+        *,
+        spin_s: float = 0.001,
+        capacity: int = 1 << 16,
+        switch_interval_s: float | None = 0.0005,
+        clock: Callable[[], float] = now,
+    ) -> None:
+        self.output = output
+        self.spin_s = spin_s
+        self._clock = clock
+        self._switch_interval_s = switch_interval_s
+        self._saved_switch_interval: float | None = None
+        self._heap: list[_Item] = []
+        self._cond = threading.Condition(threading.Lock())
+        self._send_lock = threading.Lock()
+        self._seq = 0
+        self._next_note_id = 1
+        self._generation = 0  # bumped by panic: items popped before it are stale
+        self._running = False
+        self._thread: threading.Thread | None = None
+        self.tracker = NoteTracker()  # what sounds on the output, as sent
+        self._owner = [0] * (16 * 128)  # note id owning each (channel, pitch)
+        self._errors = np.zeros(capacity, dtype=np.float64)  # seconds, a ring
+        self._count = 0
+        self._max_error = 0.0
+        self._late = 0
+        self._failed = 0
+        self._cancelled = 0
+        self._superseded = 0
+
+    # --- life cycle -----------------------------------------------------------------
+
+    def start(self) -> Scheduler:
+        if self._thread is not None:
+            return self
+        if self._switch_interval_s is not None:
+            self._saved_switch_interval = sys.getswitchinterval()
+            sys.setswitchinterval(min(self._saved_switch_interval, self._switch_interval_s))
+        self._running = True
+        self._thread = threading.Thread(target=self._run, name="improv-sender", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self, *, release: bool = True, timeout: float = 1.0) -> None:
+        """Stop the sender; with ``release``, silence everything (see :meth:`panic`)."""
+        with self._cond:
+            self._running = False
+            self._cond.notify()
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            thread.join(timeout)
+        if release:
+            self.panic()
+        if self._saved_switch_interval is not None:
+            sys.setswitchinterval(self._saved_switch_interval)
+            self._saved_switch_interval = None
+
+    def __enter__(self) -> Scheduler:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    # --- scheduling -----------------------------------------------------------------
+
+    def schedule(self, time: float, data: bytes) -> None:
+        """Send ``data`` (one complete MIDI message) at ``time`` (monotonic seconds)."""
+        if not data:
+            raise ValueError("empty MIDI message")
+        self._push(time, _RAW, bytes(data), 0)
+
+    def schedule_note(
+        self, pitch: int, velocity: int, on_time: float, off_time: float, channel: int = 0
+    ) -> int:
+        """A note from ``on_time`` to ``off_time``; its note-off is guaranteed. Returns its id."""
+        if not (0 <= pitch <= 127 and 1 <= velocity <= 127 and 0 <= channel <= 15):
+            raise ValueError(f"bad note: pitch {pitch}, velocity {velocity}, channel {channel}")
+        if off_time <= on_time:
+            raise ValueError(f"note ends before it starts: {on_time} -> {off_time}")
+        with self._cond:
+            note_id = self._next_note_id
+            self._next_note_id += 1
+            self._push_locked(on_time, _NOTE_ON, note_on(channel, pitch, velocity), note_id)
+            self._push_locked(off_time, _NOTE_OFF, note_off(channel, pitch), note_id)
+            self._cond.notify()
+        return note_id
+
+    def _push(self, time: float, kind: int, data: bytes, note_id: int) -> None:
+        with self._cond:
+            self._push_locked(time, kind, data, note_id)
+            self._cond.notify()
+
+    def _push_locked(self, time: float, kind: int, data: bytes, note_id: int) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (time, self._seq, kind, data, note_id))
+
+    def cancel_after(self, time: float, channel: int | None = None) -> int:
+        """Barge-in: notes starting at or after ``time`` are dropped, sounding ones end then.
+
+        Only note messages are touched (on ``channel``, or all); clock ticks, clicks on
+        other channels and controllers stay. Returns how many notes were dropped.
+        """
+        end = max(time, self._clock())
+        with self._cond:
+            dropped_ids: set[int] = set()
+            dropped = 0
+            kept: list[_Item] = []
+            ending: list[_Item] = []
+            for item in self._heap:
+                t, _seq, kind, data, note_id = item
+                if t < time or not _is_note(data, channel):
+                    kept.append(item)
+                elif kind == _NOTE_ON or (kind == _RAW and data[0] & 0xF0 == NOTE_ON and data[2]):
+                    dropped_ids.add(note_id)
+                    dropped += 1
+                else:
+                    ending.append(item)
+            for _t, seq, kind, data, note_id in ending:
+                if kind == _NOTE_OFF and note_id in dropped_ids:
+                    continue  # its note never starts
+                kept.append((end, seq, kind, data, note_id))
+            heapq.heapify(kept)
+            self._heap[:] = kept
+            self._cancelled += dropped
+            self._cond.notify()
+        return dropped
+
+    def panic(self) -> int:
+        """Drop everything pending, release every sounding note, pedal up, CC 123.
+
+        Runs on the caller's thread and works whether or not the sender runs (shutdown,
+        exceptions). Returns the number of messages sent.
+        """
+        with self._cond:
+            self._cancelled += sum(1 for item in self._heap if item[2] == _NOTE_ON)
+            self._heap.clear()
+            self._generation += 1
+        with self._send_lock:
+            messages = self.tracker.release_messages()
+            for data in messages:
+                self.output.send(data)
+            self.tracker.reset()
+            self._owner = [0] * (16 * 128)
+        return len(messages)
+
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._heap)
+
+    # --- the sender thread ----------------------------------------------------------
+
+    def _run(self) -> None:
+        _try_realtime_priority()
+        clock = self._clock
+        cond = self._cond
+        heap = self._heap
+        while True:
+            with cond:
+                while True:
+                    if not self._running:
+                        return
+                    if not heap:
+                        cond.wait()
+                        continue
+                    deadline = heap[0][0]
+                    wait = deadline - clock() - self.spin_s
+                    if wait > 0:
+                        cond.wait(wait)
+                        continue
+                    item = heapq.heappop(heap)
+                    generation = self._generation
+                    break
+            while clock() < deadline:
+                pass
+            self._dispatch(item, generation)
+
+    def _dispatch(self, item: _Item, generation: int) -> None:
+        deadline, _seq, kind, data, note_id = item
+        with self._send_lock:
+            if generation != self._generation:
+                return  # a panic came between pop and send
+            if kind == _NOTE_ON:
+                index = (data[0] & 0x0F) * 128 + data[1]
+                if self.tracker.is_down(data[0] & 0x0F, data[1]):
+                    retrigger = note_off(data[0] & 0x0F, data[1])
+                    if self.output.send(retrigger):
+                        self.tracker.feed(retrigger)
+                self._owner[index] = note_id
+            elif kind == _NOTE_OFF:
+                index = (data[0] & 0x0F) * 128 + data[1]
+                if self._owner[index] != note_id:
+                    self._superseded += 1  # the pitch was struck again: that note owns it
+                    return
+                self._owner[index] = 0
+            ok = self.output.send(data)
+            sent_at = self._clock()
+            if ok:
+                self.tracker.feed(data)
+            else:
+                self._failed += 1
+            error = sent_at - deadline
+            self._errors[self._count % len(self._errors)] = error
+            self._count += 1
+            if error > self._max_error:
+                self._max_error = error
+            if error > 0.001:
+                self._late += 1
+
+    # --- figures --------------------------------------------------------------------
+
+    def stats(self) -> SchedulerStats:
+        n = min(self._count, len(self._errors))
+        if n:
+            p50, p99 = np.percentile(self._errors[:n], [50, 99]) * 1000.0
+        else:
+            p50 = p99 = 0.0
+        return SchedulerStats(
+            sent=self._count - self._failed,
+            failed=self._failed,
+            cancelled=self._cancelled,
+            superseded=self._superseded,
+            pending=len(self._heap),
+            send_error_ms_p50=float(p50),
+            send_error_ms_p99=float(p99),
+            send_error_ms_max=self._max_error * 1000.0,
+            late=self._late,
+        )
+
+    def send_errors(self) -> np.ndarray:
+        """A copy of the recorded send errors in seconds (the last ``capacity`` of them)."""
+        n = min(self._count, len(self._errors))
+        if self._count <= len(self._errors):
+            return self._errors[:n].copy()
+        start = self._count % len(self._errors)
+        return np.concatenate([self._errors[start:], self._errors[:start]])
+
+
+def _is_note(data: bytes, channel: int | None) -> bool:
+    status = data[0]
+    if status >= 0xF0 or status & 0xF0 not in (NOTE_ON, NOTE_OFF):
+        return False
+    return channel is None or status & 0x0F == channel
+
+
+def _try_realtime_priority() -> None:
+    """Ask for a real-time or raised priority for this thread; fine if refused."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+        log.debug("sender thread runs SCHED_FIFO")
+    except (AttributeError, OSError):
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), -5)
+        except (AttributeError, OSError):
+            log.debug("sender thread keeps normal priority")
