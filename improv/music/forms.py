@@ -75,6 +75,8 @@ class Form:
         """This form moved to another tonic (pitch class), spelled as that key is."""
         tonic %= 12
         shift = tonic - self.key
+        if shift == 0:
+            return self  # keep the spelling as written (F#o7 in C, not Gbo7)
         sharps = Key(tonic, self.mode).prefers_sharps
         bars = tuple(
             tuple((beat, transpose_symbol(s, shift, sharps=sharps)) for beat, s in bar)
