@@ -494,9 +494,7 @@ class StreamEncoder:
             return
         start = self._polled
         first_beat = -(-start // TICKS_PER_BEAT) * TICKS_PER_BEAT
-        points = list(range(first_beat, limit, TICKS_PER_BEAT))
-        if not points or points[-1] != limit - 1:
-            points.append(limit - 1)
+        points = itertools.chain(range(first_beat, limit - 1, TICKS_PER_BEAT), (limit - 1,))
         self._polled = limit
         for point in points:
             change = fn(self._origin + point / TICKS_PER_BEAT)
