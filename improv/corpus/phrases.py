@@ -13,11 +13,11 @@ soon after the earlier ends: in a solo, the next phrase answers the last one.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import pairwise
 
 from improv.music.notes import ChordChange, Note, Phrase, Solo, chord_in_force
-from improv.music.time import Metre
+from improv.music.time import Metre, quantize_beats, to_beats, to_ticks
 
 REST_BEATS = 1.0
 """A rest this long (or longer) between notes ends a phrase."""
@@ -105,7 +105,12 @@ def make_phrase(notes: Sequence[Note], changes: Sequence[ChordChange], metre: Me
     start = metre.bar_start(start_bar)
     end_bar = metre.bar_of(max(n.end for n in notes) - 1e-9)
     chords = chords_between(changes, start, metre.bar_start(end_bar + 1))
-    return Phrase(tuple(n.shifted(-start) for n in notes), chords, metre, start_bar)
+    shift = to_ticks(start)
+    moved = tuple(
+        replace(n, onset=to_beats(to_ticks(n.onset) - shift), duration=quantize_beats(n.duration))
+        for n in notes
+    )
+    return Phrase(moved, chords, metre, start_bar)
 
 
 def section_boundaries(solo: Solo) -> list[float]:
