@@ -278,7 +278,6 @@ def vocab_fingerprint() -> str:
 
 
 # Hot-path constants (ids and kinds as plain ints).
-_PAD = VOCAB.pad
 _BAR = VOCAB.bar
 _END = VOCAB.phrase_end
 _POS0 = VOCAB.pos_ids.start
@@ -288,7 +287,7 @@ _DUR0 = VOCAB.dur_ids.start - 1  # _DUR0 + ticks is DUR_<ticks>
 _DUR_MAX = VOCAB.dur_ids.stop - 1
 _KINDS = tuple(int(k) for k in VOCAB.kinds)
 _VALUES = VOCAB.values
-_K_KEY, _K_ROLE, _K_END, _K_BAR = int(Kind.KEY), int(Kind.ROLE), int(Kind.PHRASE_END), int(Kind.BAR)
+_K_ROLE, _K_END, _K_BAR = int(Kind.ROLE), int(Kind.PHRASE_END), int(Kind.BAR)
 _K_POS, _K_CHORD, _K_VEL, _K_PITCH, _K_DUR = (
     int(Kind.POS),
     int(Kind.CHORD),
@@ -327,7 +326,8 @@ class StreamEncoder:
     time passes them (``advance``), except while a note sounds: they follow its DUR tokens,
     since the grammar keeps a note's tokens together. Input is monophonic: a note-on while
     a note sounds ends that note at the new onset; a note-off for a note no longer sounding
-    is ignored; an event earlier than what the stream has already passed is moved to the
+    is ignored (so is one at the very tick where a note restruck its own pitch: it is the
+    cut note's); an event earlier than what the stream has already passed is moved to the
     stream's present. Nothing here raises on odd timing.
     """
 
@@ -363,6 +363,7 @@ class StreamEncoder:
         self._pending = 0  # exclusive tick limit of bar lines/chords held back by a note
         self._on_pitch = -1  # sounding note, -1 when none
         self._on_tick = 0
+        self._restrike = -1  # tick where the sounding note cut a note of its own pitch
         self._last_end = 0  # end tick of the last note (monophony floor)
         self._role: Role | None = None
 
@@ -414,7 +415,7 @@ class StreamEncoder:
         """A note ends: its DUR tokens, then what its sounding held back; else nothing."""
         out: list[int] = []
         if pitch == self._on_pitch:
-            self._finish_note(self._tick(at_beats), out)
+            self._note_off(self._tick(at_beats), out)
         return out
 
     def advance(self, to_beats: float) -> list[int]:
@@ -461,7 +462,7 @@ class StreamEncoder:
         for i, (onset, off, pitch, velocity) in enumerate(spans):
             self._note_on(min(127, max(0, pitch)), velocity, onset, out)
             if i + 1 == len(spans) or off <= spans[i + 1][0]:
-                self._finish_note(off, out)
+                self._note_off(off, out)
             end = max(end, off)
         if role is not None:
             self._end_phrase(end, out)
@@ -554,6 +555,7 @@ class StreamEncoder:
 
     def _note_on(self, pitch: int, velocity: int, tick: int, out: list[int]) -> None:
         tick = max(tick, self._cursor, self._last_end)
+        restrike = tick if pitch == self._on_pitch else -1
         if self._on_pitch >= 0:
             tick = max(tick, self._on_tick + 1)
             self._finish_note(tick, out)
@@ -563,6 +565,12 @@ class StreamEncoder:
         out.append(_PITCH0 + pitch)
         self._on_pitch = pitch
         self._on_tick = self._cursor
+        self._restrike = restrike
+
+    def _note_off(self, tick: int, out: list[int]) -> None:
+        """The sounding note's note-off, unless it is the late one of the note it cut."""
+        if tick > self._restrike:
+            self._finish_note(tick, out)
 
     def _finish_note(self, tick: int, out: list[int]) -> None:
         """End the sounding note (if any) at ``tick``: DUR tokens, then what it held back."""

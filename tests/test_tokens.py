@@ -280,6 +280,10 @@ def test_late_and_colliding_events_are_clamped() -> None:
     assert VOCAB.describe(encoder.note_on(64, 80, 4.0)) == "DUR_1 POS_1 VEL_5 PITCH_64"
     assert VOCAB.describe(encoder.note_on(65, 80, math.nan)) == "DUR_1 POS_2 VEL_5 PITCH_65"
     assert encoder.note_off(1000, 5.0) == []  # not sounding: ignored
+    # a restrike of the sounding pitch: the cut note's late note-off does not end the new one
+    assert VOCAB.describe(encoder.note_on(65, 80, 6.0)) == "DUR_22 POS_24 VEL_5 PITCH_65"
+    assert encoder.note_off(65, 6.02) == []
+    assert VOCAB.describe(encoder.note_off(65, 6.5)) == "DUR_6"
 
 
 def test_callable_chord_source_matches_list() -> None:
