@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -491,3 +492,51 @@ def test_encode_solo_phrases_alternate_roles() -> None:
     assert decode_phrase(by_index, 5).notes == tuple(n.quantized() for n in solo.notes)
     with pytest.raises(ValueError, match="roles"):
         encode_solo(solo, [10], roles=[Role.AGENT])
+
+
+# -- corpora ---------------------------------------------------------------------------
+
+
+def _live_encode(solo: Solo) -> list[int]:
+    """A solo as one performer phrase, played event by event in time order."""
+    notes = sorted(solo.notes, key=lambda n: (round(n.onset * 12), round(n.end * 12), n.pitch))
+    encoder = StreamEncoder(solo.key, solo.metre, solo.chords)
+    tokens = encoder.header() + encoder.start_phrase(Role.PERFORMER, notes[0].onset)
+    for i, note in enumerate(notes):
+        tokens += encoder.advance(note.onset)
+        tokens += encoder.note_on(note.pitch, note.velocity, note.onset)
+        if i + 1 == len(notes) or round(note.end * 12) <= round(notes[i + 1].onset * 12):
+            tokens += encoder.note_off(note.pitch, note.end)
+    return tokens + encoder.end_phrase(max(n.end for n in notes))
+
+
+def _check_corpus(solos: list[Solo]) -> None:
+    from improv.corpus.phrases import segment
+
+    assert solos
+    kept = total = 0
+    for solo in solos:
+        tokens = encode_solo(solo, segment(solo))
+        assert_grammatical(tokens, solo.metre)
+        whole = encode_solo(solo)
+        assert _live_encode(solo) == whole
+        decoded = decode_phrase(whole, solo.key, solo.metre).notes
+        quantised = sorted((n.quantized() for n in solo.notes), key=lambda n: (n.onset, n.pitch))
+        assert len(decoded) == len(quantised)
+        kept += sum(a == b for a, b in zip(decoded, quantised, strict=True))
+        total += len(quantised)
+    assert kept >= 0.95 * total  # the rest: grace notes sharing a tick, small overlaps
+
+
+def test_generated_corpus_encodes_cleanly(generated_corpus: Path) -> None:
+    from improv.corpus.folder import read_folder
+
+    _check_corpus(read_folder(generated_corpus, progress=False).solos)
+
+
+@pytest.mark.wjazzd
+def test_wjazzd_solos_encode_cleanly(wjazzd: Path) -> None:
+    from improv.corpus.reader import read_midi
+
+    files = sorted((wjazzd / "solos").glob("*.mid"))[::15]
+    _check_corpus([read_midi(file) for file in files])
