@@ -172,8 +172,8 @@ class LSTMStream:
             return np.zeros(0)
         with torch.inference_mode():
             idx = torch.tensor([[self.model.bos, *tokens[:-1]]], dtype=torch.long)
-            logits, _ = self.model(idx)
-            lp = F.log_softmax(logits[0].double(), dim=-1)
+            logits, _ = self.model(idx.to(next(self.model.parameters()).device))
+            lp = F.log_softmax(logits[0].double().cpu(), dim=-1)
             target = torch.tensor(list(tokens), dtype=torch.long)
             return lp.gather(1, target[:, None])[:, 0].numpy()
 

@@ -17,96 +17,17 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
 from torch import nn
 
-from improv.errors import ImprovError
-from improv.model.api import StreamingLM
-from improv.model.lstm import LSTMLM, LSTMConfig, LSTMStream
-from improv.model.transformer import TransformerConfig, TransformerLM, TransformerStream
-
-ARCHS = ("lstm", "transformer")
-
-SIZES: dict[str, dict[str, dict[str, int]]] = {
-    "lstm": {
-        "xs": {"n_embd": 32, "n_hidden": 64, "n_layer": 1},
-        "s": {"n_embd": 64, "n_hidden": 256, "n_layer": 2},
-        "m": {"n_embd": 96, "n_hidden": 384, "n_layer": 2},
-        "l": {"n_embd": 128, "n_hidden": 512, "n_layer": 2},
-    },
-    "transformer": {
-        "xs": {"n_layer": 1, "n_head": 2, "n_embd": 32, "window": 64},
-        "s": {"n_layer": 4, "n_head": 4, "n_embd": 128, "window": 256},
-        "m": {"n_layer": 4, "n_head": 6, "n_embd": 192, "window": 256},
-        "l": {"n_layer": 6, "n_head": 6, "n_embd": 192, "window": 384},
-    },
-}
-"""Named sizes; ``s`` is the default, ``xs`` serves tests."""
-
-
-def build_model(arch: str, size: str, vocab_size: int, dropout: float = 0.1) -> nn.Module:
-    """A fresh model of a named architecture and size."""
-    if arch not in SIZES:
-        raise ImprovError(f"unknown architecture {arch!r} (choose from {', '.join(ARCHS)})")
-    if size not in SIZES[arch]:
-        raise ImprovError(
-            f"unknown size {size!r} for {arch} (choose from {', '.join(SIZES[arch])})"
-        )
-    kwargs = SIZES[arch][size]
-    if arch == "lstm":
-        return LSTMLM(LSTMConfig(vocab_size=vocab_size, dropout=dropout, **kwargs))
-    return TransformerLM(TransformerConfig(vocab_size=vocab_size, dropout=dropout, **kwargs))
-
-
-def model_from_config(arch: str, config: dict[str, Any]) -> nn.Module:
-    """A model of an architecture from its stored config (as in a checkpoint)."""
-    if arch == "lstm":
-        return LSTMLM(LSTMConfig(**config))
-    if arch == "transformer":
-        return TransformerLM(TransformerConfig(**config))
-    raise ImprovError(f"unknown architecture {arch!r}")
-
-
-def stream_for(model: nn.Module, name: str) -> StreamingLM:
-    """The streaming wrapper of a trained model (numpy steps on the CPU)."""
-    if isinstance(model, LSTMLM):
-        return LSTMStream(model.cpu().eval(), name)
-    if isinstance(model, TransformerLM):
-        return TransformerStream(model.cpu().eval(), name)
-    raise TypeError(f"not an improv model: {type(model).__name__}")
-
-
-def arch_of(model: nn.Module) -> str:
-    return "lstm" if isinstance(model, LSTMLM) else "transformer"
-
-
-def resolve_device(device: str) -> torch.device:
-    """``auto`` is CUDA when present, the CPU otherwise; ``cuda`` without one is an error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ImprovError("--device cuda: no CUDA device here (use auto or cpu)")
-    if device not in ("cpu", "cuda"):
-        raise ImprovError(f"unknown device {device!r} (auto, cpu or cuda)")
-    return torch.device(device)
-
-
-@dataclass
-class TokenData:
-    """Training and validation token streams (int arrays), with sampling weights."""
-
-    train: list[np.ndarray]
-    train_weights: np.ndarray
-    val: list[np.ndarray]
-    vocab_size: int
-    description: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def train_tokens(self) -> int:
-        return int(sum(len(s) for s in self.train))
+from improv.errors import ImprovError, UsageError
+from improv.model.api import StreamingLM, sequence_log_likelihoods
+from improv.model.build import build_model, stream_for
+from improv.model.dataset import TokenData
+from improv.tokens import VOCAB
 
 
 @dataclass
@@ -252,8 +173,13 @@ class Trainer:
         self,
         on_progress: Callable[[Progress], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
+        save: Callable[[], None] | None = None,
+        save_every: int = 500,
     ) -> bool:
-        """Train up to the total step count; False when stopped early (state kept)."""
+        """Train up to the total step count; False when stopped early (state kept).
+
+        ``save`` is called every ``save_every`` steps, so a crash loses little.
+        """
         self.model.train()
         window_tokens, window_start = 0, time.perf_counter()
         tokens_per_second = 0.0
@@ -285,6 +211,8 @@ class Trainer:
                 if val_loss is not None:
                     record["val_loss"] = val_loss
             self.history.append(record)
+            if save is not None and self.step % save_every == 0 and self.step < self.total:
+                save()
             if on_progress is not None:
                 on_progress(
                     Progress(self.step, self.total, loss_value, val_loss, tokens_per_second)
@@ -341,11 +269,118 @@ class Trainer:
 
 def evaluate_streams(stream: StreamingLM, seqs: Sequence[np.ndarray]) -> float:
     """Mean loss in nats per token of whole streams, each scored from its start."""
-    from improv.model.api import sequence_log_likelihoods
-
     total, count = 0.0, 0
     for seq in seqs:
         if len(seq):
             total -= float(sequence_log_likelihoods(stream, [int(t) for t in seq]).sum())
             count += len(seq)
     return total / max(1, count)
+
+
+def bits_per_note(log_likelihoods: Sequence[np.ndarray], streams: Sequence[np.ndarray]) -> float:
+    """Negative log-likelihood in bits of all tokens, per note (PITCH token) of the streams."""
+    pitch = VOCAB.pitch_ids
+    notes = sum(int(((s >= pitch.start) & (s < pitch.stop)).sum()) for s in streams)
+    nats = -sum(float(ll.sum()) for ll in log_likelihoods)
+    return nats / math.log(2) / max(1, notes)
+
+
+MARKOV_DEFAULT_ORDER = 4
+"""Markov order when no validation data can choose one (a corpus of a single tune)."""
+
+
+def resume_path(out: Path) -> Path:
+    """Where an interrupted run keeps its state: next to the checkpoint it will write."""
+    return out.with_name(out.name + ".resume")
+
+
+@dataclass
+class RunResult:
+    finished: bool
+    out: Path
+    state_path: Path
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def train_run(
+    data: TokenData,
+    options: TrainOptions,
+    *,
+    out: Path,
+    device: torch.device,
+    resume: bool = False,
+    command: str = "",
+    on_progress: Callable[[Progress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    on_phase: Callable[[str], None] | None = None,
+) -> RunResult:
+    """Train a model, fit the Markov baseline on the same data, write the checkpoint.
+
+    Stopped early (``should_stop``), it saves a resumable state next to ``out`` instead;
+    ``resume`` continues from that state.
+    """
+    from improv.model.checkpoint import make_checkpoint, save_checkpoint
+    from improv.model.markov import fit_markov
+
+    def phase(text: str) -> None:
+        if on_phase is not None:
+            on_phase(text)
+
+    torch.set_num_threads(max(1, options.threads))
+    trainer = Trainer(data, options, device)
+    state_path = resume_path(out)
+    if resume:
+        if not state_path.is_file():
+            raise UsageError(f"--resume: no saved training state at {state_path}")
+        trainer.load_state(state_path)
+        phase(f"resuming at step {trainer.step} of {trainer.total}")
+    finished = trainer.run(on_progress, should_stop, save=lambda: trainer.save_state(state_path))
+    if not finished:
+        trainer.save_state(state_path)
+        return RunResult(False, out, state_path)
+    phase("fitting the Markov baseline (order chosen on validation data)")
+    started = time.perf_counter()
+    train_seqs = cast(list[Sequence[int]], data.train)  # int arrays serve as sequences
+    val_seqs = cast(list[Sequence[int]], data.val)
+    orders = range(1, 12) if data.val else range(MARKOV_DEFAULT_ORDER, MARKOV_DEFAULT_ORDER + 1)
+    fit = fit_markov(train_seqs, val_seqs, data.vocab_size, orders=orders)
+    markov_seconds = time.perf_counter() - started
+    phase("scoring the validation solos")
+    trainer.model.eval()
+    stream = stream_for(trainer.model, options.arch)
+    model_ll = [sequence_log_likelihoods(stream, [int(t) for t in s]) for s in data.val]
+    base_ll = fit.model.score_many(val_seqs) if data.val else []
+    metrics: dict[str, Any] = {
+        "train_loss": round(float(np.mean([h["loss"] for h in trainer.history[-50:]])), 4),
+        "markov_order": fit.order,
+        "markov_val_bits_per_token": {str(k): round(v, 4) for k, v in fit.val_bits.items()},
+    }
+    if data.val:
+        val_tokens = sum(len(s) for s in data.val)
+        nats = -sum(float(ll.sum()) for ll in model_ll)
+        metrics["val_loss"] = round(nats / val_tokens, 4)
+        metrics["val_bits_per_token"] = round(nats / math.log(2) / val_tokens, 4)
+        metrics["val_bits_per_note"] = round(bits_per_note(model_ll, data.val), 4)
+        metrics["baseline_val_bits_per_note"] = round(bits_per_note(base_ll, data.val), 4)
+    training = {
+        "command": command,
+        "options": asdict(options),
+        "steps": trainer.step,
+        "tokens_seen": trainer.step * options.batch_size * options.seq_len,
+        "seconds": round(trainer.seconds, 1),
+        "markov_seconds": round(markov_seconds, 1),
+        "device": str(device),
+        "threads": options.threads,
+        "history": [h for h in trainer.history if "val_loss" in h],
+    }
+    ckpt = make_checkpoint(
+        trainer.model,
+        options.size,
+        data=data.description,
+        training=training,
+        metrics=metrics,
+        markov=fit.model,
+    )
+    save_checkpoint(ckpt, out)
+    state_path.unlink(missing_ok=True)
+    return RunResult(True, out, state_path, metrics)

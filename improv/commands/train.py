@@ -1,0 +1,188 @@
+"""``improv train``: train an LSTM or a transformer on a folder of MIDI solos."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+from pathlib import Path
+from typing import Any
+
+SIZES = ("xs", "s", "m", "l")
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "train",
+        help="train a model (and its Markov baseline) on a folder of MIDI solos",
+        description="Train an LSTM or a transformer on the solos in a folder of MIDI files "
+        "(chords as markers), validated on held-out tunes; the Markov baseline is fitted on "
+        "the same data and stored in the checkpoint. Ctrl-C saves a state that --resume "
+        "continues.",
+    )
+    parser.add_argument("--data", required=True, type=Path, help="folder of MIDI files")
+    parser.add_argument("--arch", choices=("lstm", "transformer"), default="lstm")
+    parser.add_argument("--size", choices=SIZES, default="s", help="model size (default s)")
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--steps", type=int, help="optimisation steps")
+    length.add_argument("--epochs", type=float, help="passes over the training tokens")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--blues-weight",
+        type=float,
+        default=3.0,
+        help="sampling weight of blues solos relative to the others (default 3)",
+    )
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--seq-len", type=int, default=256, help="tokens per training window")
+    parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
+    parser.add_argument("--dropout", type=float, default=0.1)
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
+    parser.add_argument(
+        "--no-augment", action="store_true", help="no transposition of the training solos"
+    )
+    parser.add_argument("--out", required=True, type=Path, help="checkpoint file to write")
+    parser.set_defaults(run=run)
+
+
+def _command(args: argparse.Namespace) -> str:
+    """The run's options as one canonical command line, for the checkpoint."""
+    parts = ["improv", "train", "--data", str(args.data), "--arch", args.arch]
+    parts += ["--size", args.size]
+    if args.steps is not None:
+        parts += ["--steps", str(args.steps)]
+    if args.epochs is not None:
+        parts += ["--epochs", str(args.epochs)]
+    parts += ["--seed", str(args.seed), "--blues-weight", str(args.blues_weight)]
+    parts += ["--batch-size", str(args.batch_size), "--seq-len", str(args.seq_len)]
+    parts += ["--lr", str(args.lr), "--dropout", str(args.dropout)]
+    if args.no_augment:
+        parts.append("--no-augment")
+    parts += ["--out", str(args.out)]
+    return shlex.join(parts)
+
+
+def run(args: argparse.Namespace) -> int:
+    import signal
+
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from improv.corpus.folder import read_folder
+    from improv.errors import UsageError
+    from improv.model.build import resolve_device
+    from improv.model.dataset import attribution_of, build_token_data
+    from improv.model.train import Progress as TrainProgress
+    from improv.model.train import TrainOptions, train_run
+
+    for name in ("steps", "batch_size", "seq_len", "threads"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
+    if args.epochs is not None and args.epochs <= 0:
+        raise UsageError("--epochs must be positive")
+    if args.out.is_dir():
+        raise UsageError(f"--out {args.out}: a folder; give a checkpoint file name")
+    console = Console(stderr=True)
+    device = resolve_device(args.device)
+    corpus = read_folder(args.data)
+    if not corpus.solos:
+        raise UsageError(f"--data {args.data}: none of its MIDI files could be read")
+    console.print(
+        f"read {len(corpus.solos)} solos from {args.data}"
+        + (f" ({len(corpus.skipped)} files skipped)" if corpus.skipped else "")
+    )
+    with console.status("encoding solos (phrases, roles, transpositions)"):
+        data, _ = build_token_data(
+            corpus.solos, augment=not args.no_augment, blues_weight=args.blues_weight
+        )
+    data.description.update(
+        folder=args.data.name,
+        attribution=attribution_of(args.data),
+        files=len(corpus.files),
+        skipped_files=len(corpus.skipped),
+    )
+    d = data.description
+    console.print(
+        f"train: {d['train_solos']} solos ({d['train_blues_solos']} blues), "
+        f"{d['train_streams']} streams, {d['train_tokens']:,} tokens; "
+        f"validation: {d['val_solos']} solos, {d['val_tokens']:,} tokens"
+    )
+    options = TrainOptions(
+        arch=args.arch,
+        size=args.size,
+        steps=args.steps,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        seq_len=args.seq_len,
+        lr=args.lr,
+        dropout=args.dropout,
+        seed=args.seed,
+        threads=args.threads,
+    )
+    stop = {"requested": False}
+
+    def on_sigint(signum: int, frame: object) -> None:
+        stop["requested"] = True
+
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("loss {task.fields[loss]}"),
+        TextColumn("val {task.fields[val]}"),
+        TextColumn("{task.fields[tps]} tok/s"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        with Progress(*columns, console=console) as bar:
+            task = bar.add_task(f"{args.arch}-{args.size}", total=None, loss="-", val="-", tps="-")
+
+            def show(p: TrainProgress) -> None:
+                bar.update(
+                    task,
+                    completed=p.step,
+                    total=p.total,
+                    loss=f"{p.loss:.3f}",
+                    val="-" if p.val_loss is None else f"{p.val_loss:.3f}",
+                    tps=f"{p.tokens_per_second:,.0f}",
+                )
+
+            result = train_run(
+                data,
+                options,
+                out=args.out,
+                device=device,
+                resume=args.resume,
+                command=_command(args),
+                on_progress=show,
+                should_stop=lambda: stop["requested"],
+                on_phase=lambda text: console.print(text),
+            )
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if not result.finished:
+        console.print(
+            f"[yellow]interrupted[/]: state saved to {result.state_path}; "
+            "run the same command with --resume to continue"
+        )
+        return 130
+    m = result.metrics
+    console.print(f"[green]wrote[/] {result.out} ({result.out.stat().st_size / 1e6:.1f} MB)")
+    if "val_bits_per_note" in m:
+        console.print(
+            f"validation: {m['val_bits_per_note']:.3f} bits/note "
+            f"(Markov baseline, order {m['markov_order']}: "
+            f"{m['baseline_val_bits_per_note']:.3f})"
+        )
+    return 0
