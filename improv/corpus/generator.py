@@ -91,6 +91,13 @@ def _nearest(pool: Sequence[int], pitch: int) -> int:
     return best
 
 
+def _on_grid(note: Note) -> Note:
+    """The note with onset and duration as exact grid values (sums of beats drift)."""
+    return replace(
+        note, onset=to_beats(to_ticks(note.onset)), duration=to_beats(to_ticks(note.duration))
+    )
+
+
 def _snap(pool: Sequence[int], pitch: int, upward: bool) -> int:
     """The nearest pool pitch on the side the line is moving to (else the nearest)."""
     ahead = [p for p in pool if (p >= pitch if upward else p <= pitch)]
@@ -327,7 +334,7 @@ class BluesGenerator:
             if notes:
                 phrase = [n for n in phrase if n.onset >= notes[-1].end]
             notes.extend(self.land(phrase, chords, voice, seg_end - 0.5))
-        return notes
+        return [_on_grid(n) for n in notes]
 
     def land(
         self, notes: list[Note], chords: Sequence[ChordChange], voice: Voice, limit: float
@@ -380,12 +387,24 @@ def answer(
     metre = call.metre
     limit = bars * metre.beats_per_bar
     generator = BluesGenerator(seed, key or _guess_key(call, chords), blues=blues)
-    if not call.notes:
+    if not call.notes:  # nothing to echo: a phrase of its own in a middle register
         voice = Voice()
-        notes = generator.phrase(
-            chords, metre, start=0.0, beats=max(1, int(limit) - 2), voice=voice
-        )
-        return Phrase.of(generator.land(notes, chords, voice, limit), chords, metre, start_bar)
+        beats = max(1, int(limit) - 2)
+        notes = generator.phrase(chords, metre, start=0.0, beats=beats, voice=voice)
+    else:
+        notes, voice = _echo_call(generator, call, chords, limit)
+    notes = [
+        replace(n, duration=min(n.duration, limit - n.onset)) for n in notes if n.onset < limit
+    ]
+    notes = generator.land(notes, chords, voice, limit)
+    return Phrase.of((_on_grid(n) for n in notes), chords, metre, start_bar)
+
+
+def _echo_call(
+    generator: BluesGenerator, call: Phrase, chords: Sequence[ChordChange], limit: float
+) -> tuple[list[Note], Voice]:
+    """The answer's notes before trimming and landing, and the voice it is played in."""
+    metre = call.metre
     pitches = [n.pitch for n in call.notes]
     centre, span = (min(pitches) + max(pitches)) // 2, max(14, max(pitches) - min(pitches) + 4)
     low = max(0, min(127 - span, centre - span // 2))
@@ -407,7 +426,4 @@ def answer(
         notes = generator.refit(moved, chords, metre, voice)
         if strategy == "vary":
             notes = generator.vary(notes, chords, metre, voice, limit)
-    notes = [
-        replace(n, duration=min(n.duration, limit - n.onset)) for n in notes if n.onset < limit
-    ]
-    return Phrase.of(generator.land(notes, chords, voice, limit), chords, metre, start_bar)
+    return notes, voice

@@ -103,7 +103,7 @@ def make_phrase(notes: Sequence[Note], changes: Sequence[ChordChange], metre: Me
     """
     start_bar = metre.bar_of(notes[0].onset)
     start = metre.bar_start(start_bar)
-    end_bar = metre.bar_of(max(n.end for n in notes) - 1e-9)
+    end_bar = (to_ticks(max(n.end for n in notes)) - 1) // metre.ticks_per_bar
     chords = chords_between(changes, start, metre.bar_start(end_bar + 1))
     shift = to_ticks(start)
     moved = tuple(

@@ -26,7 +26,7 @@ from improv.music.chords import Chord, ChordSymbolError, QualityClass, parse_cho
 from improv.music.forms import form_from_changes, get_form, is_blues
 from improv.music.notes import ChordChange, Note, Solo
 from improv.music.pitch import Key
-from improv.music.time import TICKS_PER_BEAT, Metre, to_beats
+from improv.music.time import TICKS_PER_BEAT, Metre, to_beats, to_ticks
 
 log = logging.getLogger(__name__)
 
@@ -199,10 +199,11 @@ def infer_key(changes: Sequence[ChordChange], notes: Sequence[Note], end: float)
     """
     weights = [0.0] * 12
     real = [c for c in changes if c.chord is not None]
-    for change, following in zip(changes, [*changes[1:], None], strict=True):
+    for i, change in enumerate(changes):
         if change.chord is None:
             continue
-        length = (following.onset if following else max(end, change.onset + 1.0)) - change.onset
+        until = changes[i + 1].onset if i + 1 < len(changes) else max(end, change.onset + 1.0)
+        length = until - change.onset
         for pc in change.chord.tones:
             weights[pc % 12] += length
         weights[change.chord.root % 12] += length  # the root counts double: it names the chord
@@ -288,7 +289,7 @@ def read_midi(
     notes = _grid_notes(events)
     changes = _changes(events, path)
     end = max((n.end for n in notes), default=0.0)
-    last_bar = metre.bar_of(max(end - 1e-9, 0.0))
+    last_bar = max(0, to_ticks(end) - 1) // metre.ticks_per_bar  # the bar the last note ends in
 
     chosen = Key.parse(key) if isinstance(key, str) else key
     chosen = chosen or _key_from_signature(events.key) or (info.key if info else None)
