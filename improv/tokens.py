@@ -12,6 +12,7 @@ See ``docs/tokens.md`` for the grammar and an example.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import itertools
 import math
@@ -386,6 +387,17 @@ class StreamEncoder:
     def header(self) -> list[int]:
         """The stream header: the key."""
         return [VOCAB.key(self.key)]
+
+    def copy(self) -> StreamEncoder:
+        """An independent encoder at the same point (to rewind to); the chord source is shared."""
+        new = copy.copy(self)
+        new._cticks = self._cticks[self._ci :]
+        new._ctoks = self._ctoks[self._ci :]
+        new._ci = 0
+        return new
+
+    def __deepcopy__(self, memo: dict[int, object]) -> StreamEncoder:
+        return self.copy()  # never deep-copy a chord function (and what it is bound to)
 
     # -- events ----------------------------------------------------------------------
     def start_phrase(self, role: Role | str, at_beats: float) -> list[int]:
