@@ -18,6 +18,7 @@ Why it is built this way:
 from __future__ import annotations
 
 import math
+import zlib
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -25,23 +26,47 @@ from typing import Any, Literal
 
 import numpy as np
 
-Escape = Literal["c", "ax"]
-ESCAPES: tuple[Escape, ...] = ("c", "ax")
+Escape = Literal["c", "ax", "d"]
+ESCAPES: tuple[Escape, ...] = ("c", "ax", "d")
 
-DEFAULT_MAX_NODES = 250_000
-"""Node budget of the long-term trie: about 8 bytes a node once serialised (2 MB)."""
+DEFAULT_MAX_NODES = 300_000
+"""Node budget of the long-term trie: about 2 bytes a node once deflated (0.6 MB)."""
 
 STATE_FORMAT = "improv-markov/1"
+
+_PRUNE_DEPTH = 3  # n-grams this long or longer may be pruned to fit the node budget
+_WORK_FACTOR = 4  # counting keeps up to this many times the budget, to choose from
+
+_PACKED = {"symbols": "<i2", "n_children": "<i2", "counts": "<i4", "pruned": "<i4"}
+"""Serialised trie arrays and their little-endian types (see :meth:`MarkovModel.to_state`)."""
 
 _CACHE_SIZE = 4096  # long-term distributions kept, by deepest context node
 
 
-def _escape_weight(n_children: np.ndarray, singletons: np.ndarray, escape: Escape) -> np.ndarray:
-    """Escape count E of each context: method C uses the number of distinct symbols
-    seen, method AX (Moffat's X, as in IDyOM) the number seen once, plus one."""
-    if escape == "c":
-        return n_children.astype(np.float64)
-    return singletons.astype(np.float64) + 1.0
+def _blend_params(
+    total: np.ndarray,
+    distinct: np.ndarray,
+    singles: np.ndarray,
+    kept_distinct: np.ndarray,
+    pruned_total: np.ndarray,
+    escape: Escape,
+) -> tuple[float, np.ndarray, np.ndarray]:
+    """Discount, escape weight and denominator of each context, so that blending reads
+    ``p_k(s) = (count(s) - discount + escape_w * p_{k-1}(s)) / denom``.
+
+    ``total``, ``distinct`` and ``singles`` describe all the symbols a context has seen,
+    ``kept_distinct`` those its pruned tree still holds; the probability of the pruned
+    ones goes to the lower orders, so pruning never makes a context overconfident.
+    Method C escapes with the number of distinct symbols, AX (Moffat's X) with the number
+    seen once plus one, D (Howard) discounts every count by a half.
+    """
+    total = total.astype(np.float64)
+    pruned = pruned_total.astype(np.float64)
+    if escape == "d":
+        return 0.5, 0.5 * kept_distinct + pruned, np.maximum(total, 1.0)
+    esc = distinct if escape == "c" else singles + 1
+    esc = esc.astype(np.float64)
+    return 0.0, esc + pruned, np.maximum(total + esc, 1.0)
 
 
 def _as_sequences(sequences: Iterable[Sequence[int]], vocab_size: int) -> list[np.ndarray]:
@@ -70,12 +95,14 @@ def _flatten(seqs: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass
 class _NgramCounts:
-    """Every n-gram of a corpus up to ``max_depth`` tokens, as an unpruned prefix tree.
+    """The n-grams of a corpus up to ``max_depth`` tokens, as a prefix tree.
 
     Node 0 is the empty context; nodes are in breadth-first order sorted by
     (parent, symbol). ``raw`` is how often the n-gram occurs; ``ux`` its count under
     update exclusion: the number of distinct tokens seen before it, plus one if it
     opens a sequence (so an online PPM with update exclusion would have counted it).
+    Rare long n-grams may be dropped while counting, to bound memory; ``dropped[:, j]``
+    is what node ``j`` lost that way (total count, number, singletons of its children).
     """
 
     vocab_size: int
@@ -84,46 +111,82 @@ class _NgramCounts:
     depth: np.ndarray  # (nodes,) int64
     raw: np.ndarray  # (nodes,) int64
     ux: np.ndarray  # (nodes,) int64
+    dropped: np.ndarray  # (3, nodes) int64
     tokens: int
 
 
-def _count_ngrams(seqs: list[np.ndarray], vocab_size: int, max_depth: int) -> _NgramCounts:
+_HASH_MUL = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _count_ngrams(
+    seqs: list[np.ndarray], vocab_size: int, max_depth: int, max_nodes: int
+) -> _NgramCounts:
+    """Count every n-gram level by level, vectorised over all positions.
+
+    N-grams of :data:`_PRUNE_DEPTH`+ tokens rarer than a threshold (rising with depth)
+    are dropped once the tree would outgrow ``max_nodes``; the update-exclusion counts
+    use a 64-bit rolling hash of each n-gram, so dropping never distorts them.
+    """
     tok, pos = _flatten(seqs)
+    n_tok = len(tok)
     parents: list[np.ndarray] = [np.array([-1])]
     symbols: list[np.ndarray] = [np.array([-1])]
     depths: list[np.ndarray] = [np.array([0])]
-    raws: list[np.ndarray] = [np.array([len(tok)])]
+    raws: list[np.ndarray] = [np.array([n_tok])]
     uxs: list[np.ndarray] = [np.array([0])]
-    next_id = 1
+    lost_parent: list[np.ndarray] = []  # parents of dropped n-grams, and their counts
+    lost_count: list[np.ndarray] = []
+    n_nodes, threshold = 1, 1
     prev_first = 0  # first node id of the previous level
-    prev_at = np.zeros(len(tok), dtype=np.int64)  # node of the (d-1)-gram ending at i
+    prev_at = np.zeros(n_tok, dtype=np.int64)  # node of the (d-1)-gram ending at i, or -1
+    prev_hash = np.zeros(n_tok, dtype=np.uint64)  # hash of the (d-1)-gram ending at i
     for d in range(1, max_depth + 1):
+        idx = np.nonzero(pos >= d - 1)[0]
         if d == 1:
-            idx = np.arange(len(tok))
-            prefix = np.zeros(len(tok), dtype=np.int64)
+            prefix = np.zeros(len(idx), dtype=np.int64)
+            hashes = tok[idx].astype(np.uint64) + np.uint64(1)
         else:
-            idx = np.nonzero(pos >= d - 1)[0]
             prefix = prev_at[idx - 1]
-        keys = prefix * vocab_size + tok[idx]
-        uniq, first, inverse, counts = np.unique(
-            keys, return_index=True, return_inverse=True, return_counts=True
-        )
-        if d >= 2:
+            hashes = prev_hash[idx - 1] * _HASH_MUL + tok[idx].astype(np.uint64) + np.uint64(1)
             # update-exclusion counts of the previous level: distinct left extensions
-            ux_prev = np.bincount(prev_at[idx[first]] - prev_first, minlength=len(uxs[-1]))
-            opening = prev_at[np.nonzero(pos == d - 2)[0]] - prev_first
-            ux_prev[np.unique(opening)] += 1
+            _, first = np.unique(hashes, return_index=True)
+            suffix = prev_at[idx[first]]
+            ux_prev = np.bincount(suffix[suffix >= 0] - prev_first, minlength=len(uxs[-1]))
+            opening = prev_at[np.nonzero(pos == d - 2)[0]]
+            ux_prev[np.unique(opening[opening >= 0]) - prev_first] += 1
             uxs[-1] = ux_prev
-        at = np.full(len(tok), -1, dtype=np.int64)
-        at[idx] = next_id + inverse.reshape(-1)
-        parents.append(uniq // vocab_size)
-        symbols.append(uniq % vocab_size)
-        depths.append(np.full(len(uniq), d))
-        raws.append(counts)
-        uxs.append(counts.copy())  # replaced by the next level, when there is one
-        prev_first, next_id, prev_at = next_id, next_id + len(uniq), at
-        if not len(uniq):
+        live = prefix >= 0
+        uniq, inverse, counts = np.unique(
+            prefix[live] * vocab_size + tok[idx[live]], return_inverse=True, return_counts=True
+        )
+        if d >= _PRUNE_DEPTH:
+            ranked = np.sort(counts)[::-1]
+            room = max_nodes - n_nodes
+            if len(ranked) > room:
+                threshold = max(threshold, int(ranked[max(room, 0)]) + 1)
+        keep = counts >= threshold
+        lost_parent.append(uniq[~keep] // vocab_size)
+        lost_count.append(counts[~keep])
+        new_ids = np.cumsum(keep) - 1 + n_nodes
+        at = np.full(n_tok, -1, dtype=np.int64)
+        at[idx[live]] = np.where(keep[inverse.reshape(-1)], new_ids[inverse.reshape(-1)], -1)
+        parents.append(uniq[keep] // vocab_size)
+        symbols.append(uniq[keep] % vocab_size)
+        depths.append(np.full(int(keep.sum()), d))
+        raws.append(counts[keep])
+        uxs.append(counts[keep].copy())  # replaced by the next level, when there is one
+        prev_first, n_nodes = n_nodes, n_nodes + int(keep.sum())
+        prev_at, prev_hash[idx] = at, hashes
+        if not keep.any():
             break
+    lp, lc = np.concatenate(lost_parent), np.concatenate(lost_count)
+    dropped = np.stack(
+        [
+            np.bincount(lp, weights=lc, minlength=n_nodes),
+            np.bincount(lp, minlength=n_nodes),
+            np.bincount(lp, weights=lc == 1, minlength=n_nodes),
+        ]
+    ).astype(np.int64)
     return _NgramCounts(
         vocab_size,
         np.concatenate(parents),
@@ -131,19 +194,20 @@ def _count_ngrams(seqs: list[np.ndarray], vocab_size: int, max_depth: int) -> _N
         np.concatenate(depths),
         np.concatenate(raws),
         np.concatenate(uxs),
-        len(tok),
+        dropped,
+        n_tok,
     )
 
 
 def _prune_threshold(counts: _NgramCounts, order: int, max_nodes: int) -> int:
-    """Smallest count an n-gram of 3+ tokens needs so the tree fits ``max_nodes``.
+    """Smallest count an n-gram of :data:`_PRUNE_DEPTH`+ tokens needs to fit ``max_nodes``.
 
     A count threshold keeps the tree closed under prefixes and suffixes (neither can be
     rarer than the n-gram), which the streaming context chain relies on.
     """
     in_order = counts.depth <= order + 1
-    always = int(np.count_nonzero(in_order & (counts.depth < 3)))
-    deep = np.sort(counts.raw[in_order & (counts.depth >= 3)])[::-1]
+    always = int(np.count_nonzero(in_order & (counts.depth < _PRUNE_DEPTH)))
+    deep = np.sort(counts.raw[in_order & (counts.depth >= _PRUNE_DEPTH)])[::-1]
     room = max(0, max_nodes - always)
     if len(deep) <= room:
         return 1
@@ -159,15 +223,37 @@ def _build_trie(
 ) -> _Trie:
     """The long-term trie of one maximum order: truncated, pruned, compacted."""
     threshold = _prune_threshold(counts, order, max_nodes)
-    keep = (counts.depth <= order + 1) & ((counts.depth < 3) | (counts.raw >= threshold))
+    in_order = counts.depth <= order + 1
+    keep = in_order & ((counts.depth < _PRUNE_DEPTH) | (counts.raw >= threshold))
     keep[0] = True
+    use_raw = (counts.depth == order + 1) | (not update_exclusion)
+    used = np.where(use_raw, counts.raw, counts.ux)
+    # what each kept context loses to pruning: its pruned children's counts
+    lost = np.nonzero(in_order & ~keep)[0]
+    lost = lost[keep[counts.parent[lost]]]
+    lost_parent = counts.parent[lost]
+    n_all = len(counts.parent)
+    pruned = np.stack(
+        [
+            np.bincount(lost_parent, weights=used[lost], minlength=n_all),
+            np.bincount(lost_parent, minlength=n_all),
+            np.bincount(lost_parent, weights=used[lost] == 1, minlength=n_all),
+        ]
+    ).astype(np.int64)
+    pruned += np.where(counts.depth <= order, counts.dropped, 0)
+    pruned = pruned[:, keep]
     new_id = np.cumsum(keep) - 1
     nodes = np.nonzero(keep)[0][1:]
-    use_raw = (counts.depth[nodes] == order + 1) | (not update_exclusion)
-    used = np.where(use_raw, counts.raw[nodes], counts.ux[nodes])
     n_children = np.bincount(new_id[counts.parent[nodes]], minlength=len(nodes) + 1)
     return _Trie(
-        counts.vocab_size, order, escape, counts.symbol[nodes], n_children, used, threshold
+        counts.vocab_size,
+        order,
+        escape,
+        counts.symbol[nodes],
+        n_children,
+        used[nodes],
+        pruned,
+        threshold,
     )
 
 
@@ -180,6 +266,8 @@ class _Trie:
     Node ``j >= 1`` has ``symbol[j]``, blending ``count[j]`` (raw at the top level, the
     update-exclusion count below it, unless exclusion is off) and children
     ``child_start[j]:child_start[j + 1]``; ``keys[j - 1] = parent * V + symbol``.
+    ``pruned[:, j]`` is what node ``j`` lost to pruning: the total count, the number and
+    the number of singletons of its pruned children.
     """
 
     def __init__(
@@ -190,16 +278,25 @@ class _Trie:
         symbols: np.ndarray,
         n_children: np.ndarray,
         counts: np.ndarray,
+        pruned: np.ndarray | None = None,
         threshold: int = 1,
     ) -> None:
         n = len(n_children)
-        if len(symbols) != n - 1 or len(counts) != n - 1 or int(n_children.sum()) != n - 1:
+        if pruned is None:
+            pruned = np.zeros((3, n), dtype=np.int64)
+        if (
+            len(symbols) != n - 1
+            or len(counts) != n - 1
+            or int(n_children.sum()) != n - 1
+            or pruned.shape != (3, n)
+        ):
             raise ValueError("inconsistent Markov trie arrays")
         self.vocab_size = vocab_size
         self.order = order
         self.escape: Escape = escape
         self.threshold = threshold
         self.n_children = np.asarray(n_children, dtype=np.int64)
+        self.pruned = np.asarray(pruned, dtype=np.int64)
         parent = np.repeat(np.arange(n, dtype=np.int64), self.n_children)
         self.keys = parent * vocab_size + np.asarray(symbols, dtype=np.int64)
         if len(self.keys) and (np.any(np.diff(self.keys) <= 0) or symbols.min() < 0):
@@ -207,12 +304,16 @@ class _Trie:
         if len(symbols) and symbols.max() >= vocab_size:
             raise ValueError("Markov trie symbol outside the vocabulary")
         self.symbol = np.concatenate([[-1], symbols]).astype(np.int64)
-        self.count = np.concatenate([[0.0], counts]).astype(np.float64)
+        self.raw = np.asarray(counts, dtype=np.int64)
+        raw_count = np.concatenate([[0.0], counts]).astype(np.float64)
         self.child_start = np.concatenate([[1], 1 + np.cumsum(self.n_children)])
-        total = np.bincount(parent, weights=self.count[1:], minlength=n)
-        single = np.bincount(parent, weights=self.count[1:] == 1, minlength=n)
-        self.escape_w = _escape_weight(self.n_children, single, escape)
-        self.denom = total + self.escape_w
+        total = np.bincount(parent, weights=raw_count[1:], minlength=n) + self.pruned[0]
+        single = np.bincount(parent, weights=raw_count[1:] == 1, minlength=n) + self.pruned[2]
+        distinct = self.n_children + self.pruned[1]
+        discount, self.escape_w, self.denom = _blend_params(
+            total, distinct, single, self.n_children, self.pruned[0], escape
+        )
+        self.count = np.where(raw_count > 0, raw_count - discount, 0.0)
         self.depth = np.zeros(n, dtype=np.int64)
         lo, hi, d = 1, int(self.child_start[1]), 1
         while lo < hi:
@@ -309,13 +410,17 @@ class _ShortTerm:
                 break  # every longer context is unseen too
             symbols = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
             values = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
-            if self.escape == "c":
-                esc = float(len(counts))
-            else:
-                esc = float(np.count_nonzero(values == 1)) + 1.0
-            denom = float(values.sum()) + esc
-            p *= esc / denom
-            p[symbols] += values / denom
+            distinct = np.array([len(counts)])
+            discount, esc, denom = _blend_params(
+                np.array([values.sum()]),
+                distinct,
+                np.array([np.count_nonzero(values == 1)]),
+                distinct,
+                np.zeros(1),
+                self.escape,
+            )
+            p *= esc[0] / denom[0]
+            p[symbols] += (values - discount) / denom[0]
         return p
 
 
@@ -351,6 +456,7 @@ class MarkovModel:
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
         self._stream = _Stream((0,), ())
         self._out: np.ndarray | None = None
+        self._packed: dict[str, bytes] | None = None
         self.info: dict[str, Any] = {}
 
     # -- construction -----------------------------------------------------------------
@@ -368,7 +474,7 @@ class MarkovModel:
     ) -> MarkovModel:
         """Fit one given maximum order (no validation); see :func:`fit_markov`."""
         seqs = _as_sequences(sequences, vocab_size)
-        counts = _count_ngrams(seqs, vocab_size, order + 1)
+        counts = _count_ngrams(seqs, vocab_size, order + 1, _WORK_FACTOR * max_nodes)
         model = cls(_build_trie(counts, order, escape, update_exclusion, max_nodes))
         model.info = {"train_tokens": counts.tokens, "update_exclusion": update_exclusion}
         return model
@@ -492,22 +598,35 @@ class MarkovModel:
     def to_state(self) -> dict[str, Any]:
         """Plain tensors and scalars, loadable with ``torch.load(weights_only=True)``.
 
-        The long-term model only: what was learned in a session is not kept.
+        The trie's arrays are stored deflated (zlib) as uint8 tensors: mostly small
+        counts and zeros, they shrink about tenfold. The long-term model only: what was
+        learned in a session is not kept.
         """
         import torch
 
-        trie = self._trie
+        if self._packed is None:
+            trie = self._trie
+            self._packed = {
+                name: zlib.compress(np.ascontiguousarray(arr, dtype=_PACKED[name]).tobytes(), 6)
+                for name, arr in (
+                    ("symbols", trie.symbol[1:]),
+                    ("n_children", trie.n_children),
+                    ("counts", trie.raw),
+                    ("pruned", trie.pruned.reshape(-1)),
+                )
+            }
         return {
             "format": STATE_FORMAT,
-            "vocab_size": trie.vocab_size,
-            "order": trie.order,
-            "escape": trie.escape,
-            "threshold": trie.threshold,
+            "vocab_size": self._trie.vocab_size,
+            "order": self._trie.order,
+            "escape": self._trie.escape,
+            "threshold": self._trie.threshold,
             "stm_order": self._stm.order,
             "stm_bias": self.stm_bias,
-            "symbols": torch.from_numpy(trie.symbol[1:].astype(np.int16)),
-            "n_children": torch.from_numpy(trie.n_children.astype(np.int16)),
-            "counts": torch.from_numpy(trie.count[1:].astype(np.int32)),
+            "arrays": {
+                name: torch.frombuffer(bytearray(blob), dtype=torch.uint8)
+                for name, blob in self._packed.items()
+            },
             "info": dict(self.info),
         }
 
@@ -520,18 +639,30 @@ class MarkovModel:
             escape = state["escape"]
             if escape not in ESCAPES:
                 raise ValueError(f"unknown escape method {escape!r}")
+            arrays = {
+                name: np.frombuffer(
+                    zlib.decompress(np.asarray(state["arrays"][name], dtype=np.uint8).tobytes()),
+                    dtype=dtype,
+                ).astype(np.int64)
+                for name, dtype in _PACKED.items()
+            }
             trie = _Trie(
                 int(state["vocab_size"]),
                 int(state["order"]),
                 escape,
-                np.asarray(state["symbols"], dtype=np.int64),
-                np.asarray(state["n_children"], dtype=np.int64),
-                np.asarray(state["counts"], dtype=np.float64),
+                arrays["symbols"],
+                arrays["n_children"],
+                arrays["counts"],
+                arrays["pruned"].reshape(3, -1),
                 int(state["threshold"]),
             )
             model = cls(trie, stm_order=int(state["stm_order"]), stm_bias=float(state["stm_bias"]))
         except (KeyError, TypeError) as exc:
             raise ValueError(f"incomplete Markov model state: {exc}") from exc
+        except zlib.error as exc:
+            raise ValueError(f"corrupt Markov model state: {exc}") from exc
+        except ValueError as exc:
+            raise ValueError(f"unusable Markov model state: {exc}") from exc
         model.info = dict(state.get("info", {}))
         return model
 
@@ -570,7 +701,7 @@ def fit_markov(
     val_seqs = [s for s in _as_sequences(val, vocab_size) if len(s)]
     if len(candidates) > 1 and not val_seqs:
         raise ValueError("validation sequences are needed to choose the maximum order")
-    counts = _count_ngrams(train_seqs, vocab_size, candidates[-1] + 1)
+    counts = _count_ngrams(train_seqs, vocab_size, candidates[-1] + 1, _WORK_FACTOR * max_nodes)
     val_tokens = sum(len(s) for s in val_seqs)
     val_bits: dict[int, float] = {}
     best: _Trie | None = None
