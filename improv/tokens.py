@@ -501,13 +501,18 @@ class StreamEncoder:
                 self._ctoks.append(token)
 
     def _poll(self, limit: int) -> None:
-        """Ask the chord function at every beat and just before ``limit``."""
+        """Ask the chord function at every beat, every bar line and just before ``limit``."""
         fn = self._chord_fn
         if fn is None or limit <= self._polled:
             return
-        start = self._polled
-        first_beat = -(-start // TICKS_PER_BEAT) * TICKS_PER_BEAT
-        points = itertools.chain(range(first_beat, limit - 1, TICKS_PER_BEAT), (limit - 1,))
+        start, last_point = self._polled, limit - 1
+        beat = TICKS_PER_BEAT
+        first_beat = start + (-(to_ticks(self._origin) + start)) % beat
+        first_bar = -(-start // self._tpb) * self._tpb
+        points = sorted(
+            {*range(first_beat, last_point, beat), *range(first_bar, last_point, self._tpb)}
+        )
+        points.append(last_point)
         self._polled = limit
         for point in points:
             change = fn(self._origin + point / TICKS_PER_BEAT)

@@ -302,6 +302,22 @@ def test_callable_chord_source_matches_list() -> None:
     assert VOCAB.chord(6, QualityClass.MINOR) in by_list
 
 
+def test_callable_chord_source_is_asked_at_bar_lines_and_beats() -> None:
+    """Odd bars (7/8, starting mid-beat) and a source that reports the asking time."""
+    metre = Metre(7, 8)
+
+    def source(at: float) -> ChordChange:
+        bar = math.floor(at / metre.beats_per_bar + 1e-9)
+        c = chord(bar % 12, QualityClass.DOMINANT)
+        return ChordChange(at, "", c)
+
+    encoder = StreamEncoder(0, metre, source, start_bar=1)
+    tokens = encoder.advance(metre.bar_start(4) + 0.1)
+    assert VOCAB.describe(tokens) == (
+        "POS_0 CHORD_1_dom BAR POS_0 CHORD_2_dom BAR POS_0 CHORD_3_dom BAR POS_0 CHORD_4_dom"
+    )
+
+
 def test_copies_rewind_independently_and_share_the_chord_source() -> None:
     class Form:
         calls = 0
