@@ -13,6 +13,7 @@ This is the only module of the corpus that speaks mido.
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -269,6 +270,15 @@ def _sections(
     return tuple(sections)
 
 
+def _names(track_name: str) -> tuple[str, str]:
+    """(performer, title) from a track name: WJazzD's ``"Kid Ory - Gut Bucket Blues (1)"``
+    gives both; another name is all title."""
+    performer, sep, title = track_name.partition(" - ")
+    if not sep:
+        return "", track_name
+    return performer.strip(), re.sub(r"\s*\(\d+\)$", "", title).strip()
+
+
 def read_midi(
     path: Path | str,
     *,
@@ -308,6 +318,7 @@ def read_midi(
     sections = _sections(info.form, first_bar, last_bar) if info else ()
     if form is not None and laid_form:
         sections = _sections((("A", get_form(form).n_bars),), first_bar, last_bar)
+    performer, title = _names(events.name)
     return Solo(
         notes=tuple(notes),
         chords=tuple(changes),
@@ -315,8 +326,8 @@ def read_midi(
         key=final_key.tonic,
         mode=final_key.mode,
         tempo_bpm=tempo,
-        title=(info.title if info and info.title else events.name) or path.stem,
-        performer=info.performer if info else "",
+        title=info.title if info and info.title else title or path.stem,
+        performer=info.performer if info and info.performer else performer,
         instrument=info.instrument if info else "",
         blues=info.blues if info else laid_form or _looks_blues(changes, metre, first_bar),
         source=str(path),

@@ -61,6 +61,8 @@ def test_metre_tempo_key_and_name_come_from_meta_events(tmp_path: Path) -> None:
     assert solo.tempo_bpm == pytest.approx(150.0, abs=0.01)
     assert (solo.key, solo.mode) == (7, "minor")
     assert solo.title == "Waltz"
+    named = save(midi_file(BLUES_LINE, name="Kid Ory - Gut Bucket Blues (1)"), tmp_path / "n.mid")
+    assert (read_midi(named).performer, read_midi(named).title) == ("Kid Ory", "Gut Bucket Blues")
 
 
 def test_key_is_inferred_from_the_chords_without_a_key_signature(tmp_path: Path) -> None:
