@@ -388,6 +388,7 @@ class _ShortTerm:
         self.escape: Escape = escape
         self.exclusion = exclusion
         self.contexts: dict[tuple[int, ...], dict[int, int]] = {}
+        self._cache: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray, float]] = {}
         self.tokens = 0
 
     def learn(self, seq: Sequence[int]) -> None:
@@ -401,27 +402,41 @@ class _ShortTerm:
                 if seen and self.exclusion:
                     break
         self.tokens += len(seq)
+        self._cache.clear()
 
     def probs(self, history: tuple[int, ...]) -> np.ndarray:
         p = np.full(self.vocab_size, 1.0 / self.vocab_size)
         for k in range(min(len(history), self.order) + 1):
-            counts = self.contexts.get(history[len(history) - k :])
-            if not counts:
+            blend = self._blend(history[len(history) - k :])
+            if blend is None:
                 break  # every longer context is unseen too
-            symbols = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
-            values = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
-            distinct = np.array([len(counts)])
-            discount, esc, denom = _blend_params(
-                np.array([values.sum()]),
-                distinct,
-                np.array([np.count_nonzero(values == 1)]),
-                distinct,
-                np.zeros(1),
-                self.escape,
-            )
-            p *= esc[0] / denom[0]
-            p[symbols] += (values - discount) / denom[0]
+            symbols, alpha, gamma = blend
+            p *= gamma
+            p[symbols] += alpha
         return p
+
+    def _blend(self, context: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, float] | None:
+        """A context's symbols, their blending weights and its escape weight (cached)."""
+        cached = self._cache.get(context)
+        if cached is not None:
+            return cached
+        counts = self.contexts.get(context)
+        if not counts:
+            return None
+        symbols = np.fromiter(counts.keys(), dtype=np.int64, count=len(counts))
+        values = np.fromiter(counts.values(), dtype=np.float64, count=len(counts))
+        distinct = np.array([len(counts)])
+        discount, esc, denom = _blend_params(
+            np.array([values.sum()]),
+            distinct,
+            np.array([np.count_nonzero(values == 1)]),
+            distinct,
+            np.zeros(1),
+            self.escape,
+        )
+        cached = (symbols, (values - discount) / denom[0], float(esc[0] / denom[0]))
+        self._cache[context] = cached
+        return cached
 
 
 def _relative_entropy(p: np.ndarray) -> float:
