@@ -33,7 +33,8 @@ def register(subparsers: Any) -> None:
     )
     stats.add_argument("--json", action="store_true", help="print one JSON object")
     stats.add_argument(
-        "--key", help="key of files without key or chords, e.g. Bb, Cm (default: inferred)"
+        "--key",
+        help="key of the music, e.g. Bb, Cm (default: each file's key signature, else inferred)",
     )
     stats.add_argument(
         "--form", help="blues form to lay under files without chords (blues, jazz-blues ...)"

@@ -64,7 +64,8 @@ def read_folder(
 ) -> CorpusReadResult:
     """Read every MIDI file below ``path`` (recursively) into solos.
 
-    ``key``/``form`` apply to files without key or chords (see :func:`read_midi`).
+    ``key`` overrides the files' keys; ``form`` is laid under files without chords
+    (see :func:`~improv.corpus.reader.read_midi`).
     ``progress`` None shows a bar on a terminal when there are more than a few files.
     Raises :class:`UsageError` when the folder is missing or holds no MIDI files.
     """
