@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import logging
 import re
-from collections import Counter, defaultdict
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import mido
 
-from improv.corpus.index import SoloIndex, SoloInfo
+from improv.corpus.index import SoloInfo
 from improv.errors import ImprovError
 from improv.music.chords import Chord, ChordSymbolError, QualityClass, parse_chord
 from improv.music.forms import form_from_changes, get_form, is_blues
@@ -334,15 +334,3 @@ def read_midi(
         sections=sections,
         first_bar=first_bar,
     )
-
-
-def read_file(
-    path: Path, index: SoloIndex, key: Key | str | None = None, form: str | None = None
-) -> Solo:
-    """:func:`read_midi` with the file's ``solos.csv`` row looked up in ``index``."""
-    return read_midi(path, key=key, form=form, info=index.lookup(path))
-
-
-def chord_symbols(solos: Sequence[Solo]) -> Counter[str]:
-    """How often each chord symbol occurs as a change across solos."""
-    return Counter(change.symbol for solo in solos for change in solo.chords)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from improv.corpus.index import SoloIndex
-from improv.corpus.reader import MidiReadError, read_file, read_midi
+from improv.corpus.reader import MidiReadError, read_midi
 from improv.corpus.synthetic import generate_solo, make_tune
 from improv.corpus.writer import write_solo
 from improv.music.time import TICKS_PER_BEAT, Metre
@@ -79,7 +79,8 @@ def test_solos_csv_in_the_parent_folder_gives_title_form_and_pickup(tmp_path: Pa
         "file,performer,title,instrument,key,form,blues\n"
         'solos/a.mid,Some Player,Some Tune,ts,Bb-maj,"(A1,4), (B1,4)",False\n'
     )
-    solo = read_file(tmp_path / "solos" / "a.mid", SoloIndex())
+    path = tmp_path / "solos" / "a.mid"
+    solo = read_midi(path, info=SoloIndex().lookup(path))
     assert (solo.title, solo.performer, solo.instrument, solo.blues) == (
         "Some Tune",
         "Some Player",
