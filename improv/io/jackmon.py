@@ -18,12 +18,17 @@ import glob
 import logging
 import os
 import threading
+from collections.abc import Callable
 from functools import cache
+from pathlib import Path
 from typing import Any, ClassVar
 
 log = logging.getLogger(__name__)
 
 _NO_START_SERVER = 0x01
+
+client_lock = threading.RLock()
+"""Held around every JACK client open and close in this process (ours and rtmidi's)."""
 _ShutdownCallback = ctypes.CFUNCTYPE(None, ctypes.c_void_p)
 
 
@@ -51,9 +56,11 @@ def _lib() -> Any:
         lib.jack_client_close.argtypes = [ctypes.c_void_p]
         lib.jack_on_shutdown.argtypes = [ctypes.c_void_p, _ShutdownCallback, ctypes.c_void_p]
         if not os.environ.get("IMPROV_JACK_VERBOSE"):
-            libc = ctypes.CDLL(ctypes.util.find_library("c"))
-            lib.jack_set_error_function(libc.strlen)
-            lib.jack_set_info_function(libc.strlen)
+            strlen = ctypes.cast(ctypes.CDLL(ctypes.util.find_library("c")).strlen, ctypes.c_void_p)
+            lib.jack_set_error_function.argtypes = [ctypes.c_void_p]
+            lib.jack_set_info_function.argtypes = [ctypes.c_void_p]
+            lib.jack_set_error_function(strlen)
+            lib.jack_set_info_function(strlen)
         return lib
     return None
 
@@ -68,48 +75,78 @@ def server_running() -> bool:
     lib = _lib()
     if lib is None:
         return False
-    client = lib.jack_client_open(b"improv-probe", _NO_START_SERVER, None)
-    if not client:
-        return False
-    lib.jack_client_close(client)
+    with client_lock:
+        client = lib.jack_client_open(b"improv-probe", _NO_START_SERVER, None)
+        if not client:
+            return False
+        lib.jack_client_close(client)
     return True
 
 
+def _server_socket() -> Path | None:
+    """The server's request socket (JACK2 on Linux: /dev/shm/jack_NAME_UID_0), if found."""
+    name = os.environ.get("JACK_DEFAULT_SERVER") or "default"
+    for folder in ("/dev/shm", "/tmp"):
+        path = Path(folder) / f"jack_{name}_{os.getuid()}_0"
+        if path.exists():
+            return path
+    return None
+
+
 class Monitor:
-    """A port-less JACK client whose :attr:`alive` turns False when the server goes."""
+    """A port-less JACK client whose :attr:`alive` turns False when the server goes.
+
+    Two signals, because neither alone is reliable: libjack's ``jack_on_shutdown``
+    (it does not always fire for a client that never activated) and the server's
+    socket file vanishing or being replaced by a new server's.
+    """
 
     _open: ClassVar[set[Monitor]] = set()
     _open_lock: ClassVar[threading.Lock] = threading.Lock()
 
-    def __init__(self, lib: Any, client: int) -> None:
+    def __init__(self, lib: Any, client: int, on_gone: Callable[[], None] | None) -> None:
         self._lib = lib
         self._client: int | None = client
         self._gone = threading.Event()
+        self._on_gone = on_gone
+        self._socket = _server_socket()
+        self._inode = self._socket.stat().st_ino if self._socket else 0
         self._callback = _ShutdownCallback(self._on_shutdown)  # kept alive with self
         lib.jack_on_shutdown(client, self._callback, None)
         with Monitor._open_lock:
             Monitor._open.add(self)
 
     @classmethod
-    def open(cls) -> Monitor | None:
-        """A monitor on the current server, or None if libjack or the server is missing."""
+    def open(cls, on_gone: Callable[[], None] | None = None) -> Monitor | None:
+        """A monitor on the current server, or None if libjack or the server is missing.
+
+        ``on_gone`` is called (on a JACK thread) as soon as libjack reports the shutdown.
+        """
         lib = _lib()
         if lib is None:
             return None
-        client = lib.jack_client_open(b"improv-monitor", _NO_START_SERVER, None)
-        if not client:
-            return None
-        return cls(lib, client)
+        with client_lock:
+            client = lib.jack_client_open(b"improv-monitor", _NO_START_SERVER, None)
+            if not client:
+                return None
+            return cls(lib, client, on_gone)
 
     def _on_shutdown(self, _arg: object) -> None:
         self._gone.set()
+        if self._on_gone is not None:
+            self._on_gone()
 
     @property
     def alive(self) -> bool:
-        return not self._gone.is_set()
-
-    def wait_gone(self, timeout: float | None = None) -> bool:
-        return self._gone.wait(timeout)
+        if self._gone.is_set():
+            return False
+        if self._socket is not None:
+            try:
+                if self._socket.stat().st_ino != self._inode:
+                    return False  # a new server took the name
+            except OSError:
+                return False
+        return True
 
     def close(self) -> None:
         """Close the client (about a second when the server has already died)."""
@@ -117,7 +154,8 @@ class Monitor:
             Monitor._open.discard(self)
         client, self._client = self._client, None
         if client is not None:
-            self._lib.jack_client_close(client)
+            with client_lock:
+                self._lib.jack_client_close(client)
 
 
 @atexit.register

@@ -1,13 +1,19 @@
-"""MIDI at the edge: the project's own event type, robust parsing, and rtmidi ports.
+"""MIDI ports: real ones through python-rtmidi, and the interface every port offers.
 
-Everything above this module speaks :class:`MidiEvent` (raw bytes plus the
-``time.monotonic()`` second they arrived), never mido or rtmidi types. Input reaches
-the asyncio loop through a bounded buffer: rtmidi's callback thread timestamps and
-parses each packet, appends it, and wakes the loop with at most one pending
-``call_soon_threadsafe``, so a flood (a sysex storm, a stalled loop) drops and counts
-instead of growing memory. Ports survive their peer: a watchdog re-opens a vanished
-port by name, and after a JACK server restart re-creates the clients, while the port
-objects the engine holds (and its clock) carry on.
+Input reaches the asyncio loop through a bounded buffer: rtmidi's callback thread
+timestamps (``time.monotonic()``) and parses each packet, appends it, and wakes the loop
+with at most one pending ``call_soon_threadsafe``, so a flood (a sysex storm, a stalled
+loop) drops and counts instead of growing memory. Ports survive their peer: a watchdog
+thread re-opens a vanished port by name and, after a JACK server restart, re-creates
+the clients, while the port objects the engine holds (and its clock) carry on.
+
+The message type and helpers live in :mod:`improv.io.messages` and are re-exported
+here, so ``improv.io.midi`` is the one import for MIDI.
+
+Known limit (rtmidi's JACK back end): after a sysex without its final 0xF7, rtmidi
+treats every following event as its continuation until one ends in 0xF7. With sysex
+ignored (the default) those events are lost; with ``ignore_sysex=False`` the parser
+recovers the messages inside once the 0xF7 comes.
 """
 
 from __future__ import annotations
@@ -24,256 +30,99 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from improv.errors import ImprovError, UsageError
+from improv.io.jackmon import client_lock
+from improv.io.messages import (
+    ACTIVE_SENSING as ACTIVE_SENSING,
+)
+from improv.io.messages import (
+    CC_ALL_NOTES_OFF as CC_ALL_NOTES_OFF,
+)
+from improv.io.messages import (
+    CC_ALL_SOUND_OFF as CC_ALL_SOUND_OFF,
+)
+from improv.io.messages import (
+    CC_RESET_CONTROLLERS as CC_RESET_CONTROLLERS,
+)
+from improv.io.messages import (
+    CC_SUSTAIN as CC_SUSTAIN,
+)
+from improv.io.messages import (
+    CHANNEL_PRESSURE as CHANNEL_PRESSURE,
+)
+from improv.io.messages import (
+    CLOCK as CLOCK,
+)
+from improv.io.messages import (
+    CONTINUE as CONTINUE,
+)
+from improv.io.messages import (
+    CONTROL_CHANGE as CONTROL_CHANGE,
+)
+from improv.io.messages import (
+    EOX as EOX,
+)
+from improv.io.messages import (
+    NOTE_OFF as NOTE_OFF,
+)
+from improv.io.messages import (
+    NOTE_ON as NOTE_ON,
+)
+from improv.io.messages import (
+    PITCH_BEND as PITCH_BEND,
+)
+from improv.io.messages import (
+    POLY_PRESSURE as POLY_PRESSURE,
+)
+from improv.io.messages import (
+    PROGRAM_CHANGE as PROGRAM_CHANGE,
+)
+from improv.io.messages import (
+    RESET as RESET,
+)
+from improv.io.messages import (
+    SONG_POSITION as SONG_POSITION,
+)
+from improv.io.messages import (
+    START as START,
+)
+from improv.io.messages import (
+    STOP as STOP,
+)
+from improv.io.messages import (
+    SYSEX as SYSEX,
+)
+from improv.io.messages import (
+    MidiEvent as MidiEvent,
+)
+from improv.io.messages import (
+    MidiParser as MidiParser,
+)
+from improv.io.messages import (
+    NoteTracker as NoteTracker,
+)
+from improv.io.messages import (
+    Throttled,
+)
+from improv.io.messages import (
+    control_change as control_change,
+)
+from improv.io.messages import (
+    data_length as data_length,
+)
+from improv.io.messages import (
+    note_off as note_off,
+)
+from improv.io.messages import (
+    note_on as note_on,
+)
+from improv.io.messages import (
+    now as now,
+)
+from improv.io.messages import (
+    song_position as song_position,
+)
 
 log = logging.getLogger(__name__)
-
-now = time.monotonic
-"""The one clock of improv: every event time and schedule is in these seconds."""
-
-# --- the protocol as data -----------------------------------------------------------
-
-NOTE_OFF = 0x80
-NOTE_ON = 0x90
-POLY_PRESSURE = 0xA0
-CONTROL_CHANGE = 0xB0
-PROGRAM_CHANGE = 0xC0
-CHANNEL_PRESSURE = 0xD0
-PITCH_BEND = 0xE0
-SYSEX = 0xF0
-SONG_POSITION = 0xF2
-EOX = 0xF7
-CLOCK = 0xF8
-START = 0xFA
-CONTINUE = 0xFB
-STOP = 0xFC
-ACTIVE_SENSING = 0xFE
-RESET = 0xFF
-
-CC_SUSTAIN = 64
-CC_ALL_SOUND_OFF = 120
-CC_RESET_CONTROLLERS = 121
-CC_ALL_NOTES_OFF = 123
-
-_CHANNEL_DATA_LEN = {0x80: 2, 0x90: 2, 0xA0: 2, 0xB0: 2, 0xC0: 1, 0xD0: 1, 0xE0: 2}
-_SYSTEM_DATA_LEN = {0xF1: 1, 0xF2: 2, 0xF3: 1, 0xF6: 0}
-_REALTIME = frozenset({0xF8, 0xFA, 0xFB, 0xFC, 0xFE, 0xFF})
-_UNDEFINED = frozenset({0xF4, 0xF5, 0xF9, 0xFD})
-
-
-def data_length(status: int) -> int:
-    """Data bytes that follow a status byte (-1 for sysex, undefined or data bytes)."""
-    if status < 0x80:
-        return -1
-    if status < 0xF0:
-        return _CHANNEL_DATA_LEN[status & 0xF0]
-    if status in _REALTIME:
-        return 0
-    return _SYSTEM_DATA_LEN.get(status, -1)
-
-
-@dataclass(slots=True)
-class MidiEvent:
-    """One complete MIDI message: raw bytes and its time (``time.monotonic()`` seconds)."""
-
-    data: bytes
-    time: float
-
-    @property
-    def status(self) -> int:
-        return self.data[0]
-
-    @property
-    def type(self) -> int:
-        """Status without the channel for channel messages (0x90 ...), else the status."""
-        status = self.data[0]
-        return status & 0xF0 if status < 0xF0 else status
-
-    @property
-    def channel(self) -> int:
-        """Channel 0..15 of a channel message, -1 for system messages."""
-        status = self.data[0]
-        return status & 0x0F if status < 0xF0 else -1
-
-    @property
-    def is_note_on(self) -> bool:
-        """A note-on with velocity > 0 (velocity 0 is a note-off)."""
-        return self.data[0] & 0xF0 == NOTE_ON and self.data[0] < 0xF0 and self.data[2] > 0
-
-    @property
-    def is_note_off(self) -> bool:
-        kind = self.data[0] & 0xF0
-        return self.data[0] < 0xF0 and (kind == NOTE_OFF or (kind == NOTE_ON and self.data[2] == 0))
-
-    @property
-    def is_control_change(self) -> bool:
-        return self.data[0] & 0xF0 == CONTROL_CHANGE and self.data[0] < 0xF0
-
-    @property
-    def is_realtime(self) -> bool:
-        return self.data[0] >= 0xF8
-
-    @property
-    def pitch(self) -> int:
-        """Note number of a note message (also the controller number of a CC)."""
-        return self.data[1]
-
-    @property
-    def velocity(self) -> int:
-        """Velocity of a note message (also the value of a CC)."""
-        return self.data[2]
-
-    @property
-    def control(self) -> int:
-        return self.data[1]
-
-    @property
-    def value(self) -> int:
-        return self.data[2]
-
-    def to_mido(self) -> Any:
-        """The same message as a ``mido.Message`` (for files and foreign APIs)."""
-        import mido
-
-        return mido.Message.from_bytes(self.data, time=self.time)
-
-    @classmethod
-    def from_mido(cls, message: Any, time: float) -> MidiEvent:
-        return cls(bytes(message.bytes()), time)
-
-    def __repr__(self) -> str:
-        return f"MidiEvent({self.data.hex(' ')}, t={self.time:.6f})"
-
-
-def note_on(channel: int, pitch: int, velocity: int) -> bytes:
-    return bytes((NOTE_ON | (channel & 0x0F), pitch & 0x7F, velocity & 0x7F))
-
-
-def note_off(channel: int, pitch: int, velocity: int = 0) -> bytes:
-    return bytes((NOTE_OFF | (channel & 0x0F), pitch & 0x7F, velocity & 0x7F))
-
-
-def control_change(channel: int, control: int, value: int) -> bytes:
-    return bytes((CONTROL_CHANGE | (channel & 0x0F), control & 0x7F, value & 0x7F))
-
-
-def song_position(sixteenths: int) -> bytes:
-    """Song position pointer: position in MIDI beats (sixteenth notes) from the start."""
-    return bytes((SONG_POSITION, sixteenths & 0x7F, (sixteenths >> 7) & 0x7F))
-
-
-# --- parsing ------------------------------------------------------------------------
-
-
-class _Throttled:
-    """Logs the first few occurrences of a problem, then every ``every``-th, counting all."""
-
-    def __init__(self, first: int = 5, every: int = 1000) -> None:
-        self.count = 0
-        self._first = first
-        self._every = every
-
-    def __call__(self, message: str, *args: object) -> None:
-        self.count += 1
-        if self.count <= self._first or self.count % self._every == 0:
-            log.warning(message + " (%d so far)", *args, self.count)
-
-
-class MidiParser:
-    """Splits a received packet into well-formed messages; never raises.
-
-    rtmidi hands over one packet per callback. Running status is honoured inside a
-    packet; real-time bytes are taken out wherever they stand; truncated messages,
-    stray data bytes, undefined status bytes and unterminated or oversized sysex are
-    dropped and counted in :attr:`malformed`.
-    """
-
-    def __init__(self, max_sysex: int = 1024, port: str = "") -> None:
-        self.max_sysex = max_sysex
-        self._warn = _Throttled()
-        self._port = port
-
-    @property
-    def malformed(self) -> int:
-        return self._warn.count
-
-    def parse(self, packet: bytes) -> list[bytes]:
-        if not packet:
-            return []
-        status = packet[0]
-        if 0x80 <= status < 0xF0 and len(packet) == _CHANNEL_DATA_LEN[status & 0xF0] + 1:
-            if all(b < 0x80 for b in packet[1:]):
-                return [packet]  # the common case: one clean channel message
-        elif status in _REALTIME and len(packet) == 1:
-            return [packet]
-        return self._parse_slow(packet)
-
-    def _parse_slow(self, packet: bytes) -> list[bytes]:
-        out: list[bytes] = []
-        running = 0  # running status (channel messages only)
-        current: bytearray | None = None  # message under construction
-        need = 0
-        sysex: bytearray | None = None
-        for byte in packet:
-            if byte >= 0xF8:  # real-time: may interleave anything
-                if byte in _REALTIME:
-                    out.append(bytes((byte,)))
-                else:
-                    self._bad("undefined status byte 0x%02X", byte)
-                continue
-            if sysex is not None:
-                if byte < 0x80:
-                    if len(sysex) < self.max_sysex:
-                        sysex.append(byte)
-                    continue
-                if byte == EOX:
-                    sysex.append(byte)
-                    if len(sysex) <= self.max_sysex:
-                        out.append(bytes(sysex))
-                    else:
-                        self._bad("sysex longer than %d bytes dropped", self.max_sysex)
-                    sysex = None
-                    continue
-                self._bad("unterminated sysex dropped (%d bytes)", len(sysex))
-                sysex = None  # the interrupting status byte starts a new message below
-            if byte >= 0x80:
-                if current is not None:
-                    self._bad("truncated message %s dropped", bytes(current).hex(" "))
-                    current = None
-                if byte == SYSEX:
-                    sysex = bytearray((byte,))
-                    running = 0
-                    continue
-                length = data_length(byte)
-                if length < 0:
-                    self._bad("undefined or stray status byte 0x%02X", byte)
-                    running = 0
-                    continue
-                running = byte if byte < 0xF0 else 0
-                if length == 0:
-                    out.append(bytes((byte,)))
-                    continue
-                current = bytearray((byte,))
-                need = length
-                continue
-            # a data byte
-            if current is None:
-                if not running:
-                    self._bad("stray data byte 0x%02X", byte)
-                    continue
-                current = bytearray((running,))
-                need = data_length(running)
-            current.append(byte)
-            if len(current) == need + 1:
-                out.append(bytes(current))
-                current = None
-        if current is not None:
-            self._bad("truncated message %s dropped", bytes(current).hex(" "))
-        if sysex is not None:
-            self._bad("unterminated sysex dropped (%d bytes)", len(sysex))
-        return out
-
-    def _bad(self, message: str, *args: object) -> None:
-        self._warn(f"MIDI in {self._port!r}: {message}", *args)
 
 
 # --- ports --------------------------------------------------------------------------
@@ -345,7 +194,7 @@ class BufferedInput:
         self._capacity = capacity
         self._buffer: deque[MidiEvent] = deque()
         self._parser = MidiParser(max_sysex, name)
-        self._drops = _Throttled()
+        self._drops = Throttled()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup = asyncio.Event()
         self._wake_pending = False
@@ -477,11 +326,12 @@ def _client_works(api: str) -> bool:
         from improv.io import jackmon
 
         return jackmon.server_running()
-    try:
-        probe = rtmidi.MidiOut(_api_constants()[api], "improv-probe")
-    except Exception:
-        return False
-    probe.delete()
+    with client_lock:
+        try:
+            probe = rtmidi.MidiOut(_api_constants()[api], "improv-probe")
+        except Exception:
+            return False
+        probe.delete()
     return True
 
 
@@ -521,33 +371,33 @@ class PortList:
 
 def list_ports(api: str | None = None) -> list[PortList]:
     """Ports per API; ``None``/``"auto"`` lists every compiled API (failures as ``error``)."""
-    rtmidi = _rtmidi()
     names = compiled_apis() if api in (None, "auto") else [resolve_api(api)]
-    result: list[PortList] = []
-    for name in names:
-        entry = PortList(name)
+    return [_list_api(name) for name in names]
+
+
+def _list_api(name: str) -> PortList:
+    rtmidi = _rtmidi()
+    entry = PortList(name)
+    with client_lock:
         if name == "jack":
             from improv.io import jackmon
 
             if not jackmon.server_running():
                 entry.error = "JACK server not running"
-                result.append(entry)
-                continue
+                return entry
         try:
             midi_in = rtmidi.MidiIn(_api_constants()[name], "improv-ports")
-            midi_out = rtmidi.MidiOut(_api_constants()[name], "improv-ports")
         except Exception as exc:
             entry.error = str(exc).strip() or type(exc).__name__
-            result.append(entry)
-            continue
+            return entry
+        midi_out = rtmidi.MidiOut(_api_constants()[name], "improv-ports")
         try:
             entry.inputs = list(midi_in.get_ports())
             entry.outputs = list(midi_out.get_ports())
         finally:
             midi_in.delete()
             midi_out.delete()
-        result.append(entry)
-    return result
+    return entry
 
 
 def match_port(pattern: str, names: Iterable[str]) -> str:
@@ -569,7 +419,13 @@ def match_port(pattern: str, names: Iterable[str]) -> str:
 
 
 class _RtMidiPort:
-    """Owns one rtmidi client and keeps it connected (used by the watchdog)."""
+    """Owns one rtmidi client and keeps it connected (driven by the watchdog).
+
+    Client management (create, connect, close, delete) runs under the process-wide
+    :data:`~improv.io.jackmon.client_lock`: libjack's client side is shared by all
+    clients of a process and does not survive them opening and closing on several
+    threads at once. ``lock`` only keeps a send away from a client being replaced.
+    """
 
     def __init__(
         self,
@@ -585,38 +441,44 @@ class _RtMidiPort:
         self.client_name = client_name
         self.port_name = port_name
         self.target: str | None = None  # the peer's full port name, when not virtual
-        self._rt: Any = None
-        self._jack: Any = None  # jackmon.Monitor while on JACK
-        self._connected = False
-        self._lock = threading.Lock()  # guards _rt against send during re-open
+        self.rt: Any = None
+        self.connected = False
+        self.lock = threading.Lock()
         self.configure: Callable[[Any], None] | None = None  # inputs: callback, filters
 
     @property
     def virtual(self) -> bool:
         return self.pattern is None
 
+    def open(self, wait_s: float = 0.0) -> None:
+        """Create the client and connect; a usage error if the named port never appears."""
+        with client_lock:
+            self._create()
+            try:
+                if not self._connect(wait_s):
+                    raise UsageError(f"MIDI port {self.pattern!r} did not appear")
+            except BaseException:
+                self.teardown()
+                raise
+
     def _create(self) -> None:
         rtmidi = _rtmidi()
-        api = _api_constants()[self.api]
-        if self.api == "jack":
-            from improv.io import jackmon
-
-            self._jack = jackmon.Monitor.open()
         cls = rtmidi.MidiIn if self._is_input else rtmidi.MidiOut
         try:
-            self._rt = cls(api, self.client_name)
+            rt = cls(_api_constants()[self.api], self.client_name)
         except Exception as exc:
-            self._close_monitor()
             raise ImprovError(f"cannot open a {self.api} MIDI client: {exc}") from exc
-        if self.configure is not None:
-            self.configure(self._rt)
+        with self.lock:
+            self.rt = rt
 
     def _connect(self, wait_s: float = 0.0) -> bool:
         """Open our port (virtual, or connected to the peer); False if the peer is absent."""
-        rt = self._rt
+        rt = self.rt
+        if self.configure is not None:
+            self.configure(rt)  # again on every re-open: closing a port drops its callback
         if self.virtual:
             rt.open_virtual_port(self.port_name)
-            self._connected = True
+            self.connected = True
             return True
         assert self.pattern is not None
         deadline = now() + wait_s
@@ -634,59 +496,48 @@ class _RtMidiPort:
             if target in names:
                 rt.open_port(names.index(target), self.port_name)
                 self.target = target
-                self._connected = True
+                self.connected = True
                 return True
             if now() >= deadline:
                 return False
             time.sleep(0.05)
 
-    def _teardown(self) -> None:
-        rt, self._rt = self._rt, None
-        self._connected = False
+    def teardown(self) -> None:
+        """Close and delete the client (call under ``client_lock``)."""
+        with self.lock:
+            rt, self.rt = self.rt, None
+            self.connected = False
         if rt is not None:
             with contextlib.suppress(Exception):
                 if self._is_input:
                     rt.cancel_callback()
                 rt.close_port()
             rt.delete()
-        self._close_monitor()
-
-    def _close_monitor(self) -> None:
-        monitor, self._jack = self._jack, None
-        if monitor is not None:
-            monitor.close()
 
     def check(self) -> bool | None:
-        """Watchdog step: keep the port connected; the new state if it changed, else None."""
-        was = self._connected
+        """Watchdog step (under ``client_lock``): reconnect; the new state if it changed."""
+        was = self.connected
         try:
-            if self._jack is not None and not self._jack.alive:
-                log.warning("JACK server gone: MIDI port %r waits for it", self.describe())
-                with self._lock:
-                    self._teardown()
-            if self._rt is None:
-                with self._lock:
-                    self._create()
-                    if not self._connect():
-                        self._connected = False
-            elif not self.virtual and self._connected:
-                if self.target not in self._rt.get_ports():
+            if self.rt is None:
+                self._create()
+                self._connect()
+            elif not self.virtual and self.connected:
+                if self.target not in self.rt.get_ports():
                     log.warning("MIDI port %r vanished; waiting for it", self.target)
-                    with self._lock:
-                        self._rt.close_port()
-                        self._connected = False
+                    with self.lock:
+                        self.connected = False
+                    self.rt.close_port()
             elif not self.virtual:
-                with self._lock:
-                    self._connect()
+                self._connect()
         except Exception as exc:
             log.debug("MIDI port %r not back yet: %s", self.describe(), exc)
-            with self._lock, contextlib.suppress(Exception):
-                self._teardown()
-        if self._connected != was:
-            if self._connected:
-                log.warning("MIDI port %r is back", self.describe())
-            return self._connected
-        return None
+            with contextlib.suppress(Exception):
+                self.teardown()
+        if self.connected == was:
+            return None
+        if self.connected:
+            log.warning("MIDI port %r is back", self.describe())
+        return self.connected
 
     def describe(self) -> str:
         if self.virtual:
@@ -705,12 +556,12 @@ class RtMidiInput(BufferedInput):
         ignore_sysex: bool,
     ) -> None:
         super().__init__(port.describe(), capacity, max_sysex)
-        self._port = port
+        self.port = port
         self._ignore_sysex = ignore_sysex
         port.configure = self._configure
 
     def _configure(self, rt: Any) -> None:
-        # sysex, timing (MIDI clock: needed), active sensing
+        # MIDI clock must come through; active sensing never matters here
         rt.ignore_types(sysex=self._ignore_sysex, timing=False, active_sense=True)
         rt.set_callback(self._on_message)
         rt.set_error_callback(self._on_error)
@@ -724,51 +575,48 @@ class RtMidiInput(BufferedInput):
 
     @property
     def connected(self) -> bool:
-        return self._port._connected and not self._closed
+        return self.port.connected and not self._closed
 
     def close(self) -> None:
         _watchdog.remove(self)
-        with self._port._lock:
-            self._port._teardown()
         super().close()
 
-    def _check(self) -> None:
-        changed = self._port.check()
-        if changed is not None:
-            self.name = self._port.describe()
-            if changed:
-                self.stats.reconnects += 1
-            self._notify(changed)
+    def _status_changed(self, connected: bool) -> None:
+        self.name = self.port.describe()
+        if connected:
+            self.stats.reconnects += 1
+        self._notify(connected)
 
 
 class RtMidiOutput:
     """A MIDI output port through python-rtmidi (see :func:`open_output`)."""
 
     def __init__(self, port: _RtMidiPort) -> None:
-        self._port = port
+        self.port = port
         self.name = port.describe()
         self.stats = PortStats()
-        self._errors = _Throttled()
-        self._drops = _Throttled(first=1, every=10000)
+        self._errors = Throttled()
+        self._drops = Throttled(first=1, every=10000)
         self._listeners: list[StatusListener] = []
 
     @property
     def connected(self) -> bool:
-        return self._port._connected
+        return self.port.connected
 
     def add_status_listener(self, listener: StatusListener) -> None:
+        """Call ``listener(connected)`` (from the watchdog thread) when the peer comes or goes."""
         self._listeners.append(listener)
 
     def send(self, data: bytes) -> bool:
         """Send one message now; False (counted, logged) if disconnected or failing."""
-        port = self._port
-        if not port._connected:
-            self.stats.dropped += 1
-            self._drops("MIDI out %r is disconnected: messages dropped", self.name)
-            return False
+        port = self.port
         try:
-            with port._lock:
-                port._rt.send_message(data)
+            with port.lock:
+                if not port.connected:
+                    self.stats.dropped += 1
+                    self._drops("MIDI out %r is disconnected: messages dropped", self.name)
+                    return False
+                port.rt.send_message(data)
         except Exception as exc:
             self.stats.send_errors += 1
             self._errors("MIDI out %r: send failed: %s", self.name, exc)
@@ -778,24 +626,25 @@ class RtMidiOutput:
 
     def close(self) -> None:
         _watchdog.remove(self)
-        with self._port._lock:
-            self._port._teardown()
 
-    def _check(self) -> None:
-        changed = self._port.check()
-        if changed is not None:
-            self.name = self._port.describe()
-            if changed:
-                self.stats.reconnects += 1
-            for listener in self._listeners:
-                try:
-                    listener(changed)
-                except Exception:
-                    log.exception("port status listener failed")
+    def _status_changed(self, connected: bool) -> None:
+        self.name = self.port.describe()
+        if connected:
+            self.stats.reconnects += 1
+        for listener in self._listeners:
+            try:
+                listener(connected)
+            except Exception:
+                log.exception("port status listener failed")
 
 
 class _Watchdog:
-    """One daemon thread that checks every open port a few times a second."""
+    """One daemon thread that keeps every open port connected, a few checks a second.
+
+    On JACK it also holds a :class:`~improv.io.jackmon.Monitor`: when the server goes,
+    every JACK client of the process is torn down before any is created again, since
+    libjack cannot mix clients of a dead server with those of its successor.
+    """
 
     def __init__(self, interval_s: float = 0.2) -> None:
         self.interval_s = interval_s
@@ -803,8 +652,17 @@ class _Watchdog:
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
+        self._monitor: Any = None  # jackmon.Monitor while JACK ports are open
 
-    def add(self, port: RtMidiInput | RtMidiOutput) -> None:
+    def open(self, port: RtMidiInput | RtMidiOutput, wait_s: float) -> None:
+        """Open ``port`` (under the client lock, JACK monitor first) and watch it."""
+        with client_lock:
+            if port.port.api == "jack" and self._monitor is None:
+                from improv.io.jackmon import Monitor
+
+                self._monitor = Monitor.open(self._wake.set)
+            port.port.open(wait_s)
+        port.name = port.port.describe()
         with self._lock:
             self._ports.append(port)
             if self._thread is None or not self._thread.is_alive():
@@ -814,9 +672,12 @@ class _Watchdog:
                 self._thread.start()
 
     def remove(self, port: RtMidiInput | RtMidiOutput) -> None:
+        """Stop watching ``port`` and close its client."""
         with self._lock:
             if port in self._ports:
                 self._ports.remove(port)
+        with client_lock:
+            port.port.teardown()
         self._wake.set()
 
     def _run(self) -> None:
@@ -825,11 +686,49 @@ class _Watchdog:
                 ports = list(self._ports)
                 if not ports:
                     self._thread = None
+                    with client_lock:
+                        self._close_monitor()
                     return
-            for port in ports:
-                port._check()
+            self.check(ports)
             self._wake.wait(self.interval_s)
             self._wake.clear()
+
+    def check(self, ports: list[RtMidiInput | RtMidiOutput]) -> None:
+        changes: list[tuple[RtMidiInput | RtMidiOutput, bool]] = []
+        with client_lock:
+            jack_ports = [p for p in ports if p.port.api == "jack"]
+            jack_up = self._check_jack(jack_ports) if jack_ports else True
+            for port in ports:
+                if port.port.api == "jack" and not jack_up:
+                    continue
+                changed = port.port.check()
+                if changed is not None:
+                    changes.append((port, changed))
+            if not jack_ports:
+                self._close_monitor()
+        for port, changed in changes:  # listeners run without the client lock
+            port._status_changed(changed)
+
+    def _check_jack(self, ports: list[RtMidiInput | RtMidiOutput]) -> bool:
+        """Whether the JACK server is up; tears every JACK client down when it went."""
+        from improv.io.jackmon import Monitor
+
+        if self._monitor is not None and not self._monitor.alive:
+            log.warning("JACK server gone: MIDI ports wait for it")
+            for port in ports:
+                was = port.port.connected
+                port.port.teardown()
+                if was:
+                    port._status_changed(False)
+            self._close_monitor()
+        if self._monitor is None:
+            self._monitor = Monitor.open(self._wake.set)
+        return self._monitor is not None
+
+    def _close_monitor(self) -> None:
+        monitor, self._monitor = self._monitor, None
+        if monitor is not None:
+            monitor.close()
 
 
 _watchdog = _Watchdog(float(os.environ.get("IMPROV_MIDI_WATCHDOG_S", "0.2")))
@@ -849,14 +748,13 @@ def open_input(
 ) -> RtMidiInput:
     """Open a MIDI input: the peer port matching ``name``, or our own virtual port.
 
-    ``wait_s`` waits that long for a named port to appear. Once open, the port is kept
-    connected: if its peer vanishes it is waited for and re-opened by name.
+    ``api`` is ``alsa``, ``jack``, ``coremidi`` or ``auto``; ``wait_s`` waits that long
+    for a named port to appear. Once open, the port is kept connected: if its peer
+    vanishes it is waited for and re-opened by name; the object stays the same.
     """
-    port = _open_port(True, name, api, virtual, client_name, port_name)
+    port = _RtMidiPort(True, resolve_api(api), _check_name(name, virtual), client_name, port_name)
     midi_in = RtMidiInput(port, capacity, max_sysex, ignore_sysex)
-    _start(port, wait_s)
-    midi_in.name = port.describe()
-    _watchdog.add(midi_in)
+    _watchdog.open(midi_in, wait_s)
     return midi_in
 
 
@@ -870,128 +768,13 @@ def open_output(
     wait_s: float = 0.0,
 ) -> RtMidiOutput:
     """Open a MIDI output: the peer port matching ``name``, or our own virtual port."""
-    port = _open_port(False, name, api, virtual, client_name, port_name)
-    _start(port, wait_s)
+    port = _RtMidiPort(False, resolve_api(api), _check_name(name, virtual), client_name, port_name)
     midi_out = RtMidiOutput(port)
-    _watchdog.add(midi_out)
+    _watchdog.open(midi_out, wait_s)
     return midi_out
 
 
-def _open_port(
-    is_input: bool,
-    name: str | None,
-    api: str | None,
-    virtual: bool,
-    client_name: str,
-    port_name: str,
-) -> _RtMidiPort:
+def _check_name(name: str | None, virtual: bool) -> str | None:
     if virtual == (name is not None):
         raise UsageError("give a MIDI port name or virtual=True (exactly one)")
-    return _RtMidiPort(is_input, resolve_api(api), name, client_name, port_name)
-
-
-def _start(port: _RtMidiPort, wait_s: float) -> None:
-    port._create()
-    try:
-        if not port._connect(wait_s):
-            raise UsageError(f"MIDI port {port.pattern!r} did not appear")
-    except BaseException:
-        port._teardown()
-        raise
-
-
-# --- note bookkeeping ---------------------------------------------------------------
-
-
-class NoteTracker:
-    """Which notes sound, per channel and pitch, honouring the sustain pedal.
-
-    Feed it every message that went out (the scheduler) or came in (the performer):
-    a note released while the pedal is down keeps sounding until the pedal lifts.
-    ``release_messages`` is MIDI hygiene in one call: what silences everything fed.
-    """
-
-    __slots__ = ("_down", "_held", "_pedal", "_used")
-
-    def __init__(self) -> None:
-        self._down = bytearray(16 * 128)  # key down (note-on without its note-off)
-        self._held = bytearray(16 * 128)  # key up, held by the sustain pedal
-        self._pedal = bytearray(16)
-        self._used = 0  # bit mask of channels seen
-
-    def feed(self, data: bytes) -> None:
-        status = data[0]
-        if status >= 0xF0 or len(data) < 3:
-            return
-        kind = status & 0xF0
-        channel = status & 0x0F
-        self._used |= 1 << channel
-        if kind == NOTE_ON and data[2] > 0:
-            index = channel * 128 + data[1]
-            self._down[index] = 1
-            self._held[index] = 0
-        elif kind in (NOTE_OFF, NOTE_ON):
-            index = channel * 128 + data[1]
-            if self._down[index]:
-                self._down[index] = 0
-                if self._pedal[channel]:
-                    self._held[index] = 1
-        elif kind == CONTROL_CHANGE:
-            control = data[1]
-            if control == CC_SUSTAIN:
-                self._pedal[channel] = 1 if data[2] >= 64 else 0
-                if not self._pedal[channel]:
-                    self._clear(self._held, channel)
-            elif control == CC_ALL_NOTES_OFF:  # keys up; the pedal still holds them
-                if self._pedal[channel]:
-                    start = channel * 128
-                    for i in range(start, start + 128):
-                        if self._down[i]:
-                            self._held[i] = 1
-                self._clear(self._down, channel)
-            elif control == CC_ALL_SOUND_OFF:
-                self._clear(self._down, channel)
-                self._clear(self._held, channel)
-            elif control == CC_RESET_CONTROLLERS:  # the pedal lifts
-                self._pedal[channel] = 0
-                self._clear(self._held, channel)
-
-    @staticmethod
-    def _clear(array: bytearray, channel: int) -> None:
-        array[channel * 128 : (channel + 1) * 128] = bytes(128)
-
-    def is_down(self, channel: int, pitch: int) -> bool:
-        return bool(self._down[channel * 128 + pitch])
-
-    def is_sounding(self, channel: int, pitch: int) -> bool:
-        index = channel * 128 + pitch
-        return bool(self._down[index] or self._held[index])
-
-    def any_sounding(self) -> bool:
-        """Any key down or any note held by a pedal (phrase ends wait for this)."""
-        return self._down.find(1) >= 0 or self._held.find(1) >= 0
-
-    def pedal(self, channel: int) -> bool:
-        return bool(self._pedal[channel])
-
-    def sounding(self) -> list[tuple[int, int]]:
-        """(channel, pitch) of every sounding note, keys down or held by the pedal."""
-        return [divmod(i, 128) for i in range(16 * 128) if self._down[i] or self._held[i]]
-
-    def channels_used(self) -> list[int]:
-        return [c for c in range(16) if self._used >> c & 1]
-
-    def release_messages(self) -> list[bytes]:
-        """Note-offs for keys down, pedal up where down, CC 123 on every channel used."""
-        out = [note_off(i // 128, i % 128) for i in range(16 * 128) if self._down[i]]
-        for channel in self.channels_used():
-            if self._pedal[channel]:
-                out.append(control_change(channel, CC_SUSTAIN, 0))
-            out.append(control_change(channel, CC_ALL_NOTES_OFF, 0))
-        return out
-
-    def reset(self) -> None:
-        self._down[:] = bytes(len(self._down))
-        self._held[:] = bytes(len(self._held))
-        self._pedal[:] = bytes(16)
-        self._used = 0
+    return name

@@ -1,0 +1,219 @@
+"""Real rtmidi ports on a JACK dummy server: round trips, bad input, vanishing peers."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from improv.cli import main
+from improv.errors import UsageError
+from improv.io import midi
+from improv.io.midi import MidiEvent, RtMidiInput, RtMidiOutput, note_on
+from tests.fixtures.jack import JackServer
+
+pytestmark = pytest.mark.jack
+
+
+@pytest.fixture(autouse=True)
+def fast_watchdog(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(midi._watchdog, "interval_s", 0.05)
+
+
+@pytest.fixture
+def ports(jack_server: str) -> Iterator[list[RtMidiInput | RtMidiOutput]]:
+    """Ports a test opens; all closed afterwards, before the server stops."""
+    opened: list[RtMidiInput | RtMidiOutput] = []
+    yield opened
+    for port in reversed(opened):
+        port.close()
+
+
+class StatusLog:
+    """Collects connect/disconnect notifications from the watchdog thread."""
+
+    def __init__(self) -> None:
+        self.states: list[bool] = []
+        self._changed = threading.Condition()
+
+    def __call__(self, connected: bool) -> None:
+        with self._changed:
+            self.states.append(connected)
+            self._changed.notify_all()
+
+    async def wait_for(self, state: bool, count: int = 1, timeout: float = 10.0) -> None:
+        def wait() -> bool:
+            with self._changed:
+                return self._changed.wait_for(lambda: self.states.count(state) >= count, timeout)
+
+        assert await asyncio.to_thread(wait), f"no {state} notification: {self.states}"
+
+
+async def receive_n(port: RtMidiInput, n: int, timeout: float = 5.0) -> list[MidiEvent]:
+    return [await asyncio.wait_for(port.receive(), timeout) for _ in range(n)]
+
+
+async def test_round_trip_through_virtual_ports(
+    ports: list[RtMidiInput | RtMidiOutput],
+) -> None:
+    midi_in = midi.open_input(virtual=True, api="jack")
+    ports.append(midi_in)
+    out = midi.open_output("improv-in", api="jack", client_name="performer")
+    ports.append(out)
+    sent_at = []
+    for pitch in (60, 64, 67):
+        sent_at.append(midi.now())
+        assert out.send(note_on(0, pitch, 100))
+        await asyncio.sleep(0.01)
+    events = await receive_n(midi_in, 3)
+    assert [e.pitch for e in events] == [60, 64, 67]
+    for event, t in zip(events, sent_at, strict=True):
+        assert t <= event.time < t + 0.05  # one JACK period is 1.3 ms
+    assert out.stats.sent == 3 and midi_in.stats.received == 3
+
+
+def test_ports_are_listed_and_matched(ports: list[RtMidiInput | RtMidiOutput]) -> None:
+    ports.append(midi.open_input(virtual=True, api="jack", client_name="listed-in"))
+    ports.append(midi.open_output(virtual=True, api="jack", client_name="listed-out"))
+    (entry,) = midi.list_ports("jack")
+    assert "listed-out:out" in entry.inputs  # what improv can read from
+    assert "listed-in:in" in entry.outputs  # what improv can write to
+    with pytest.raises(UsageError, match="no MIDI port matches"):
+        midi.open_input("no-such-port", api="jack")
+
+
+def test_improv_ports_json(
+    ports: list[RtMidiInput | RtMidiOutput], capsys: pytest.CaptureFixture[str]
+) -> None:
+    ports.append(midi.open_output(virtual=True, api="jack", client_name="json-out"))
+    assert main(["ports", "--midi-api", "jack", "--json"]) == 0
+    listing = json.loads(capsys.readouterr().out)
+    (entry,) = listing["apis"]
+    assert entry["api"] == "jack" and "json-out:out" in entry["inputs"]
+
+
+async def test_malformed_input_is_counted_not_fatal(
+    ports: list[RtMidiInput | RtMidiOutput],
+) -> None:
+    midi_in = midi.open_input(virtual=True, api="jack", ignore_sysex=False, capacity=64)
+    ports.append(midi_in)
+    rogue = midi.open_output("improv-in", api="jack", client_name="rogue")
+    ports.append(rogue)
+    garbage = [
+        bytes([0x3C, 0x64]),  # running status with no status before it
+        bytes([0x90, 60]),  # truncated
+        bytes([0x45]),  # stray data byte
+        bytes([0xF4]),  # undefined status
+        bytes([0xF0, 1, 2, 0x90, 3, 0xF7]),  # sysex cut by a status byte
+    ]
+    for packet in garbage:
+        rogue.send(packet)
+    for pitch in range(40, 50):  # notes without note-offs
+        rogue.send(note_on(0, pitch, 90))
+    events = await receive_n(midi_in, 10)
+    assert [e.pitch for e in events] == list(range(40, 50))
+    assert midi_in.stats.malformed >= len(garbage)
+    tracker = midi.NoteTracker()
+    for event in events:
+        tracker.feed(event.data)
+    assert len(tracker.sounding()) == 10
+    assert len([m for m in tracker.release_messages() if m[0] == 0x80]) == 10
+
+
+async def test_unterminated_sysex_is_salvaged_at_the_next_eox(
+    ports: list[RtMidiInput | RtMidiOutput],
+) -> None:
+    # rtmidi's JACK back end glues every event after an unterminated sysex onto it until
+    # an event ends in 0xF7; the parser then recovers the messages inside.
+    midi_in = midi.open_input(virtual=True, api="jack", ignore_sysex=False)
+    ports.append(midi_in)
+    rogue = midi.open_output("improv-in", api="jack", client_name="rogue")
+    ports.append(rogue)
+    rogue.send(bytes([0xF0, 1, 2, 3]))
+    for pitch in range(40, 44):
+        rogue.send(note_on(0, pitch, 90))
+    rogue.send(bytes([0xF7]))
+    events = await receive_n(midi_in, 4)
+    assert [e.pitch for e in events] == [40, 41, 42, 43]
+    assert midi_in.stats.malformed >= 1
+
+
+async def test_sysex_flood_is_bounded(ports: list[RtMidiInput | RtMidiOutput]) -> None:
+    midi_in = midi.open_input(virtual=True, api="jack", ignore_sysex=False, capacity=64)
+    ports.append(midi_in)
+    flood = midi.open_output("improv-in", api="jack", client_name="flood")
+    ports.append(flood)
+    sysex = bytes([0xF0, *([0x11] * 200), 0xF7])
+    for _ in range(300):
+        flood.send(sysex)
+    flood.send(note_on(0, 72, 100))
+    # nothing is read while the flood arrives: the buffer must hold at most its capacity
+    deadline = midi.now() + 5
+    while midi_in.stats.received + midi_in.stats.dropped < 100 and midi.now() < deadline:
+        await asyncio.sleep(0.01)
+    assert midi_in.pending() <= 64
+    assert midi_in.stats.dropped > 0
+    while midi_in.poll() is not None:
+        pass
+    flood.send(note_on(0, 73, 100))
+    (event,) = await receive_n(midi_in, 1)
+    assert event.pitch == 73
+
+
+async def test_vanished_peer_is_reopened_by_name(
+    ports: list[RtMidiInput | RtMidiOutput],
+) -> None:
+    performer = midi.open_output(virtual=True, api="jack", client_name="performer")
+    listener = midi.open_input(virtual=True, api="jack", client_name="listener")
+    ports.append(listener)
+    midi_in = midi.open_input("performer", api="jack")
+    ports.append(midi_in)
+    out = midi.open_output("listener", api="jack")
+    ports.append(out)
+    in_log, out_log = StatusLog(), StatusLog()
+    midi_in.add_status_listener(in_log)
+    out.add_status_listener(out_log)
+
+    performer.close()
+    await in_log.wait_for(False)
+    assert not midi_in.connected
+
+    performer = midi.open_output(virtual=True, api="jack", client_name="performer")
+    ports.append(performer)
+    await in_log.wait_for(True)
+    performer.send(note_on(0, 62, 100))
+    (event,) = await receive_n(midi_in, 1)
+    assert event.pitch == 62 and midi_in.stats.reconnects == 1
+
+    listener.close()
+    ports.remove(listener)
+    await out_log.wait_for(False)
+    assert not out.send(note_on(0, 1, 1)) and out.stats.dropped == 1
+    listener = midi.open_input(virtual=True, api="jack", client_name="listener")
+    ports.append(listener)
+    await out_log.wait_for(True)
+    assert out.send(note_on(0, 63, 100))
+    (event,) = await receive_n(listener, 1)
+    assert event.pitch == 63
+
+
+async def test_ports_survive_a_jack_server_restart(
+    jack_process: JackServer, ports: list[RtMidiInput | RtMidiOutput]
+) -> None:
+    midi_in = midi.open_input(virtual=True, api="jack")
+    ports.append(midi_in)
+    status = StatusLog()
+    midi_in.add_status_listener(status)
+    jack_process.stop()
+    await status.wait_for(False)
+    assert not midi_in.connected
+    jack_process.start()
+    await status.wait_for(True, timeout=20)
+    performer = midi.open_output("improv-in", api="jack", client_name="performer", wait_s=5)
+    ports.append(performer)
+    performer.send(note_on(0, 65, 100))
+    (event,) = await receive_n(midi_in, 1)
+    assert event.pitch == 65
