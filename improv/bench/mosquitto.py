@@ -8,6 +8,7 @@ away mid-jam and bring it back on the same port.
 from __future__ import annotations
 
 import os
+import pwd
 import shutil
 import signal
 import socket
@@ -81,6 +82,8 @@ class Mosquitto:
             f"listener {self.port} {self.host}",
             "allow_anonymous true",
             "persistence false",
+            # run as root, mosquitto would switch to user "mosquitto" and lose our files
+            f"user {pwd.getpwuid(os.geteuid()).pw_name}",
             f"log_dest file {self.log}",
             "log_type error",
             "log_type warning",

@@ -14,6 +14,7 @@ from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Final
 
+from improv.music.forms import get_form
 from improv.music.pitch import Key
 
 CONTROL_SCHEMA_VERSION: Final = 1
@@ -177,8 +178,8 @@ def _valid_id(value: object) -> RequestId | None:
 class ControlParser:
     """Reads ``control/set`` payloads into :class:`ControlChange` values.
 
-    ``forms`` names the forms the agent knows (``improv.music.forms``); None accepts
-    any name and leaves the check to the agent.
+    ``forms`` names the forms the agent accepts; by default those of
+    :func:`improv.music.forms.get_form`, aliases read to their canonical name.
     """
 
     def __init__(self, forms: Collection[str] | None = None) -> None:
@@ -247,7 +248,12 @@ class ControlParser:
 
     def _form(self, value: object) -> str:
         name = _text("form", value)
-        if self._forms is not None and name not in self._forms:
+        if self._forms is None:
+            try:
+                return get_form(name).name
+            except ValueError as exc:
+                raise ControlError(f"form: {exc}") from None
+        if name not in self._forms:
             raise ControlError(f"unknown form {name!r} (known: {', '.join(sorted(self._forms))})")
         return name
 

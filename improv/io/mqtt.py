@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import logging
 import random
 import re
@@ -23,14 +24,16 @@ import secrets
 import socket
 import ssl
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final, Self, cast
 from urllib.parse import unquote, urlsplit
 
 import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from improv import __version__
 from improv.errors import UsageError
@@ -44,8 +47,13 @@ log = logging.getLogger(__name__)
 DEFAULT_PORT: Final = 1883
 DEFAULT_TLS_PORT: Final = 8883
 MAX_INCOMING: Final = 1024
-"""Control requests waiting to be read; more are dropped by aiomqtt (a flood, not a tech)."""
+"""Control requests waiting to be read; more are dropped and counted (a flood, not a tech)."""
+MAX_PACKET_BYTES: Final = 16384
+"""Largest packet the broker may send us (MQTT 5): bigger requests never reach memory."""
 DROP_LOG_INTERVAL_S: Final = 5.0
+IN_FLIGHT: Final = 16
+"""Publishes awaiting acknowledgement at once, so that a link with a long round trip
+still keeps up; paho's own window (20) is larger."""
 
 _ID_CHARS = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -137,7 +145,8 @@ def parse_mqtt_url(url: str) -> dict[str, Any]:
 
 @dataclass(frozen=True, slots=True)
 class BridgeStats:
-    """What the bridge did so far; ``dropped`` counts per kind of message."""
+    """What the bridge did so far; ``dropped`` counts per kind of message (``control``:
+    requests discarded unread because a flood filled the incoming queue)."""
 
     connected: bool
     connections: int
@@ -149,23 +158,36 @@ class BridgeStats:
     control_refused: int
 
 
+class _Incoming(asyncio.Queue[aiomqtt.Message]):
+    """aiomqtt's bounded queue of received messages, counting what a full queue discards."""
+
+    def __init__(self, maxsize: int, *, on_drop: Callable[[], None]) -> None:
+        super().__init__(maxsize)
+        self._on_drop = on_drop
+
+    def put_nowait(self, item: aiomqtt.Message) -> None:
+        if self.full():
+            self._on_drop()
+        super().put_nowait(item)
+
+
 class _DropLog:
     """Logs drops at most every few seconds, with counts, so a dead broker cannot flood."""
 
-    def __init__(self, outbox: Outbox) -> None:
-        self._outbox = outbox
-        self._reported: dict[Kind, int] = dict.fromkeys(Kind, 0)
+    def __init__(self, counts: Callable[[], dict[str, int]]) -> None:
+        self._counts = counts
+        self._reported: dict[str, int] = {}
         self._next = 0.0
 
     def check(self, now: float, *, force: bool = False) -> None:
         if now < self._next and not force:
             return
-        dropped = self._outbox.counts.dropped
-        new = {kind: dropped[kind] - self._reported[kind] for kind in Kind}
+        counts = self._counts()
+        new = {name: n - self._reported.get(name, 0) for name, n in counts.items()}
         if any(new.values()):
-            text = ", ".join(f"{n} {kind}" for kind, n in new.items() if n)
-            log.warning("mqtt: dropped %s message(s): broker slow or unreachable", text)
-            self._reported = dict(dropped)
+            text = ", ".join(f"{n} {name}" for name, n in new.items() if n)
+            log.warning("mqtt: dropped %s message(s): broker slow or unreachable, or a flood", text)
+            self._reported = counts
             self._next = now + DROP_LOG_INTERVAL_S
 
 
@@ -190,7 +212,7 @@ class MqttBridge:
         self._parser = ControlParser(forms)
         self._tls = settings.tls_context()
         self._outbox = Outbox(settings.limits)
-        self._drops = _DropLog(self._outbox)
+        self._drops = _DropLog(self._dropped)
         self._state: Outgoing | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
@@ -199,6 +221,7 @@ class MqttBridge:
         self._published = 0
         self._applied = 0
         self._refused = 0
+        self._control_dropped = 0
         self._client_id = f"improv-{settings.agent_id}-{secrets.token_hex(4)}"
 
     # --- the agent's side: constant time, never waits ------------------------------
@@ -259,6 +282,11 @@ class MqttBridge:
             await asyncio.sleep(0.005)
         return not self._outbox
 
+    def _dropped(self) -> dict[str, int]:
+        dropped = {kind.value: n for kind, n in self._outbox.counts.dropped.items()}
+        dropped["control"] = self._control_dropped
+        return dropped
+
     @property
     def stats(self) -> BridgeStats:
         counts = self._outbox.counts
@@ -266,7 +294,7 @@ class MqttBridge:
             connected=self.connected,
             connections=self._connections,
             published=self._published,
-            dropped={kind.value: n for kind, n in counts.dropped.items()},
+            dropped=self._dropped(),
             coalesced=counts.coalesced,
             waiting=len(self._outbox),
             control_applied=self._applied,
@@ -325,6 +353,8 @@ class MqttBridge:
         will = aiomqtt.Will(
             self.topic("status"), self._status("offline", "lost"), qos=1, retain=True
         )
+        properties = Properties(PacketTypes.CONNECT)
+        properties.MaximumPacketSize = MAX_PACKET_BYTES
         client_log = logging.getLogger(f"{__name__}.client")
         client_log.setLevel(logging.ERROR)  # paho's chatter; our own log says what matters
         return aiomqtt.Client(
@@ -333,14 +363,23 @@ class MqttBridge:
             username=settings.username,
             password=settings.password,
             identifier=self._client_id,
+            protocol=aiomqtt.ProtocolVersion.V5,
+            properties=properties,
             will=will,
-            clean_session=True,
             keepalive=settings.keepalive_s,
             timeout=settings.timeout_s,
             tls_context=self._tls,
             max_queued_incoming_messages=MAX_INCOMING,
+            queue_type=cast(
+                "type[asyncio.Queue[aiomqtt.Message]]",
+                functools.partial(_Incoming, on_drop=self._incoming_dropped),
+            ),
             logger=client_log,
         )
+
+    def _incoming_dropped(self) -> None:
+        self._control_dropped += 1
+        self._drops.check(time.monotonic())
 
     def _status(self, status: str, reason: str) -> bytes:
         body = {"status": status, "reason": reason, "agent": self.settings.agent_id}
@@ -382,36 +421,53 @@ class MqttBridge:
         self._outbox.drop_beats()
 
     async def _drain(self, client: aiomqtt.Client) -> None:
-        """Publish what the outbox holds; on closing, say goodbye once it is empty."""
+        """Publish what the outbox holds, up to :data:`IN_FLIGHT` awaiting the broker's
+        acknowledgement at once; on closing, say goodbye once all is out."""
         outbox = self._outbox
-        while True:
-            item = outbox.pop()
-            if item is None:
-                self._drops.check(time.monotonic())
-                if self._closing:
-                    await client.publish(
-                        self.topic("status"),
-                        self._status("offline", "shutdown"),
-                        qos=1,
-                        retain=True,
+        flying: dict[asyncio.Task[None], Outgoing] = {}
+
+        def landed(_: asyncio.Task[None]) -> None:
+            outbox.ready.set()
+
+        try:
+            while True:
+                self._settle(flying)
+                item = outbox.pop() if len(flying) < IN_FLIGHT else None
+                if item is None:
+                    self._drops.check(time.monotonic())
+                    if self._closing and not flying and not outbox:
+                        offline = self._status("offline", "shutdown")
+                        await client.publish(self.topic("status"), offline, qos=1, retain=True)
+                        return
+                    outbox.ready.clear()
+                    await outbox.ready.wait()
+                    continue
+                try:
+                    payload = self._encode(item)
+                except (TypeError, ValueError):
+                    log.exception("mqtt: cannot encode a %s message; dropped", item.kind)
+                    outbox.counts.dropped[item.kind] += 1
+                    continue
+                task = asyncio.create_task(
+                    client.publish(
+                        self.topic(item.topic), payload, qos=item.qos, retain=item.retain
                     )
-                    return
-                outbox.ready.clear()
-                await outbox.ready.wait()
-                continue
-            try:
-                payload = self._encode(item)
-            except (TypeError, ValueError):
-                log.exception("mqtt: cannot encode a %s message; dropped", item.kind)
-                outbox.counts.dropped[item.kind] += 1
-                continue
-            try:
-                await client.publish(
-                    self.topic(item.topic), payload, qos=item.qos, retain=item.retain
                 )
-            except BaseException:
-                outbox.requeue(item)
-                raise
+                task.add_done_callback(landed)
+                flying[task] = item
+        finally:
+            for task, item in flying.items():
+                task.cancel()
+                outbox.requeue(item)  # not acknowledged: it goes again on the next connection
+
+    def _settle(self, flying: dict[asyncio.Task[None], Outgoing]) -> None:
+        """Count acknowledged publishes; a failed one ends the connection (and is retried)."""
+        for task in [task for task in flying if task.done()]:
+            item = flying.pop(task)
+            error = None if task.cancelled() else task.exception()
+            if task.cancelled() or error is not None:
+                self._outbox.requeue(item)
+                raise error or aiomqtt.MqttError("publish cancelled")
             self._published += 1
 
     @staticmethod

@@ -147,8 +147,10 @@ def test_one_bad_field_refuses_the_whole_request() -> None:
         parse({"tempo": 100, "key": "F", "bars": 5})
 
 
-def test_forms_are_left_to_the_agent_when_unknown_here() -> None:
-    assert ControlParser().parse(b'{"form": "anything"}').form == "anything"
+def test_forms_are_those_of_the_music_package_by_default() -> None:
+    assert ControlParser().parse(b'{"form": "Jazz"}').form == "jazz-blues"
+    with pytest.raises(ControlError, match="unknown form"):
+        ControlParser().parse(b'{"form": "rhythm-changes"}')
 
 
 def test_the_id_of_a_refused_request_is_still_read() -> None:
@@ -175,9 +177,11 @@ _names = st.sampled_from([*FIELDS, "id", "v", "volume"])
 @settings(max_examples=400, deadline=None)
 @given(st.dictionaries(_names, _values, max_size=4))
 def test_parser_accepts_exactly_what_the_schema_allows(obj: dict[str, Any]) -> None:
-    """For inputs whose key (if any) is a valid name, schema and parser agree."""
+    """Where key and form (if any) are known names, schema and parser agree."""
     if isinstance(obj.get("key"), str) and obj["key"] not in ("Bb", "F#"):
         obj["key"] = "Bb"
+    if isinstance(obj.get("form"), str) and 0 < len(obj["form"]) <= 256:
+        obj["form"] = "blues"
     validator = jsonschema.Draft202012Validator(schema("control-set"))
     schema_ok = validator.is_valid(obj)
     try:
