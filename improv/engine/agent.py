@@ -1,0 +1,805 @@
+"""The agent: the one place where MIDI I/O, the clock, turn-taking, the generator and the
+scheduler meet.
+
+Lifecycle, as uvicorn's server: :meth:`Agent.run` starts up (scheduler thread, clock,
+count-in), runs the main loop as named tasks in an ``asyncio.TaskGroup`` (``midi-in``
+reads the performer, ``conductor`` keeps time, turns and beats, ``clock-out`` fills
+metronome and MIDI clock ahead, ``stop`` waits for the end), and shuts down on every
+exit path: stop, pause, SIGINT, SIGTERM, an exception or a vanished port release what
+sounds and send CC 123; then the ports close. Signal handlers only set a flag.
+
+The loop thread moves small messages only: models run on the generator's workers and
+MIDI goes out from the scheduler's thread. Observers (the console view, the MQTT
+bridge) are told about state, beats, notes, phrases and per-turn figures through
+:class:`JamObserver`; control changes come in through :meth:`Agent.apply_control` and
+land at musically sensible moments.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import signal
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+
+from improv.engine import turns
+from improv.engine.clock import (
+    ClockSender,
+    InternalClock,
+    Metronome,
+    MidiClockFollower,
+    MusicalClock,
+    keep_ahead,
+)
+from improv.engine.config import JamConfig
+from improv.engine.context import ANSWER, CALL, ChordTimeline, Context
+from improv.engine.generator import AnswerPlayer, AnswerRequest, Generator, Responder
+from improv.engine.scheduler import Scheduler
+from improv.io.control import ControlChange, ControlError
+from improv.io.midi import (
+    CC_ALL_NOTES_OFF,
+    CC_ALL_SOUND_OFF,
+    CC_SUSTAIN,
+    MidiEvent,
+    MidiInput,
+    MidiOutput,
+    PortStats,
+    control_change,
+    now,
+)
+from improv.music.notes import Note, Phrase
+from improv.music.pitch import Key
+from improv.music.time import Swing, quantize_beats
+
+log = logging.getLogger(__name__)
+
+_CLOCK_MESSAGES = frozenset({0xF8, 0xFA, 0xFB, 0xFC, 0xF2})
+START_DELAY_S = 0.3
+"""From start-up to the first count-in click (or bar 0): time to get everything going."""
+
+
+class JamObserver:
+    """Told what happens in the jam; every call comes from the loop thread and must
+    return at once (queue, never wait). Override what you need."""
+
+    def on_state(self, state: dict[str, Any]) -> None:
+        """Mode, turn, tempo, key, form, bar, beat, chord, model ... changed."""
+
+    def on_beat(self, bar: int, beat: float, chord: str | None) -> None:
+        """A beat is falling now (bar counts from 0; negative in the count-in)."""
+
+    def on_note(self, role: str, pitch: int, velocity: int, at: float) -> None:
+        """A note started (velocity > 0) or ended (0) at jam position ``at`` (beats);
+        the agent's notes are told when they are scheduled, ahead of time."""
+
+    def on_phrase(self, role: str, phrase: Phrase, turn: int) -> None:
+        """A call (``role`` "call") or an answer ("answer") has finished."""
+
+    def on_metrics(self, metrics: dict[str, Any]) -> None:
+        """A turn has finished: its figures (keys of MQTT's ``metrics`` payload)."""
+
+
+@dataclass(slots=True)
+class JamSummary:
+    """The figures of a whole jam (``improv jam --json`` prints them)."""
+
+    turns: int = 0
+    notes_in: int = 0
+    notes_out: int = 0
+    deadline_misses: int = 0
+    fallback_notes: int = 0
+    send_error_ms_p50: float = 0.0
+    send_error_ms_p99: float = 0.0
+    send_error_ms_max: float = 0.0
+    answer_start_error_ms_p99: float | None = None
+    answer_start_error_ms_max: float | None = None
+    generation_headroom_ms_min: float | None = None
+    generation_ms_p50: float | None = None
+    generation_ms_max: float | None = None
+    messages_sent: int = 0
+    send_failures: int = 0
+    malformed_in: int = 0
+    dropped_in: int = 0
+    model: str = ""
+    tempo: float = 0.0
+    mode: str = ""
+    bars: int = 0
+    choruses: float = 0.0
+    seconds: float = 0.0
+    stopped_by: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: _round(getattr(self, name)) for name in self.__dataclass_fields__}
+
+
+def _round(value: Any) -> Any:
+    return round(value, 4) if isinstance(value, float) else value
+
+
+class _TimedOutput:
+    """The output, noting when each note-on really left (answer start error)."""
+
+    def __init__(self, output: MidiOutput) -> None:
+        self.output = output
+        self.name = output.name
+        self.stats: PortStats = output.stats
+        self.note_ons: deque[tuple[int, float]] = deque(maxlen=256)
+
+    @property
+    def connected(self) -> bool:
+        return self.output.connected
+
+    def send(self, data: bytes) -> bool:
+        ok = self.output.send(data)
+        if ok and data[0] & 0xF0 == 0x90 and data[0] < 0xF0 and data[2]:
+            self.note_ons.append((data[1] | (data[0] & 0x0F) << 7, now()))
+        return ok
+
+    def sent_at(self, channel: int, pitch: int, scheduled: float) -> float | None:
+        key = pitch | channel << 7
+        for k, t in list(self.note_ons):
+            if k == key and t >= scheduled - 0.0005:
+                return t
+        return None
+
+    def close(self) -> None:
+        self.output.close()
+
+
+@dataclass(slots=True)
+class _Turn:
+    """Bookkeeping of the answer in progress."""
+
+    number: int
+    request: AnswerRequest
+    player: AnswerPlayer | None = None
+    cut_at: float | None = None  # where a barge-in or stop cut it
+    send_index: int = 0  # the scheduler's send-error count when it began
+
+
+@dataclass(slots=True)
+class _Stop:
+    reason: str = ""
+    grace_s: float = 0.0
+
+
+class _Stopped(Exception):
+    """Raised inside the task group to end the main loop."""
+
+
+class Agent:
+    """Listens on ``midi_in``, answers on ``midi_out``. Owns (and closes) both ports."""
+
+    def __init__(
+        self,
+        config: JamConfig,
+        *,
+        midi_in: MidiInput,
+        midi_out: MidiOutput,
+        primary: Responder,
+        fallbacks: Sequence[Responder] = (),
+        inline: Callable[[AnswerRequest], list[Note]],
+        observers: Sequence[JamObserver] = (),
+        load_responder: Callable[[str], Responder] | None = None,
+        handle_signals: bool = True,
+    ) -> None:
+        self.config = config
+        self.midi_in = midi_in
+        self.output = _TimedOutput(midi_out)
+        self.observers = list(observers)
+        self.generator = Generator(
+            primary,
+            fallbacks,
+            inline,
+            lookahead_s=config.lookahead_ms / 1000.0,
+            margin_s=config.margin_ms / 1000.0,
+        )
+        self._load_responder = load_responder
+        self._handle_signals = handle_signals
+        self.metre = config.metre_obj
+        self.swing = Swing(config.swing)
+        self.key: Key = config.key_obj
+        self.form = config.form_obj()
+        self.timeline = ChordTimeline(self.form)
+        self.context = Context(
+            self.timeline,
+            self.metre,
+            sink=self.generator.listen,
+            rewind=self.generator.rewind,
+        )
+        self.channel_out = config.channel_out - 1
+        self.scheduler = Scheduler(self.output)
+        self.clock: MusicalClock = InternalClock(config.tempo, math.inf, self.metre)
+        self.follower: MidiClockFollower | None = None
+        self.state = turns.initial_state(self._turn_params(config))
+        self.summary = JamSummary(model=primary.name)
+        self.started = asyncio.Event()  # the clock runs: others may read positions
+        self.muted = False
+        self.paused = False
+        self._stop: _Stop | None = None
+        self._stop_event = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._turn: _Turn | None = None
+        self._turn_count = 0
+        self._fillers: list[Callable[[float], object]] = []
+        self._clock_sender: ClockSender | None = None
+        self._last_beat = -(10**9)
+        self._end_beat: float | None = None
+        self._start_time = 0.0
+        self._answer_errors: list[float] = []
+        self._pending_model: asyncio.Future[Responder] | None = None
+        self._seed = config.seed if config.seed is not None else int(time.time()) & 0xFFFF
+        self._performer_open: dict[int, tuple[float, int]] = {}
+        self.performer_notes: list[Note] = []
+        self.agent_notes: list[Note] = []
+
+    # --- public ------------------------------------------------------------------------
+
+    async def run(self) -> JamSummary:
+        """Play until stopped (or the last chorus ends); the jam's figures."""
+        self._startup()
+        stopped_by = "stop"
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._listen(), name="midi-in")
+                group.create_task(self._conduct(), name="conductor")
+                if self._fillers:
+                    group.create_task(
+                        keep_ahead(self._fillers, now, lookahead_s=0.5, period_s=0.1),
+                        name="clock-out",
+                    )
+                group.create_task(self._watch_stop(), name="stop")
+        except* _Stopped:
+            stopped_by = self._stop.reason if self._stop else "stop"
+        except* Exception:
+            stopped_by = "error"
+            raise
+        finally:
+            self.summary.stopped_by = stopped_by
+            self._shutdown()
+        return self.summary
+
+    def request_stop(self, reason: str = "stop", grace_s: float = 0.0) -> None:
+        """End the jam: at once, or after the answer in progress (``grace_s`` at most).
+        Safe from signal handlers (it only sets a flag)."""
+        if self._stop is None:
+            self._stop = _Stop(reason, grace_s)
+        self._stop_event.set()
+
+    def apply_control(self, change: ControlChange) -> None:
+        """Take a validated control change (from MQTT) on the loop thread; applied at a
+        musically sensible moment. Raises :class:`ControlError` when it cannot be."""
+        if change.model is not None:
+            self._change_model(change.model)
+        at = now() + self.generator.lookahead_s + 0.05  # past what is already scheduled
+        if change.tempo is not None:
+            if not isinstance(self.clock, InternalClock):
+                raise ControlError("tempo follows the MIDI clock master: cannot set it")
+            self.clock.set_tempo(change.tempo, at)
+            self.config = replace(self.config, tempo=change.tempo)
+            self._update_lead()
+        if change.key is not None:
+            self._set_key(change.key, at)
+        if change.form is not None:
+            self._set_form(change.form, at)
+        if change.mode is not None or change.bars is not None:
+            self.config = replace(
+                self.config,
+                mode=change.mode or self.config.mode,
+                bars=change.bars or self.config.bars,
+            )
+            self.state = turns.with_params(self.state, self._turn_params(self.config))
+        if change.temperature is not None:
+            self.config = replace(self.config, temperature=change.temperature)
+        if change.mute is not None:
+            self.muted = change.mute
+            if change.mute:
+                self._cut_answer("muted")
+        if change.pause is not None and change.pause != self.paused:
+            self.paused = change.pause
+            self._step(turns.Pause(change.pause))
+        if change.panic:
+            self._cut_answer("panic")
+            self.scheduler.panic()
+        self._publish_state()
+        self._wake.set()
+
+    def position(self, t: float | None = None) -> float:
+        """The jam position (beats) at monotonic time ``t`` (default now)."""
+        return self.clock.beat_at(now() if t is None else t)
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def _startup(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        config = self.config
+        bar_s = 60.0 / config.tempo * self.metre.beats_per_bar
+        count_in = config.count_in if config.clock == "internal" else 0
+        self._start_time = now() + START_DELAY_S + count_in * bar_s
+        if config.clock == "midi":
+            self.follower = MidiClockFollower(self.metre, config.tempo)
+            self.clock = self.follower
+        else:
+            self.clock = InternalClock(config.tempo, self._start_time, self.metre)
+        if count_in and (config.metronome or config.count_in):
+            self._fillers.append(Metronome.count_in(self.scheduler, self.clock, count_in).fill)
+        if config.metronome:
+            self._fillers.append(Metronome(self.scheduler, self.clock, 0.0).fill)
+        if config.send_clock and config.clock == "internal":
+            sender = ClockSender(self.scheduler, self.clock, -count_in * self.metre.beats_per_bar)
+            self._clock_sender = sender
+            self._fillers.append(sender.fill)
+        if config.choruses is not None:
+            self._end_beat = config.choruses * self.form.beats
+        self._update_lead()
+        self.scheduler.start()
+        self._listen_to_ports()
+        if self._handle_signals and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._loop.add_signal_handler(sig, self.request_stop, sig.name)
+        self.generator.listen(())  # warm the workers up
+        self.started.set()
+        self._publish_state()
+        log.info(
+            "jam: %s, %s %s, %g BPM, %s %d bars, model %s",
+            self.form.name,
+            self.key.name,
+            self.metre,
+            config.tempo,
+            config.mode,
+            config.bars,
+            self.generator.primary.name,
+        )
+
+    def _shutdown(self) -> None:
+        """Every exit path comes here: silence, CC 123, close."""
+        if self._loop is not None and self._handle_signals:
+            with contextlib.suppress(Exception):
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    self._loop.remove_signal_handler(sig)
+        t = now()
+        with contextlib.suppress(Exception):
+            self._cut_answer("stop")
+        if self._clock_sender is not None:
+            with contextlib.suppress(Exception):
+                self._clock_sender.stop(t)
+        self.scheduler.stop(release=False, timeout=1.0)
+        if self._clock_sender is not None:
+            self.output.send(bytes((0xFC,)))  # STOP: the sender thread is gone now
+        self.scheduler.panic()  # note-offs for all that sounds, pedal up, CC 123
+        self.output.send(control_change(self.channel_out, CC_ALL_NOTES_OFF, 0))
+        self.generator.close()
+        self._finish_summary(t)
+        for port in (self.midi_in, self.output):
+            with contextlib.suppress(Exception):
+                port.close()
+        self._publish_state()
+
+    async def _watch_stop(self) -> None:
+        await self._stop_event.wait()
+        stop = self._stop or _Stop()
+        log.info("jam: stopping (%s)", stop.reason)
+        if stop.grace_s > 0 and self._turn is not None:
+            deadline = now() + stop.grace_s
+            while self._turn is not None and now() < deadline:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), max(0.0, deadline - now()))
+        self._cut_answer(stop.reason)
+        raise _Stopped
+
+    # --- MIDI in -----------------------------------------------------------------------
+
+    async def _listen(self) -> None:
+        async for event in self.midi_in:
+            try:
+                self._on_midi(event)
+            except Exception:  # a bad message must never end the jam
+                log.exception("MIDI in: could not handle %r", event)
+
+    def _on_midi(self, event: MidiEvent) -> None:
+        status = event.status
+        if status >= 0xF0:
+            if status in _CLOCK_MESSAGES and self.follower is not None:
+                if self.follower.feed(event.data, event.time) not in (None, "tick"):
+                    self._wake.set()
+            elif self.config.thru and status not in _CLOCK_MESSAGES:
+                self.scheduler.schedule(now(), event.data)
+            return
+        channel_in = self.config.channel_in
+        if channel_in is not None and event.channel != channel_in - 1:
+            return
+        if event.is_note_on:
+            self._performer_on(event.pitch, event.velocity, event.time)
+        elif event.is_note_off:
+            self._performer_off(event.pitch, event.time)
+        elif event.is_control_change and event.control == CC_SUSTAIN:
+            self._step(turns.Pedal(event.value >= 64), self.clock.beat_at(event.time))
+        elif event.is_control_change and event.control in (CC_ALL_NOTES_OFF, CC_ALL_SOUND_OFF):
+            for pitch in list(self._performer_open):
+                self._performer_off(pitch, event.time)
+        if self.config.thru:
+            self.scheduler.schedule(now(), event.data)
+
+    def _performer_on(self, pitch: int, velocity: int, t: float) -> None:
+        beats = self.clock.beat_at(t)
+        self.summary.notes_in += 1
+        if pitch in self._performer_open:
+            self._performer_off(pitch, t)
+        self._step(turns.NoteOn(pitch, velocity), beats)
+        self.context.note_on(CALL, pitch, velocity, self._grid(beats))
+        self._performer_open[pitch] = (beats, velocity)
+        for observer in self.observers:
+            observer.on_note(CALL, pitch, velocity, beats)
+
+    def _performer_off(self, pitch: int, t: float) -> None:
+        opened = self._performer_open.pop(pitch, None)
+        if opened is None:
+            return
+        beats = self.clock.beat_at(t)
+        self._step(turns.NoteOff(pitch), beats)
+        self.context.note_off(CALL, pitch, self._grid(beats))
+        onset, velocity = opened
+        self.performer_notes.append(Note(pitch, velocity, onset, max(1e-3, beats - onset)))
+        for observer in self.observers:
+            observer.on_note(CALL, pitch, 0, beats)
+
+    def _grid(self, beats: float) -> float:
+        """A performed position on the straight grid the models think in."""
+        return quantize_beats(self.swing.unrender(beats)) if self.swing.ratio != 1.0 else beats
+
+    def _listen_to_ports(self) -> None:
+        for role, port in (("in", self.midi_in), ("out", self.output.output)):
+            add = getattr(port, "add_status_listener", None)
+            if add is not None:
+                add(lambda connected, role=role: self._from_watchdog(role, connected))
+
+    def _from_watchdog(self, role: str, connected: bool) -> None:
+        loop = self._loop
+        if loop is not None:
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._port_status, role, connected)
+
+    def _port_status(self, role: str, connected: bool) -> None:
+        """A port vanished or came back: the agent keeps its time and plays on."""
+        if not connected:
+            log.warning("MIDI %s port lost: releasing notes, waiting for it", role)
+            self._cut_answer(f"{role} port lost")
+            if role == "in":
+                for pitch in list(self._performer_open):
+                    self._performer_off(pitch, now())
+            self.scheduler.panic()
+        else:
+            log.warning("MIDI %s port back", role)
+            if role == "out":  # whatever it held when it went: silence it
+                self.output.send(control_change(self.channel_out, CC_ALL_NOTES_OFF, 0))
+
+    # --- time, turns and beats ---------------------------------------------------------
+
+    async def _conduct(self) -> None:
+        while True:
+            t = now()
+            beats = self.clock.beat_at(t)
+            self._beats(beats)
+            self._step(turns.Tick(), beats)
+            if self._end_beat is not None and beats >= self._end_beat:
+                self.request_stop("choruses", grace_s=0.0)
+                return
+            await self._sleep_until(self._next_due(beats))
+
+    def _next_due(self, beats: float) -> float:
+        due_beats = math.floor(beats + 1e-9) + 1.0
+        wake = turns.next_wakeup(self.state)
+        if wake is not None:
+            due_beats = min(due_beats, max(wake, beats))
+        if self._end_beat is not None:
+            due_beats = min(due_beats, max(self._end_beat, beats))
+        return self.clock.time_at(due_beats)
+
+    async def _sleep_until(self, t: float) -> None:
+        timeout = min(0.25, max(0.0, t - now()))
+        self._wake.clear()
+        if timeout <= 0:
+            await asyncio.sleep(0)
+            return
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+
+    def _beats(self, beats: float) -> None:
+        index = math.floor(beats + 1e-9)
+        if index <= self._last_beat:
+            return
+        self._last_beat = index
+        bar = math.floor(index / self.metre.beats_per_bar + 1e-9)
+        beat = index - bar * self.metre.beats_per_bar
+        chord = self.timeline.symbol_at(index) if index >= 0 else None
+        for observer in self.observers:
+            observer.on_beat(bar, beat, chord)
+        if beat == 0:
+            self._publish_state()
+
+    def _step(self, event: turns.Event, beats: float | None = None) -> None:
+        at = self.clock.beat_at(now()) if beats is None else beats
+        before = self.state.turn
+        self.state, actions = turns.step(self.state, event, at)
+        for action in actions:
+            self._act(action)
+        if self.state.turn != before:
+            self._publish_state()
+        if actions:
+            self._wake.set()
+
+    def _act(self, action: turns.Action) -> None:
+        if isinstance(action, turns.CallStarted):
+            self.context.phrase("start", CALL, action.start)
+        elif isinstance(action, turns.AnswerPlanned):
+            self._plan(action)
+        elif isinstance(action, turns.CallEnded):
+            self._call_ended(action)
+        elif isinstance(action, turns.CancelAnswer):
+            self._cut_answer(action.reason, action.at)
+        elif isinstance(action, turns.AnswerEnded):
+            self._answer_ended()
+
+    # --- answers -----------------------------------------------------------------------
+
+    def _plan(self, planned: turns.AnswerPlanned) -> None:
+        if self._turn is not None:
+            self._cut_answer("superseded")
+        end = planned.end
+        if self._end_beat is not None:
+            end = min(end, self._end_beat)
+        if self.muted or end <= planned.start:
+            return
+        self._turn_count += 1
+        call = self.context.played(CALL, planned.call_start - 1.0, planned.start)
+        lo, hi = self.config.pitch_range
+        request = AnswerRequest(
+            start=planned.start,
+            end=end,
+            call=tuple(call),
+            chords=self.timeline.changes(planned.call_start, end),
+            metre=self.metre,
+            key=self.key,
+            pitch_range=(lo, hi),
+            velocity=round(float(np.mean([n.velocity for n in call]))) if call else 80,
+            density=len(call) / max(1.0, planned.call_end - planned.call_start),
+            temperature=self.config.temperature,
+            top_p=self.config.top_p,
+            seed=self._seed + self._turn_count,
+            turn=self._turn_count,
+        )
+        self._take_pending_model()
+        self.context.hold()
+        turn = _Turn(self._turn_count, request, send_index=self._send_count())
+        self._turn = turn
+        assert self._loop is not None
+        turn.player = self.generator.answer(
+            request,
+            loop=self._loop,
+            time_of=self._time_of,
+            play=self._play,
+            on_done=lambda _player: None,
+        )
+
+    def _time_of(self, beats: float) -> float:
+        """When a straight-grid position sounds: swung, on the clock."""
+        return self.clock.time_at(self.swing.render(beats) if self.swing.ratio != 1.0 else beats)
+
+    def _play(self, note: Note, source: str) -> bool:
+        """Schedule one answer note (the generator's callback, on the loop thread)."""
+        on = self._time_of(note.onset)
+        off = self._time_of(note.end) - 0.002
+        t = now()
+        if not math.isfinite(on) or on < t + 0.001:
+            return False  # never late: a note that cannot go out in time is dropped
+        if off <= on:
+            off = on + 0.01
+        if not self.muted:
+            self.scheduler.schedule_note(note.pitch, note.velocity, on, off, self.channel_out)
+        self.agent_notes.append(note)
+        for observer in self.observers:
+            observer.on_note(ANSWER, note.pitch, note.velocity, note.onset)
+        return True
+
+    def _call_ended(self, ended: turns.CallEnded) -> None:
+        self.context.phrase("end", CALL, ended.end)
+        call = self.context.played(CALL, ended.start - 1.0, ended.end)
+        number = self._turn.number if self._turn is not None else self._turn_count
+        phrase = self.context.phrase_of(CALL, ended.start, ended.end, call)
+        for observer in self.observers:
+            observer.on_phrase(CALL, phrase, number)
+        if call and self._turn is not None:
+            self.generator.learn(call, self._turn.request)
+
+    def _cut_answer(self, reason: str, at: float | None = None) -> None:
+        """Stop the answer now (barge-in, pause, stop): what sounds ends cleanly."""
+        turn = self._turn
+        if turn is None:
+            return
+        cut = self.clock.beat_at(now()) if at is None else at
+        cut = max(cut, turn.request.start)
+        turn.cut_at = min(cut, turn.request.end)
+        if turn.player is not None and not turn.player.finished:
+            turn.player.cancel(turn.cut_at)
+        self.scheduler.cancel_after(max(now(), self._time_of(turn.cut_at)), self.channel_out)
+        log.debug("answer %d cut at beat %.2f: %s", turn.number, turn.cut_at, reason)
+        self._answer_ended()
+
+    def _answer_ended(self) -> None:
+        turn, self._turn = self._turn, None
+        if turn is None:
+            return
+        end = turn.cut_at if turn.cut_at is not None else turn.request.end
+        player = turn.player
+        played = [n for n in (player.played if player else []) if n.onset < end - 1e-9]
+        self.context.resume(played, turn.request.start)
+        if end <= turn.request.start + 1e-9:
+            return  # cut before it began (the performer went on): no turn
+        self.summary.turns += 1
+        phrase = self.context.phrase_of(ANSWER, turn.request.start, end, played)
+        for observer in self.observers:
+            observer.on_phrase(ANSWER, phrase, turn.number)
+        self._turn_metrics(turn, played)
+        self._wake.set()
+
+    # --- figures -----------------------------------------------------------------------
+
+    def _send_count(self) -> int:
+        return len(self.scheduler.send_errors())
+
+    def _turn_metrics(self, turn: _Turn, played: Sequence[Note]) -> None:
+        figures = turn.player.figures if turn.player is not None else None
+        start_error: float | None = None
+        if figures is not None and figures.first_time is not None and played:
+            sent = self.output.sent_at(self.channel_out, played[0].pitch, figures.first_time)
+            if sent is not None:
+                start_error = (sent - figures.first_time) * 1000.0
+                self._answer_errors.append(start_error)
+        errors = self.scheduler.send_errors()[turn.send_index :] * 1000.0
+        metrics: dict[str, Any] = {
+            "turn": turn.number,
+            "notes_out": len(played),
+            "send_error_ms_p50": float(np.percentile(errors, 50)) if len(errors) else None,
+            "send_error_ms_p99": float(np.percentile(errors, 99)) if len(errors) else None,
+            "send_error_ms_max": float(errors.max()) if len(errors) else None,
+            "answer_start_error_ms": start_error,
+            "generation_ms": figures.generation_ms if figures else None,
+            "generation_headroom_ms_min": figures.headroom_ms_min if figures else None,
+            "deadline_misses": figures.deadline_misses if figures else 0,
+            "fallback_notes": figures.fallback_notes if figures else 0,
+        }
+        for observer in self.observers:
+            observer.on_metrics(metrics)
+
+    def _finish_summary(self, t: float) -> None:
+        s = self.summary
+        stats = self.scheduler.stats()
+        gen = self.generator.stats
+        s.notes_out = len(self.agent_notes)
+        s.deadline_misses = gen.deadline_misses
+        s.fallback_notes = gen.fallback_notes
+        s.send_error_ms_p50 = stats.send_error_ms_p50
+        s.send_error_ms_p99 = stats.send_error_ms_p99
+        s.send_error_ms_max = stats.send_error_ms_max
+        s.messages_sent = stats.sent
+        s.send_failures = stats.failed
+        if self._answer_errors:
+            s.answer_start_error_ms_p99 = float(np.percentile(self._answer_errors, 99))
+            s.answer_start_error_ms_max = float(max(self._answer_errors))
+        s.generation_headroom_ms_min = gen.headroom_ms_min
+        if gen.generation_ms:
+            s.generation_ms_p50 = float(np.percentile(gen.generation_ms, 50))
+            s.generation_ms_max = float(max(gen.generation_ms))
+        s.malformed_in = self.midi_in.stats.malformed
+        s.dropped_in = self.midi_in.stats.dropped
+        s.tempo = self.config.tempo
+        s.mode = self.config.mode
+        s.bars = self.config.bars
+        s.model = self.generator.primary.name
+        beats = self.clock.beat_at(t)
+        s.choruses = max(0.0, beats / self.form.beats) if math.isfinite(beats) else 0.0
+        s.seconds = max(0.0, t - self._start_time)
+
+    # --- state and control -------------------------------------------------------------
+
+    def jam_state(self) -> dict[str, Any]:
+        """The retained state others follow (MQTT ``state``)."""
+        beats = self.clock.beat_at(now())
+        if not math.isfinite(beats):
+            beats = 0.0
+        index = math.floor(beats + 1e-9)
+        bar = math.floor(index / self.metre.beats_per_bar + 1e-9)
+        return {
+            "mode": self.config.mode,
+            "turn": "idle" if self.paused else self.state.turn,
+            "tempo": round(self.clock.bpm_at(now()), 3),
+            "metre": str(self.metre),
+            "key": self.key.name,
+            "form": self.form.name,
+            "bar": bar,
+            "beat": float(index - bar * self.metre.beats_per_bar),
+            "chord": self.timeline.symbol_at(beats) if beats >= 0 else None,
+            "model": self.generator.primary.name,
+            "device": str(getattr(self.generator.primary, "device", "cpu")),
+            "temperature": self.config.temperature,
+            "bars": self.config.bars,
+            "chorus": max(0, math.floor(beats / self.form.beats)) if beats >= 0 else 0,
+            "muted": self.muted,
+            "paused": self.paused,
+        }
+
+    def _publish_state(self) -> None:
+        if not self.observers:
+            return
+        state = self.jam_state()
+        for observer in self.observers:
+            observer.on_state(state)
+
+    def _turn_params(self, config: JamConfig) -> turns.TurnParams:
+        lead = (config.lookahead_ms + config.margin_ms) / 1000.0 * config.tempo / 60.0
+        return turns.TurnParams(
+            mode=turns.Mode(config.mode),
+            bars=config.bars,
+            beats_per_bar=config.metre_obj.beats_per_bar,
+            barge_in=turns.BargeIn(config.barge_in),
+            gap_beats=config.gap,
+            align=turns.Align(config.align),
+            max_answer_beats=max(8.0, config.bars * config.metre_obj.beats_per_bar),
+            lead_beats=min(lead, config.metre_obj.beats_per_bar),
+        )
+
+    def _update_lead(self) -> None:
+        self.state = turns.with_params(self.state, self._turn_params(self.config))
+
+    def _set_key(self, key: Key, at: float) -> None:
+        bar_line = self._next_bar_line(at)
+        self.key = key
+        self.form = self.form.in_key(key.tonic)
+        self.timeline.set_form(self.form, bar_line, keep_origin=True)
+        self.config = replace(self.config, key=key.name)
+
+    def _set_form(self, name: str, at: float) -> None:
+        from improv.music.forms import get_form
+
+        try:
+            form = get_form(name, self.key, self.metre)
+        except ValueError as exc:
+            raise ControlError(str(exc)) from None
+        self.form = form
+        self.timeline.set_form(form, self.timeline.next_chorus(self.clock.beat_at(at)))
+        self.config = replace(self.config, form=name)
+
+    def _next_bar_line(self, t: float) -> float:
+        beats = self.clock.beat_at(t)
+        return math.ceil(beats / self.metre.beats_per_bar - 1e-9) * self.metre.beats_per_bar
+
+    def _change_model(self, spec: str) -> None:
+        if self._load_responder is None:
+            raise ControlError("this jam cannot change its model")
+        loader = self._load_responder
+        assert self._loop is not None
+        self._pending_model = self._loop.run_in_executor(None, loader, spec)
+
+    def _take_pending_model(self) -> None:
+        pending = self._pending_model
+        if pending is None or not pending.done():
+            return
+        self._pending_model = None
+        try:
+            responder = pending.result()
+        except Exception as exc:
+            log.error("model change failed: %s", exc)
+            return
+        self.generator.set_primary(responder)
+        log.info("model: now %s", responder.name)

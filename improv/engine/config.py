@@ -1,0 +1,250 @@
+"""The jam's settings: one dataclass, loadable from TOML, overridden by the command line.
+
+A stage set-up lives in a file (``--config stage.toml``, see ``examples/stage.toml``);
+options given on the command line win. Everything is validated here, once, with an
+error that names the setting and says what is allowed, so the engine never meets a
+bad value mid-jam.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+from improv.errors import UsageError
+from improv.music.pitch import Key, parse_pitch
+from improv.music.time import Metre, Swing, Tempo
+
+MODES = ("trade", "phrase")
+BARS_PER_TURN = (2, 4, 8, 12)
+CLOCKS = ("internal", "midi")
+BARGE_IN = ("yield", "keep")
+ALIGNS = ("beat", "half-bar")
+MIDI_APIS = ("auto", "alsa", "jack", "coremidi", "winmm")
+
+
+@dataclass(frozen=True, slots=True)
+class JamConfig:
+    """Every setting of a jam. Channels are 1..16 as musicians count them."""
+
+    tempo: float = 120.0
+    key: str = "F"
+    form: str = "blues"
+    metre: str = "4/4"
+    swing: float = 1.0  # long/short ratio of swung eighths: 1 straight, 2 triplet
+    mode: str = "trade"
+    bars: int = 4
+    align: str = "beat"  # phrase mode: answers start on the next beat or half bar
+    gap: float = 1.0  # phrase mode: silence (beats) that ends a call, adapted to its pace
+    barge_in: str = "yield"
+    model: str | None = None  # PATH, "markov", "rules"; None: the shipped default
+    temperature: float = 1.0
+    top_p: float = 0.95
+    seed: int | None = None
+    channel_in: int | None = None  # None: listen on every channel
+    channel_out: int = 1
+    range: str = "C3-C6"  # the instrument's range, LO-HI (names or MIDI numbers)
+    clock: str = "internal"
+    send_clock: bool = False
+    metronome: bool = False
+    count_in: int = 1  # bars of count-in before the form starts
+    thru: bool = False
+    choruses: int | None = None  # None: play until stopped
+    record: Path | None = None
+    midi_api: str = "auto"
+    port_in: str | None = None
+    port_out: str | None = None
+    virtual: bool = False
+    lookahead_ms: float = 200.0  # generation stays this far ahead of playback
+    margin_ms: float = 15.0  # a note must be ready this long before it sounds
+
+    def __post_init__(self) -> None:
+        try:
+            self._check_types()
+            self._check()
+        except ValueError as exc:
+            raise UsageError(f"bad setting: {exc}") from None
+
+    def _check_types(self) -> None:
+        for name, kinds in _TYPES.items():
+            value = getattr(self, name)
+            if value is None and name in _OPTIONAL:
+                continue
+            if isinstance(value, bool) and bool not in kinds:
+                raise ValueError(f"{name} must be {kinds[0].__name__}, not {value!r}")
+            if not isinstance(value, kinds):
+                raise ValueError(f"{name} must be {kinds[0].__name__}, not {value!r}")
+
+    def _check(self) -> None:
+        Tempo(self.tempo)
+        Key.parse(self.key)
+        Metre.parse(self.metre)
+        Swing(self.swing)
+        _choice("mode", self.mode, MODES)
+        _choice("align", self.align, ALIGNS)
+        _choice("barge_in", self.barge_in, BARGE_IN)
+        _choice("clock", self.clock, CLOCKS)
+        _choice("midi_api", self.midi_api, MIDI_APIS)
+        if self.bars not in BARS_PER_TURN:
+            raise ValueError(f"bars must be one of {', '.join(map(str, BARS_PER_TURN))}")
+        _within("gap", self.gap, 0.25, 8.0)
+        _within("temperature", self.temperature, 0.05, 5.0)
+        _within("top_p", self.top_p, 0.01, 1.0)
+        if self.channel_in is not None:
+            _within("channel_in", self.channel_in, 1, 16)
+        _within("channel_out", self.channel_out, 1, 16)
+        lo, hi = self.pitch_range
+        if hi - lo < 12:
+            raise ValueError(f"range {self.range!r} must span at least an octave")
+        _within("count_in", self.count_in, 0, 8)
+        if self.choruses is not None:
+            _within("choruses", self.choruses, 1, 10_000)
+        _within("lookahead_ms", self.lookahead_ms, 20.0, 5000.0)
+        _within("margin_ms", self.margin_ms, 1.0, self.lookahead_ms)
+        if self.virtual and (self.port_in or self.port_out):
+            raise ValueError("give --virtual or port names, not both")
+        if self.model is not None and not self.model.strip():
+            raise ValueError("model must be a path, 'markov' or 'rules'")
+        self.form_obj()  # unknown forms are refused here, not at the first bar
+
+    # --- typed views ----------------------------------------------------------------
+
+    @property
+    def key_obj(self) -> Key:
+        return Key.parse(self.key)
+
+    @property
+    def metre_obj(self) -> Metre:
+        return Metre.parse(self.metre)
+
+    @property
+    def pitch_range(self) -> tuple[int, int]:
+        return parse_range(self.range)
+
+    def form_obj(self) -> Any:
+        """The blues form in this key (``improv.music.forms``)."""
+        from improv.music.forms import get_form
+
+        try:
+            return get_form(self.form, self.key_obj, self.metre_obj)
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"form {self.form!r}: {exc}") from None
+
+    def replaced(self, **changes: Any) -> JamConfig:
+        """A copy with some settings changed (validated again)."""
+        return replace(self, **changes)
+
+
+_NUMBER = (float, int)
+_TYPES: dict[str, tuple[type, ...]] = {
+    "tempo": _NUMBER,
+    "key": (str,),
+    "form": (str,),
+    "metre": (str,),
+    "swing": _NUMBER,
+    "mode": (str,),
+    "bars": (int,),
+    "align": (str,),
+    "gap": _NUMBER,
+    "barge_in": (str,),
+    "model": (str,),
+    "temperature": _NUMBER,
+    "top_p": _NUMBER,
+    "seed": (int,),
+    "channel_in": (int,),
+    "channel_out": (int,),
+    "range": (str,),
+    "clock": (str,),
+    "send_clock": (bool,),
+    "metronome": (bool,),
+    "count_in": (int,),
+    "thru": (bool,),
+    "choruses": (int,),
+    "record": (Path,),
+    "midi_api": (str,),
+    "port_in": (str,),
+    "port_out": (str,),
+    "virtual": (bool,),
+    "lookahead_ms": _NUMBER,
+    "margin_ms": _NUMBER,
+}
+_OPTIONAL = {"model", "seed", "channel_in", "choruses", "record", "port_in", "port_out"}
+
+
+def _choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {value!r}")
+
+
+def _within(name: str, value: float, lo: float, hi: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a number, not {value!r}")
+    if not (math.isfinite(value) and lo <= value <= hi):
+        raise ValueError(f"{name} must lie in [{lo:g}, {hi:g}], not {value!r}")
+
+
+_RANGE = re.compile(r"^\s*([^-\s]+)\s*-\s*([^-\s]+)\s*$")
+
+
+def parse_range(text: str) -> tuple[int, int]:
+    """``"C3-C6"`` or ``"48-84"`` -> (48, 84)."""
+    match = _RANGE.match(text)
+    if match is None:
+        raise ValueError(f"range must look like C3-C6 or 48-84, not {text!r}")
+    lo, hi = (_pitch(part) for part in match.groups())
+    if lo >= hi:
+        raise ValueError(f"range {text!r}: low end must be below the high end")
+    return lo, hi
+
+
+def _pitch(text: str) -> int:
+    if text.isdigit():
+        value = int(text)
+        if not 0 <= value <= 127:
+            raise ValueError(f"pitch out of MIDI range: {text}")
+        return value
+    return parse_pitch(text)
+
+
+# --- loading ---------------------------------------------------------------------------
+
+_FIELDS = {f.name for f in fields(JamConfig)}
+_PATHS = {"record"}
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    """Settings from a TOML file: top-level keys (``-`` or ``_``), or a ``[jam]`` table."""
+    try:
+        with path.open("rb") as handle:
+            data = tomllib.load(handle)
+    except FileNotFoundError:
+        raise UsageError(f"--config: no such file: {path}") from None
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"--config {path}: {exc}") from None
+    table = data.get("jam", data) if isinstance(data.get("jam"), dict) else data
+    settings: dict[str, Any] = {}
+    for raw, value in table.items():
+        name = raw.replace("-", "_")
+        if name not in _FIELDS:
+            raise UsageError(f"--config {path}: unknown setting {raw!r}")
+        if name in _PATHS and isinstance(value, str):
+            value = (path.parent / value) if not Path(value).is_absolute() else Path(value)
+        settings[name] = value
+    return settings
+
+
+def build_config(path: Path | None = None, **overrides: Any) -> JamConfig:
+    """The file's settings (if any), then the overrides that are not None."""
+    settings = load_toml(path) if path is not None else {}
+    settings.update({k: v for k, v in overrides.items() if v is not None})
+    unknown = set(settings) - _FIELDS
+    if unknown:
+        raise UsageError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+    try:
+        return JamConfig(**settings)
+    except TypeError as exc:
+        raise UsageError(f"bad setting: {exc}") from None
