@@ -109,10 +109,25 @@ class Checkpoint:
         info = {k: v for k, v in self.to_dict().items() if k not in ("state_dict", "markov")}
         info["tokenizer"] = {k: v for k, v in self.tokenizer.items() if k != "names"}
         if self.markov is not None:
-            info["markov"] = {
-                k: v for k, v in self.markov.items() if not isinstance(v, torch.Tensor)
-            }
+            info["markov"] = _without_tensors(self.markov)
         return info
+
+
+def _without_tensors(value: Any) -> Any:
+    """A nested dict/list with its tensors left out (JSON-able metadata only)."""
+    if isinstance(value, dict):
+        return {k: _without_tensors(v) for k, v in value.items() if not _has_tensor_only(v)}
+    if isinstance(value, list | tuple):
+        return [_without_tensors(v) for v in value]
+    return value
+
+
+def _has_tensor_only(value: Any) -> bool:
+    if isinstance(value, torch.Tensor):
+        return True
+    if isinstance(value, dict):
+        return bool(value) and all(_has_tensor_only(v) for v in value.values())
+    return False
 
 
 def make_checkpoint(
