@@ -190,6 +190,7 @@ class Agent:
         inline: Callable[[AnswerRequest], list[Note]],
         observers: Sequence[JamObserver] = (),
         load_responder: Callable[[str], Responder] | None = None,
+        timeline: ChordTimeline | None = None,
         handle_signals: bool = True,
     ) -> None:
         self.config = config
@@ -209,7 +210,7 @@ class Agent:
         self.swing = Swing(config.swing)
         self.key: Key = config.key_obj
         self.form = config.form_obj()
-        self.timeline = ChordTimeline(self.form)
+        self.timeline = timeline or ChordTimeline(self.form)
         self.context = Context(
             self.timeline,
             self.metre,
@@ -607,7 +608,6 @@ class Agent:
             off = on + 0.01
         if not self.muted:
             self.scheduler.schedule_note(note.pitch, note.velocity, on, off, self.channel_out)
-        self.agent_notes.append(note)
         for observer in self.observers:
             observer.on_note(ANSWER, note.pitch, note.velocity, note.onset)
         return True
@@ -644,6 +644,7 @@ class Agent:
         player = turn.player
         played = [n for n in (player.played if player else []) if n.onset < end - 1e-9]
         self.context.resume(played, turn.request.start)
+        self.agent_notes.extend(played)
         if end <= turn.request.start + 1e-9:
             return  # cut before it began (the performer went on): no turn
         self.summary.turns += 1

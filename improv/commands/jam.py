@@ -1,0 +1,305 @@
+"""``improv jam``: play with a performer on MIDI ports, or watch a simulated one (--demo).
+
+Settings come from ``--config FILE.toml`` (see ``examples/stage.toml``), then from the
+options given here, which win. ``--demo`` needs no MIDI hardware: a simulated performer
+plays calls from ``examples/calls/`` through the in-process transport; ``--performer
+FILE.mid`` takes the calls from any MIDI file instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import math
+import sys
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+DEMO_CHORUSES = 2
+DEMO_RECORD = Path("improv-jam.mid")
+
+
+def register(subparsers: Any) -> None:
+    parser: argparse.ArgumentParser = subparsers.add_parser(
+        "jam",
+        help="jam with a performer on MIDI ports (or --demo)",
+        description="Listen to a performer on MIDI and answer on the beat.",
+    )
+    ports = parser.add_argument_group("MIDI")
+    ports.add_argument("--in", dest="port_in", metavar="PORT", help="input port (name or part)")
+    ports.add_argument("--out", dest="port_out", metavar="PORT", help="output port")
+    ports.add_argument(
+        "--virtual",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="open improv's own virtual ports (improv-in, improv-out)",
+    )
+    ports.add_argument("--midi-api", choices=["auto", "alsa", "jack", "coremidi", "winmm"])
+    ports.add_argument("--channel-in", type=int, metavar="N", help="listen on channel 1-16 only")
+    ports.add_argument("--channel-out", type=int, metavar="N", help="play on channel 1-16")
+    ports.add_argument("--thru", action=argparse.BooleanOptionalAction, default=None)
+
+    play = parser.add_argument_group("performer")
+    play.add_argument("--demo", action="store_true", help="a simulated performer, no hardware")
+    play.add_argument("--performer", type=Path, metavar="FILE.mid", help="calls from a MIDI file")
+
+    music = parser.add_argument_group("music")
+    music.add_argument("--tempo", type=float, metavar="BPM")
+    music.add_argument("--key", help="e.g. F, Bb, Cm")
+    music.add_argument("--form", help="blues, quick-change, jazz-blues, minor-blues, 8-bar")
+    music.add_argument("--metre", help="e.g. 4/4")
+    music.add_argument("--swing", type=float, metavar="RATIO", help="1 straight .. 2 triplet")
+    music.add_argument("--choruses", type=int, metavar="N", help="end after N choruses")
+    music.add_argument("--count-in", type=int, metavar="BARS")
+    music.add_argument("--metronome", action=argparse.BooleanOptionalAction, default=None)
+    music.add_argument("--clock", choices=["internal", "midi"], help="whose tempo")
+    music.add_argument("--send-clock", action=argparse.BooleanOptionalAction, default=None)
+
+    turns = parser.add_argument_group("turns")
+    turns.add_argument("--mode", choices=["trade", "phrase"])
+    turns.add_argument("--bars", type=int, choices=[2, 4, 8, 12], help="bars per turn")
+    turns.add_argument("--barge-in", choices=["yield", "keep"])
+    turns.add_argument("--align", choices=["beat", "half-bar"], help="phrase-mode answer start")
+    turns.add_argument("--gap", type=float, metavar="BEATS", help="phrase-mode silence gap")
+
+    model = parser.add_argument_group("model")
+    model.add_argument("--model", metavar="PATH|markov|rules")
+    model.add_argument("--temperature", type=float)
+    model.add_argument("--top-p", type=float)
+    model.add_argument("--seed", type=int)
+    model.add_argument("--range", metavar="LO-HI", help="instrument range, e.g. C3-C6")
+    model.add_argument("--lookahead-ms", type=float, help="generation keeps this far ahead")
+
+    out = parser.add_argument_group("output")
+    out.add_argument("--config", type=Path, metavar="FILE.toml")
+    out.add_argument("--record", type=Path, metavar="FILE.mid", help="write the jam")
+    out.add_argument("--json", action="store_true", help="print one JSON object at exit")
+    parser.set_defaults(run=run)
+
+
+_SETTINGS = (
+    "port_in",
+    "port_out",
+    "virtual",
+    "midi_api",
+    "channel_in",
+    "channel_out",
+    "thru",
+    "tempo",
+    "key",
+    "form",
+    "metre",
+    "swing",
+    "choruses",
+    "count_in",
+    "metronome",
+    "clock",
+    "send_clock",
+    "mode",
+    "bars",
+    "barge_in",
+    "align",
+    "gap",
+    "model",
+    "temperature",
+    "top_p",
+    "seed",
+    "range",
+    "lookahead_ms",
+    "record",
+)
+
+
+def run(args: argparse.Namespace) -> int:
+    from improv.engine.config import build_config
+    from improv.errors import UsageError
+
+    overrides = {name: getattr(args, name) for name in _SETTINGS}
+    config = build_config(args.config, **overrides)
+    simulated = args.demo or args.performer is not None
+    if args.demo and args.performer is not None:
+        raise UsageError("give --demo or --performer, not both")
+    if not simulated and not config.virtual and not (config.port_in and config.port_out):
+        raise UsageError("give --in and --out ports, --virtual, --demo or --performer FILE.mid")
+    if simulated and config.port_in:
+        raise UsageError("--in makes no sense with a simulated performer")
+    if simulated and config.clock == "midi":
+        raise UsageError("a simulated performer plays on improv's own clock: --clock internal")
+    if args.demo:
+        config = config.replaced(
+            choruses=config.choruses or DEMO_CHORUSES,
+            record=config.record or DEMO_RECORD,
+        )
+    summary = asyncio.run(_jam(config, args))
+    if args.json:
+        print(json.dumps(summary, separators=(",", ":")))
+    return 0
+
+
+async def _jam(config: Any, args: argparse.Namespace) -> dict[str, Any]:
+    from rich.console import Console
+    from rich.live import Live
+
+    from improv.commands.jam_view import JamView, summary_table
+    from improv.engine.agent import Agent, JamObserver
+    from improv.engine.context import ChordTimeline
+    from improv.engine.performer import SimulatedPerformer
+    from improv.engine.responders import build_responders, responder_loader, rules_answer
+
+    console = Console(stderr=args.json)
+    form = config.form_obj()
+    timeline = ChordTimeline(form)
+    with console.status("loading the model ...", spinner="dots"):
+        responders = await asyncio.to_thread(
+            build_responders, config.model, config.key_obj, config.metre_obj, timeline
+        )
+    log.info("model: %s", responders.description)
+    calls = _calls(config, args) if (args.demo or args.performer) else []
+    if args.performer is not None and config.choruses is None:
+        turns_needed = 2 * len(calls) * config.bars
+        config = config.replaced(choruses=max(1, math.ceil(turns_needed / form.n_bars)))
+    midi_in, midi_out, performer_out = _open_ports(config, simulated=bool(calls))
+    view = JamView(f"improv jam: {form.name} in {config.key}, {config.tempo:g} BPM")
+    observers: list[JamObserver] = [] if args.json else [view]
+    agent = Agent(
+        config,
+        midi_in=midi_in,
+        midi_out=midi_out,
+        primary=responders.primary,
+        fallbacks=responders.fallbacks,
+        inline=rules_answer,
+        observers=observers,
+        load_responder=responder_loader(config.key_obj, config.metre_obj, timeline),
+        timeline=timeline,
+    )
+    tasks: list[asyncio.Task[None]] = []
+    if calls:
+        assert performer_out is not None
+        performer = SimulatedPerformer(agent, performer_out, calls, channel=0)
+        agent.observers.append(performer)
+        tasks.append(asyncio.create_task(performer.run(), name="performer"))
+    try:
+        if args.json or not console.is_terminal:
+            summary = await agent.run()
+        else:
+            with Live(view, console=console, refresh_per_second=8, transient=False):
+                summary = await agent.run()
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    if config.record is not None:
+        _record(config, agent, timeline)
+    if not args.json:
+        console.print(summary_table(summary))
+    return summary.as_dict()
+
+
+def _open_ports(config: Any, *, simulated: bool) -> tuple[Any, Any, Any]:
+    """(agent input, agent output, performer output or None)."""
+    from improv.io.midi import MidiInput, MidiOutput, open_input, open_output
+    from improv.io.transport import RecordingOutput, loopback
+
+    api = config.midi_api
+    midi_in: MidiInput
+    midi_out: MidiOutput
+    if simulated:
+        performer_out, midi_in = loopback("performer")
+        if config.port_out:
+            midi_out = open_output(config.port_out, api=api, wait_s=2.0)
+        else:
+            midi_out = RecordingOutput("improv-out (in-process)")
+        return midi_in, midi_out, performer_out
+    if config.virtual:
+        midi_in = open_input(api=api, virtual=True, client_name="improv-in", port_name="in")
+        midi_out = open_output(api=api, virtual=True, client_name="improv-out", port_name="out")
+        return midi_in, midi_out, None
+    midi_in = open_input(config.port_in, api=api, wait_s=2.0)
+    try:
+        midi_out = open_output(config.port_out, api=api, wait_s=2.0)
+    except BaseException:
+        midi_in.close()
+        raise
+    return midi_in, midi_out, None
+
+
+def _calls(config: Any, args: argparse.Namespace) -> list[Any]:
+    from improv.engine.performer import calls_from_notes
+    from improv.io.midifile import read_take
+
+    per_bar = config.metre_obj.beats_per_bar
+    if args.performer is not None:
+        take = read_take(args.performer)
+        calls = calls_from_notes(take.notes, config.bars, per_bar, str(args.performer))
+        if not calls:
+            from improv.errors import UsageError
+
+            raise UsageError(f"--performer {args.performer}: no notes to play")
+        return calls
+    folder = examples_dir() / "calls"
+    files = sorted(folder.glob("*.mid")) if folder.is_dir() else []
+    calls = []
+    for path in files:
+        take = read_take(path)
+        calls += calls_from_notes(take.notes, config.bars, per_bar, path.name)[:1]
+    return calls or _generated_calls(config)
+
+
+def examples_dir() -> Path:
+    import improv
+
+    return Path(improv.__file__).resolve().parents[1] / "examples"
+
+
+def _generated_calls(config: Any) -> list[Any]:
+    """Calls made by the rule-based generator (when ``examples/`` is not installed)."""
+    from improv.corpus.generator import BluesGenerator, Voice
+    from improv.engine.performer import Call
+
+    form = config.form_obj()
+    beats = max(2, int(config.bars * form.metre.beats_per_bar) - 2)
+    generator = BluesGenerator(7, config.key_obj)
+    return [
+        Call(
+            tuple(
+                generator.phrase(
+                    form.changes(), form.metre, start=0.0, beats=beats, voice=Voice(density=d)
+                )
+            ),
+            "generated",
+        )
+        for d in (0.4, 0.6, 0.8)
+    ]
+
+
+def _record(config: Any, agent: Any, timeline: Any) -> None:
+    from improv.io.midifile import Track, write_jam
+    from improv.music.notes import Note
+
+    swing = agent.swing
+    played = [
+        Note(
+            n.pitch,
+            n.velocity,
+            swing.render(n.onset),
+            max(1e-3, swing.render(n.end) - swing.render(n.onset)),
+        )
+        for n in agent.agent_notes
+    ]
+    end = max([n.end for n in played + agent.performer_notes] + [agent.form.beats])
+    path = write_jam(
+        config.record,
+        [
+            Track("performer", agent.performer_notes, channel=0),
+            Track("improv", played, channel=max(1, config.channel_out - 1)),
+        ],
+        bpm=config.tempo,
+        metre=agent.metre,
+        chords=timeline.changes(0.0, end),
+    )
+    log.info("jam written to %s", path)
+    print(f"jam written to {path}", file=sys.stderr)
