@@ -149,6 +149,12 @@ def run(args: argparse.Namespace) -> int:
             task = bar.add_task(f"{args.arch}-{args.size}", total=None, loss="-", val="-", tps="-")
 
             def show(p: TrainProgress) -> None:
+                if not console.is_terminal and (p.step % 100 == 0 or p.step == p.total):
+                    val = "-" if p.val_loss is None else f"{p.val_loss:.4f}"
+                    console.print(
+                        f"step {p.step}/{p.total} loss {p.loss:.4f} val {val} "
+                        f"{p.tokens_per_second:,.0f} tok/s"
+                    )
                 bar.update(
                     task,
                     completed=p.step,
