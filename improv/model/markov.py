@@ -17,8 +17,8 @@ Why it is built this way:
 
 from __future__ import annotations
 
+import lzma
 import math
-import zlib
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -29,10 +29,11 @@ import numpy as np
 Escape = Literal["c", "ax", "d"]
 ESCAPES: tuple[Escape, ...] = ("c", "ax", "d")
 
-DEFAULT_MAX_NODES = 300_000
-"""Node budget of the long-term trie: about 2 bytes a node once deflated (0.6 MB)."""
+DEFAULT_MAX_NODES = 1_000_000
+"""Node budget of the long-term trie: a node takes about 1.2 bytes once compressed, so
+the default model stays near 1.2 MB, next to a neural model in a checkpoint of 10 MB."""
 
-STATE_FORMAT = "improv-markov/1"
+STATE_FORMAT = "improv-markov/2"
 
 _PRUNE_DEPTH = 3  # n-grams this long or longer may be pruned to fit the node budget
 _WORK_FACTOR = 4  # counting keeps up to this many times the budget, to choose from
@@ -324,6 +325,11 @@ class _Trie:
     def nodes(self) -> int:
         return len(self.n_children)
 
+    @property
+    def contexts(self) -> int:
+        """Nodes that can be contexts (the top level only holds counts); they come first."""
+        return int(np.searchsorted(self.depth, self.order, side="right"))
+
     def children(self, parents: np.ndarray, symbols: np.ndarray) -> np.ndarray:
         """Node of each (parent, symbol), -1 where absent (or where parent is -1)."""
         query = parents * self.vocab_size + symbols
@@ -613,7 +619,7 @@ class MarkovModel:
     def to_state(self) -> dict[str, Any]:
         """Plain tensors and scalars, loadable with ``torch.load(weights_only=True)``.
 
-        The trie's arrays are stored deflated (zlib) as uint8 tensors: mostly small
+        The trie's arrays are stored compressed (xz) as uint8 tensors: mostly small
         counts and zeros, they shrink about tenfold. The long-term model only: what was
         learned in a session is not kept.
         """
@@ -622,12 +628,12 @@ class MarkovModel:
         if self._packed is None:
             trie = self._trie
             self._packed = {
-                name: zlib.compress(np.ascontiguousarray(arr, dtype=_PACKED[name]).tobytes(), 6)
+                name: lzma.compress(np.ascontiguousarray(arr, dtype=_PACKED[name]).tobytes())
                 for name, arr in (
                     ("symbols", trie.symbol[1:]),
                     ("n_children", trie.n_children),
                     ("counts", trie.raw),
-                    ("pruned", trie.pruned.reshape(-1)),
+                    ("pruned", trie.pruned[:, : trie.contexts].reshape(-1)),
                 )
             }
         return {
@@ -656,7 +662,7 @@ class MarkovModel:
                 raise ValueError(f"unknown escape method {escape!r}")
             arrays = {
                 name: np.frombuffer(
-                    zlib.decompress(np.asarray(state["arrays"][name], dtype=np.uint8).tobytes()),
+                    lzma.decompress(np.asarray(state["arrays"][name], dtype=np.uint8).tobytes()),
                     dtype=dtype,
                 ).astype(np.int64)
                 for name, dtype in _PACKED.items()
@@ -668,18 +674,25 @@ class MarkovModel:
                 arrays["symbols"],
                 arrays["n_children"],
                 arrays["counts"],
-                arrays["pruned"].reshape(3, -1),
+                _pad_columns(arrays["pruned"].reshape(3, -1), len(arrays["n_children"])),
                 int(state["threshold"]),
             )
             model = cls(trie, stm_order=int(state["stm_order"]), stm_bias=float(state["stm_bias"]))
         except (KeyError, TypeError) as exc:
             raise ValueError(f"incomplete Markov model state: {exc}") from exc
-        except zlib.error as exc:
+        except lzma.LZMAError as exc:
             raise ValueError(f"corrupt Markov model state: {exc}") from exc
         except ValueError as exc:
             raise ValueError(f"unusable Markov model state: {exc}") from exc
         model.info = dict(state.get("info", {}))
         return model
+
+
+def _pad_columns(arr: np.ndarray, width: int) -> np.ndarray:
+    """``arr`` widened with zero columns to ``width`` (pruning data stops at the leaves)."""
+    out = np.zeros((arr.shape[0], width), dtype=arr.dtype)
+    out[:, : arr.shape[1]] = arr
+    return out
 
 
 # --------------------------------------------------------------------------- fitting
