@@ -27,6 +27,8 @@ from typing import Any, Literal
 import numpy as np
 
 Escape = Literal["c", "ax", "d"]
+TokenSeq = Sequence[int] | np.ndarray
+"""A token sequence: a list of ids or an integer array."""
 ESCAPES: tuple[Escape, ...] = ("c", "ax", "d")
 
 DEFAULT_MAX_NODES = 1_000_000
@@ -70,7 +72,7 @@ def _blend_params(
     return 0.0, esc + pruned, np.maximum(total + esc, 1.0)
 
 
-def _as_sequences(sequences: Iterable[Sequence[int]], vocab_size: int) -> list[np.ndarray]:
+def _as_sequences(sequences: Iterable[TokenSeq], vocab_size: int) -> list[np.ndarray]:
     out = []
     for index, seq in enumerate(sequences):
         arr = np.asarray(seq, dtype=np.int64).reshape(-1)
@@ -485,7 +487,7 @@ class MarkovModel:
     @classmethod
     def from_sequences(
         cls,
-        sequences: Iterable[Sequence[int]],
+        sequences: Iterable[TokenSeq],
         vocab_size: int,
         order: int,
         *,
@@ -588,7 +590,7 @@ class MarkovModel:
         self.restore(saved)
         return out
 
-    def score_many(self, sequences: Iterable[Sequence[int]]) -> list[np.ndarray]:
+    def score_many(self, sequences: Iterable[TokenSeq]) -> list[np.ndarray]:
         """:meth:`score` of many sequences at once (long-term model only)."""
         seqs = _as_sequences(sequences, self.vocab_size)
         flat = self._trie.score(seqs)
@@ -708,8 +710,8 @@ class MarkovFit:
 
 
 def fit_markov(
-    train: Iterable[Sequence[int]],
-    val: Iterable[Sequence[int]],
+    train: Iterable[TokenSeq],
+    val: Iterable[TokenSeq],
     vocab_size: int,
     *,
     orders: Iterable[int] = range(1, 12),

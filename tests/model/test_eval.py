@@ -1,0 +1,192 @@
+"""Evaluation: response statistics, the report, and ``improv eval`` end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from improv.cli import main
+from improv.corpus.folder import read_folder
+from improv.model.build import build_model
+from improv.model.checkpoint import make_checkpoint, save_checkpoint
+from improv.model.dataset import encode
+from improv.model.evaluate import (
+    SOURCES,
+    EvalReport,
+    count_notes,
+    derangement,
+    evaluate,
+    pair_tasks,
+)
+from improv.model.markov import MarkovModel, fit_markov
+from improv.model.response_stats import (
+    STAT_NAMES,
+    call_similarity,
+    chord_tones_strong_beats,
+    in_scale,
+    notes_per_beat,
+    pitch_range,
+)
+from improv.music.chords import parse_chord
+from improv.music.notes import ChordChange, Note, Phrase, Solo
+from improv.tokens import VOCAB
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def phrase(pitches: list[int], onsets: list[float], chord: str = "C7") -> Phrase:
+    notes = [Note(p, 80, o, 0.5) for p, o in zip(pitches, onsets, strict=True)]
+    return Phrase.of(notes, [ChordChange(0.0, chord, parse_chord(chord))])
+
+
+# -- statistics of one response ------------------------------------------------------------
+
+
+def test_in_scale_and_chord_tones_on_strong_beats() -> None:
+    # C7: mixolydian C D E F G A Bb; chord tones C E G Bb
+    line = phrase([60, 62, 64, 66, 67, 61], [0.0, 0.5, 1.0, 1.5, 2.0, 3.0])
+    assert in_scale(line) == pytest.approx(4 / 6)  # F# and C# are out
+    # strong beats (1 and 3 of 4/4): 60 on beat 1, 67 on beat 3; 64 on beat 2 is not strong
+    assert chord_tones_strong_beats(line) == 1.0
+    off = phrase([61, 62], [0.0, 2.0])
+    assert chord_tones_strong_beats(off) == 0.0
+    no_chord = Phrase.of([Note(60, 80, 0.0, 1.0)])
+    assert math.isnan(in_scale(no_chord)) and math.isnan(chord_tones_strong_beats(no_chord))
+
+
+def test_density_and_range() -> None:
+    line = phrase([60, 72, 67, 55], [0.0, 0.5, 1.0, 1.5])  # spans 2 beats
+    assert notes_per_beat(line) == pytest.approx(2.0)
+    assert pitch_range(line) == 17.0
+    assert math.isnan(pitch_range(Phrase.of([])))
+
+
+def test_call_similarity_sees_shared_intervals_and_rhythm() -> None:
+    call = phrase([60, 62, 64, 67, 64], [0.0, 0.5, 1.0, 1.5, 2.5])
+    echo = phrase([65, 67, 69, 72, 69], [4.0, 4.5, 5.0, 5.5, 6.5])  # transposed, moved
+    other = phrase([72, 61, 79, 50], [0.0, 1.75, 2.0, 3.67])
+    assert call_similarity(call, echo) == pytest.approx(1.0)
+    assert call_similarity(call, other) < 0.3
+    assert math.isnan(call_similarity(phrase([60], [0.0]), phrase([60], [0.0])))
+
+
+def test_derangement_moves_everything() -> None:
+    rng = np.random.default_rng(3)
+    for n in (2, 3, 10, 57):
+        perm = derangement(n, rng)
+        assert sorted(perm.tolist()) == list(range(n))
+        assert not np.any(perm == np.arange(n))
+
+
+# -- the report on generated solos ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def solos(generated_corpus: Path) -> list[Solo]:
+    return read_folder(generated_corpus, progress=False).solos
+
+
+@pytest.fixture(scope="module")
+def markov(solos: list[Solo]) -> MarkovModel:
+    streams = [encode(s) for s in solos]
+    return fit_markov(streams[2:], streams[:2], VOCAB.size, orders=range(1, 6)).model
+
+
+@pytest.fixture(scope="module")
+def report(solos: list[Solo], markov: MarkovModel) -> EvalReport:
+    baseline = MarkovModel.from_state(markov.to_state())
+    return evaluate(markov, baseline, solos[:3], seed=1, max_pairs=6)
+
+
+def test_report_json_has_the_interface_keys(report: EvalReport) -> None:
+    out = json.loads(json.dumps(report.to_json()))
+    assert {"bits_per_note", "baseline_bits_per_note", "notes", "responses"} <= set(out)
+    assert set(out["responses"]) == set(SOURCES)
+    for source in SOURCES:
+        assert set(out["responses"][source]) == set(STAT_NAMES)
+    assert out["bits_per_note"] > 0
+    # the baseline is a copy of the model: same likelihood
+    assert out["baseline_bits_per_note"] == pytest.approx(out["bits_per_note"])
+    human = out["responses"]["human"]
+    assert 0.0 <= human["in_scale"] <= 1.0 and human["notes_per_beat"] > 0
+    assert out["responses"]["human_shuffled"]["in_scale"] == human["in_scale"]
+
+
+def test_report_counts_notes_and_pairs(
+    report: EvalReport, solos: list[Solo], markov: MarkovModel
+) -> None:
+    assert report.notes == sum(count_notes(encode(s)) for s in solos[:3])
+    assert report.notes == sum(len(s.notes) for s in solos[:3])
+    assert report.pairs == min(6, len(pair_tasks(solos[:3])))
+    assert all(len(report.responses[source]) == report.pairs for source in SOURCES)
+    # bits per note: the stream's total bits over its notes
+    streams = [encode(s) for s in solos[:3]]
+    bits = -sum(float(ll.sum()) for ll in markov.score_many(streams)) / math.log(2)
+    assert report.bits_per_note == pytest.approx(bits / report.notes)
+
+
+def test_generated_answers_respect_the_pair(solos: list[Solo], markov: MarkovModel) -> None:
+    from improv.model.evaluate import respond
+    from improv.model.sampling import SamplingOptions
+
+    for task in pair_tasks(solos[:1])[:4]:
+        answer = respond(markov, task, SamplingOptions(), np.random.default_rng(0))
+        assert answer, "an answer has notes"
+        assert all(task.start - 1e-9 <= n.onset and n.end <= task.end + 1e-9 for n in answer)
+        low, high = task.pitch_range
+        assert all(low <= n.pitch <= high for n in answer)
+
+
+def test_evaluation_is_repeatable(solos: list[Solo], markov: MarkovModel) -> None:
+    a = evaluate(markov, markov, solos[:2], seed=5, max_pairs=3).to_json()
+    b = evaluate(markov, markov, solos[:2], seed=5, max_pairs=3).to_json()
+    assert a == b
+
+
+# -- the command -----------------------------------------------------------------------------
+
+
+def test_eval_command_markov_json_and_plot(
+    generated_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plot = tmp_path / "plots" / "eval.png"
+    args = ["eval", "--model", "markov", "--data", str(generated_corpus), "--json"]
+    code = main([*args, "--max-pairs", "4", "--seed", "2", "--plot", str(plot)])
+    assert code == 0
+    out = json.loads(capsys.readouterr().out)
+    assert set(out["responses"]) == set(SOURCES)
+    assert out["notes"] > 0
+    assert plot.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_eval_command_with_a_checkpoint(
+    generated_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    torch.manual_seed(0)
+    solos = read_folder(generated_corpus, progress=False).solos
+    streams = [encode(s) for s in solos]
+    markov = fit_markov(streams[2:], streams[:2], VOCAB.size, orders=[1, 2, 3]).model
+    ckpt = make_checkpoint(build_model("lstm", "xs", VOCAB.size), "xs", markov=markov)
+    path = tmp_path / "tiny.pt"
+    save_checkpoint(ckpt, path)
+    args = ["eval", "--model", str(path), "--data", str(generated_corpus), "--max-pairs", "3"]
+    assert main([*args, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["model"] != out["baseline"]
+    assert out["bits_per_note"] > out["baseline_bits_per_note"]  # an untrained network
+    assert main(args) == 0  # the table
+    assert "bits/note" in capsys.readouterr().out
+
+
+def test_eval_command_refuses_bad_options(generated_corpus: Path, tmp_path: Path) -> None:
+    base = ["eval", "--model", "markov", "--data", str(generated_corpus)]
+    assert main([*base, "--max-pairs", "0"]) == 2
+    assert main([*base, "--top-p", "0"]) == 2
+    assert main(["eval", "--model", "markov", "--data", str(tmp_path / "nowhere")]) == 2
+    missing = str(tmp_path / "none.pt")
+    assert main(["eval", "--model", missing, "--data", str(generated_corpus)]) == 2
