@@ -178,3 +178,16 @@ def test_snapshot_and_restore(fitted: MarkovModel) -> None:
     fitted.reset()
     with pytest.raises(TypeError):
         fitted.restore(object())
+
+
+def test_streaming_steps_are_quick(fitted: MarkovModel) -> None:
+    model = MarkovModel.from_state(fitted.to_state())
+    seq = order3_source(1, 400, seed=12)[0]
+    model.learn(seq[:100])
+    model.reset()
+    start = time.perf_counter()
+    for token in seq:
+        model.next_log_probs()
+        model.advance([token])
+    per_step = (time.perf_counter() - start) / len(seq)
+    assert per_step < 0.005  # generous; tens of microseconds on a laptop
