@@ -295,6 +295,8 @@ class _Trie:
         n = len(n_children)
         if pruned is None:
             pruned = np.zeros((3, n), dtype=np.int64)
+        if not 1 <= vocab_size <= np.iinfo(np.int16).max:
+            raise ValueError(f"vocabulary size {vocab_size} outside 1..32767")
         if (
             len(symbols) != n - 1
             or len(counts) != n - 1
@@ -398,24 +400,23 @@ class _Trie:
 class _ShortTerm:
     """A small, growing PPM model of what the performer played in this session."""
 
-    def __init__(self, vocab_size: int, order: int, escape: Escape, exclusion: bool) -> None:
+    def __init__(self, vocab_size: int, order: int, escape: Escape) -> None:
         self.vocab_size = vocab_size
         self.order = order
         self.escape: Escape = escape
-        self.exclusion = exclusion
         self.contexts: dict[tuple[int, ...], dict[int, int]] = {}
         self._cache: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray, float]] = {}
         self.tokens = 0
 
     def learn(self, seq: Sequence[int]) -> None:
-        """Online PPM update: with update exclusion, count a token from the longest
+        """Online PPM update with update exclusion: count a token from the longest
         context down to the first one that had already seen it."""
         for i, token in enumerate(seq):
             for k in range(min(i, self.order), -1, -1):
                 counts = self.contexts.setdefault(tuple(seq[i - k : i]), {})
                 seen = token in counts
                 counts[token] = counts.get(token, 0) + 1
-                if seen and self.exclusion:
+                if seen:
                     break
         self.tokens += len(seq)
         self._cache.clear()
@@ -483,7 +484,7 @@ class MarkovModel:
             raise ValueError(f"session weight must lie in [0, 1]: {session_weight}")
         self._trie = trie
         self._stm = _ShortTerm(
-            trie.vocab_size, trie.order if stm_order is None else stm_order, trie.escape, True
+            trie.vocab_size, trie.order if stm_order is None else stm_order, trie.escape
         )
         self.session_weight = session_weight
         self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
@@ -585,7 +586,7 @@ class MarkovModel:
 
     def forget(self) -> None:
         """Drop what was learned in the session (a new performer, a new session)."""
-        self._stm = _ShortTerm(self.vocab_size, self._stm.order, self._stm.escape, True)
+        self._stm = _ShortTerm(self.vocab_size, self._stm.order, self._stm.escape)
         self._out = None
 
     def score(self, tokens: Sequence[int]) -> np.ndarray:
