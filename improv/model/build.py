@@ -35,15 +35,26 @@ SIZES: dict[str, dict[str, dict[str, int]]] = {
 """Named sizes; ``s`` is the default, ``xs`` serves tests."""
 
 
-def build_model(arch: str, size: str, vocab_size: int, dropout: float = 0.1) -> nn.Module:
-    """A fresh model of a named architecture and size."""
+def build_model(
+    arch: str,
+    size: str,
+    vocab_size: int,
+    dropout: float = 0.1,
+    key_ids: tuple[int, int] | None = None,
+) -> nn.Module:
+    """A fresh model of a named architecture and size.
+
+    ``key_ids`` (id of the first KEY token, number of keys) gives the model the key in
+    force as an input (:mod:`improv.model.keys`).
+    """
     if arch not in SIZES:
         raise ImprovError(f"unknown architecture {arch!r} (choose from {', '.join(ARCHS)})")
     if size not in SIZES[arch]:
-        raise ImprovError(
-            f"unknown size {size!r} for {arch} (choose from {', '.join(SIZES[arch])})"
-        )
-    kwargs = SIZES[arch][size]
+        choices = ", ".join(SIZES[arch])
+        raise ImprovError(f"unknown size {size!r} for {arch} (choose from {choices})")
+    kwargs: dict[str, Any] = dict(SIZES[arch][size])
+    if key_ids is not None:
+        kwargs.update(key_start=key_ids[0], n_keys=key_ids[1])
     if arch == "lstm":
         return LSTMLM(LSTMConfig(vocab_size=vocab_size, dropout=dropout, **kwargs))
     return TransformerLM(TransformerConfig(vocab_size=vocab_size, dropout=dropout, **kwargs))

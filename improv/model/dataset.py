@@ -38,6 +38,7 @@ class TokenData:
     val: list[np.ndarray]
     vocab_size: int
     description: dict[str, Any] = field(default_factory=dict)
+    key_ids: tuple[int, int] | None = None  # (first KEY id, number of keys), if any
 
     @property
     def train_tokens(self) -> int:
@@ -146,6 +147,7 @@ def build_token_data(
         val=val,
         vocab_size=VOCAB.size,
         description=description,
+        key_ids=(VOCAB.key_ids.start, len(VOCAB.key_ids)),
     )
     return data, {"train": train_solos, "val": kept_val}
 

@@ -17,6 +17,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from improv.model.keys import key_of, key_track
+
 State = tuple[torch.Tensor, torch.Tensor]
 
 
@@ -27,6 +29,8 @@ class LSTMConfig:
     n_hidden: int = 384
     n_layer: int = 2
     dropout: float = 0.1
+    key_start: int = 0  # id of KEY_0; the key in force is an input (see improv.model.keys)
+    n_keys: int = 0  # 0: no key input (a vocabulary without KEY tokens)
 
 
 class LSTMLM(nn.Module):
@@ -34,6 +38,8 @@ class LSTMLM(nn.Module):
         super().__init__()
         self.config = config
         self.wte = nn.Embedding(config.vocab_size + 1, config.n_embd)  # +1: BOS
+        # key in force, n_keys + 1 rows: the last one is "no key yet"
+        self.wke = nn.Embedding(config.n_keys + 1, config.n_embd) if config.n_keys else None
         self.drop = nn.Dropout(config.dropout)
         self.lstm = nn.LSTM(
             config.n_embd,
@@ -52,13 +58,19 @@ class LSTMLM(nn.Module):
         self,
         idx: torch.Tensor,
         targets: torch.Tensor | None = None,
+        key0: torch.Tensor | None = None,
         state: State | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits of the next token at every position, and the mean loss given targets.
 
-        ``idx`` (B, T) token ids; ``targets`` (B, T), -1 where not scored.
+        ``idx`` (B, T) token ids; ``targets`` (B, T), -1 where not scored; ``key0`` (B,)
+        the key in force before ``idx`` (default: none yet).
         """
-        x = self.drop(self.wte(idx))  # (B, T, E)
+        x = self.wte(idx)  # (B, T, E)
+        if self.wke is not None:
+            c = self.config
+            x = x + self.wke(key_track(idx, c.key_start, c.n_keys, key0))
+        x = self.drop(x)
         h, _ = self.lstm(x, state)  # (B, T, H)
         logits = self.head(self.drop(h))  # (B, T, V)
         loss = None
@@ -90,6 +102,11 @@ class LSTMStream:
             + sd["lstm.bias_ih_l0"]
             + sd["lstm.bias_hh_l0"]
         ).astype(np.float32)  # (V + 1, 4H)
+        self.key_table = (
+            (sd["wke.weight"] @ sd["lstm.weight_ih_l0"].T).astype(np.float32)
+            if cfg.n_keys
+            else np.zeros((1, 4 * cfg.n_hidden), dtype=np.float32)
+        )  # (n_keys + 1, 4H): the key input's share of the gates
         self.w_hh = [
             np.ascontiguousarray(sd[f"lstm.weight_hh_l{i}"].T, dtype=np.float32)
             for i in range(cfg.n_layer)
@@ -107,6 +124,7 @@ class LSTMStream:
         zeros = np.zeros(cfg.n_hidden, dtype=np.float32)
         self._h: list[np.ndarray] = [zeros] * cfg.n_layer
         self._c: list[np.ndarray] = [zeros] * cfg.n_layer
+        self._key = cfg.n_keys  # none yet
         self._log_probs: np.ndarray | None = None
         self.reset()
 
@@ -122,6 +140,7 @@ class LSTMStream:
         zeros = np.zeros(self.config.n_hidden, dtype=np.float32)
         self._h = [zeros] * self.config.n_layer
         self._c = [zeros] * self.config.n_layer
+        self._key = self.config.n_keys
         self._step(self.model.bos)
 
     def advance(self, tokens: Sequence[int]) -> None:
@@ -131,13 +150,17 @@ class LSTMStream:
             self._step(token)
 
     def _step(self, token: int) -> None:
-        hidden = self.config.n_hidden
+        cfg = self.config
+        self._key = key_of(token, cfg.key_start, cfg.n_keys, self._key)
+        hidden = cfg.n_hidden
         h_out: list[np.ndarray] = []
         c_out: list[np.ndarray] = []
         x = self._h[0]  # placeholder for the layer input above layer 0
-        for i in range(self.config.n_layer):
+        for i in range(cfg.n_layer):
             if i == 0:
                 gates = self.table[token] + self._h[0] @ self.w_hh[0]
+                if cfg.n_keys:
+                    gates = gates + self.key_table[self._key]
             else:
                 gates = x @ self.w_ih[i] + self._h[i] @ self.w_hh[i] + self.b[i]
             sig = _sigmoid(gates[: 2 * hidden])
@@ -160,11 +183,11 @@ class LSTMStream:
         return self._log_probs
 
     def snapshot(self) -> object:
-        return (self._h, self._c, self._log_probs)
+        return (self._h, self._c, self._key, self._log_probs)
 
     def restore(self, state: object) -> None:
         assert isinstance(state, tuple)
-        self._h, self._c, self._log_probs = state
+        self._h, self._c, self._key, self._log_probs = state
 
     def score(self, tokens: Sequence[int]) -> np.ndarray:
         """Log-likelihood of each token from a fresh stream, in one forward pass."""

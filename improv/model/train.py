@@ -75,7 +75,9 @@ class Trainer:
         self.options = options
         self.device = device
         torch.manual_seed(options.seed)
-        self.model = build_model(options.arch, options.size, data.vocab_size, options.dropout)
+        self.model = build_model(
+            options.arch, options.size, data.vocab_size, options.dropout, data.key_ids
+        )
         self.model.to(device)
         decay = [p for p in self.model.parameters() if p.dim() >= 2]
         no_decay = [p for p in self.model.parameters() if p.dim() < 2]
@@ -92,6 +94,7 @@ class Trainer:
         self.rng = np.random.default_rng(options.seed)
         self.history: list[dict[str, float]] = []
         self.seconds = 0.0
+        self._train_keys = [self._stream_key(s) for s in data.train]
         lengths = np.array([len(s) for s in data.train], dtype=np.float64)
         p = np.asarray(data.train_weights, dtype=np.float64) * lengths
         self._p = p / p.sum()
@@ -99,8 +102,19 @@ class Trainer:
 
     # -- batches ------------------------------------------------------------------------
 
-    def _window(self, seq: np.ndarray, offset: int) -> tuple[np.ndarray, np.ndarray]:
-        """Input and target of one window; targets -1 past the stream's end."""
+    def _stream_key(self, seq: np.ndarray) -> int:
+        """Key index of a stream, from its header; the "none" index without one."""
+        if self.data.key_ids is None:
+            return 0
+        start, count = self.data.key_ids
+        return int(seq[0]) - start if len(seq) and start <= seq[0] < start + count else count
+
+    def _window(self, seq: np.ndarray, offset: int, key: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """Input, target and key in force before the input; targets -1 past the end.
+
+        The key comes from the header, so a window far into a stream knows its key as a
+        streaming model does; a window at offset 0 reads the header itself.
+        """
         t, bos = self.options.seq_len, self.data.vocab_size
         x = np.zeros(t, dtype=np.int64)
         y = np.full(t, -1, dtype=np.int64)
@@ -108,39 +122,44 @@ class Trainer:
         y[: len(chunk)] = chunk
         x[0] = bos if offset == 0 else seq[offset - 1]
         x[1 : len(chunk)] = chunk[:-1]
-        return x, y
+        none = self.data.key_ids[1] if self.data.key_ids is not None else 0
+        return x, y, key if offset > 0 else none
 
-    def batch(self) -> tuple[torch.Tensor, torch.Tensor]:
-        picks = self.rng.choice(len(self.data.train), size=self.options.batch_size, p=self._p)
-        xs, ys = [], []
-        for i in picks:
-            seq = self.data.train[i]
-            x, y = self._window(seq, int(self.rng.integers(0, len(seq))))
-            xs.append(x)
-            ys.append(y)
+    def _tensors(
+        self, windows: list[tuple[np.ndarray, np.ndarray, int]]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        xs, ys, keys = zip(*windows, strict=True)
         return (
-            torch.from_numpy(np.stack(xs)).to(self.device),
-            torch.from_numpy(np.stack(ys)).to(self.device),
+            torch.from_numpy(np.stack(xs)),
+            torch.from_numpy(np.stack(ys)),
+            torch.tensor(keys, dtype=torch.long),
         )
 
-    def _make_val_windows(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+    def batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        picks = self.rng.choice(len(self.data.train), size=self.options.batch_size, p=self._p)
+        windows = []
+        for i in picks:
+            seq = self.data.train[i]
+            offset = int(self.rng.integers(0, len(seq)))
+            windows.append(self._window(seq, offset, self._train_keys[i]))
+        x, y, k = self._tensors(windows)
+        return x.to(self.device), y.to(self.device), k.to(self.device)
+
+    def _make_val_windows(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
         """Fixed validation windows: the start of each validation stream, then further on."""
         seqs = [s for s in self.data.val if len(s)]
         if not seqs:
             return None
-        xs: list[np.ndarray] = []
-        ys: list[np.ndarray] = []
+        windows: list[tuple[np.ndarray, np.ndarray, int]] = []
         offset = 0
-        while len(xs) < self.options.eval_windows:
+        while len(windows) < self.options.eval_windows:
             fresh = [s for s in seqs if offset < len(s)]
             if not fresh:
                 break
-            for seq in fresh[: self.options.eval_windows - len(xs)]:
-                x, y = self._window(seq, offset)
-                xs.append(x)
-                ys.append(y)
+            for seq in fresh[: self.options.eval_windows - len(windows)]:
+                windows.append(self._window(seq, offset, self._stream_key(seq)))
             offset += self.options.seq_len
-        return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))
+        return self._tensors(windows)
 
     # -- loop ---------------------------------------------------------------------------
 
@@ -156,12 +175,13 @@ class Trainer:
         if self._val_windows is None:
             return None
         self.model.eval()
-        x_all, y_all = self._val_windows
+        x_all, y_all, k_all = self._val_windows
         total, count = 0.0, 0
         for s in range(0, len(x_all), self.options.batch_size):
             x = x_all[s : s + self.options.batch_size].to(self.device)
             y = y_all[s : s + self.options.batch_size].to(self.device)
-            _, loss = self.model(x, y)
+            k = k_all[s : s + self.options.batch_size].to(self.device)
+            _, loss = self.model(x, y, key0=k)
             assert loss is not None
             n = int((y >= 0).sum())
             total += float(loss) * n
@@ -190,8 +210,8 @@ class Trainer:
             started = time.perf_counter()
             for group in self.optimizer.param_groups:
                 group["lr"] = self.lr_at(self.step)
-            x, y = self.batch()
-            _, loss = self.model(x, y)
+            x, y, k = self.batch()
+            _, loss = self.model(x, y, key0=k)
             assert loss is not None
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()

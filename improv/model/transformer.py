@@ -28,6 +28,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from improv.model.keys import key_of, key_track
+
 _GELU_C = np.float32(math.sqrt(2.0 / math.pi))  # GELU, tanh form (as GPT-2)
 
 
@@ -40,6 +42,8 @@ class TransformerConfig:
     window: int = 256  # attention span in tokens, the query included
     dropout: float = 0.1
     rope_base: float = 10000.0
+    key_start: int = 0  # id of KEY_0; the key in force is an input (see improv.model.keys)
+    n_keys: int = 0  # 0: no key input (a vocabulary without KEY tokens)
 
 
 def rope_tables(
@@ -139,6 +143,8 @@ class TransformerLM(nn.Module):
         super().__init__()
         self.config = config
         self.wte = nn.Embedding(config.vocab_size + 1, config.n_embd)  # +1: BOS
+        # key in force, n_keys + 1 rows: the last one is "no key yet"
+        self.wke = nn.Embedding(config.n_keys + 1, config.n_embd) if config.n_keys else None
         self.drop = nn.Dropout(config.dropout)
         self.h = nn.ModuleList([Block(config) for _ in range(config.n_layer)])
         self.ln_f = nn.LayerNorm(config.n_embd)
@@ -162,10 +168,15 @@ class TransformerLM(nn.Module):
         return self.config.vocab_size
 
     def forward(
-        self, idx: torch.Tensor, targets: torch.Tensor | None = None, start_pos: int = 0
+        self,
+        idx: torch.Tensor,
+        targets: torch.Tensor | None = None,
+        key0: torch.Tensor | None = None,
+        start_pos: int = 0,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits at every position (B, T, V), and the mean loss given targets (-1: skip).
 
+        ``key0`` (B,) is the key in force before ``idx`` (default: none yet).
         ``start_pos`` is the absolute stream position of ``idx[:, 0]``; with rotary
         positions and banded attention it changes nothing but rounding, and is there so
         that a stream and a full pass use the very same angles.
@@ -177,7 +188,11 @@ class TransformerLM(nn.Module):
             self.config.rope_base,
         )
         cos, sin = cos.to(idx.device), sin.to(idx.device)
-        x = self.drop(self.wte(idx))  # (B, T, C)
+        x = self.wte(idx)  # (B, T, C)
+        if self.wke is not None:
+            c = self.config
+            x = x + self.wke(key_track(idx, c.key_start, c.n_keys, key0))
+        x = self.drop(x)
         for block in self.h:
             x = block(x, cos, sin)
         logits = self.lm_head(self.ln_f(x))  # (B, T, V)
@@ -207,6 +222,8 @@ class TransformerStream:
         self.head_dim = cfg.n_embd // cfg.n_head
         sd = {k: v.detach().cpu().float().numpy().copy() for k, v in model.state_dict().items()}
         self.wte = sd["wte.weight"]
+        self.wke = sd["wke.weight"] if cfg.n_keys else None
+        self._key = cfg.n_keys  # none yet
         self.layers = []
         for i in range(cfg.n_layer):
             p = f"h.{i}."
@@ -249,6 +266,7 @@ class TransformerStream:
 
     def reset(self) -> None:
         self._pos = 0
+        self._key = self.config.n_keys
         self._step(self.config.vocab_size)  # BOS
 
     def advance(self, tokens: Sequence[int]) -> None:
@@ -275,6 +293,9 @@ class TransformerStream:
         filled = min(self._pos + 1, cfg.window)
         scale = np.float32(1.0 / math.sqrt(hd))
         x = self.wte[token]  # (C,)
+        if self.wke is not None:
+            self._key = key_of(token, cfg.key_start, cfg.n_keys, self._key)
+            x = x + self.wke[self._key]
         for i, layer in enumerate(self.layers):
             h = self._layer_norm(x, layer["ln1_w"], layer["ln1_b"])
             qkv = h @ layer["attn_w"] + layer["attn_b"]  # (3C,)
@@ -315,11 +336,12 @@ class TransformerStream:
     def snapshot(self) -> object:
         # Copies are bounded by the window; only the slots written since need saving,
         # but a whole copy is simpler and costs microseconds at these sizes.
-        return (self._pos, self._x, self._log_probs, self._k.copy(), self._v.copy())
+        state = (self._pos, self._key, self._x, self._log_probs)
+        return (*state, self._k.copy(), self._v.copy())
 
     def restore(self, state: object) -> None:
         assert isinstance(state, tuple)
-        self._pos, self._x, self._log_probs, k, v = state
+        self._pos, self._key, self._x, self._log_probs, k, v = state
         np.copyto(self._k, k)
         np.copyto(self._v, v)
 

@@ -14,6 +14,7 @@ from improv.model.lstm import LSTMLM, LSTMConfig, LSTMStream
 from improv.model.transformer import TransformerConfig, TransformerLM, TransformerStream
 
 VOCAB = 50
+KEY0 = 5  # ids 5..16 are KEY tokens: random streams change key often
 Maker = Callable[[], tuple[torch.nn.Module, StreamingLM]]
 
 
@@ -28,14 +29,17 @@ def _perturbed(model: torch.nn.Module) -> torch.nn.Module:
 
 def _lstm() -> tuple[LSTMLM, LSTMStream]:
     torch.manual_seed(0)
-    model = _perturbed(LSTMLM(LSTMConfig(VOCAB, n_embd=16, n_hidden=24, n_layer=2)))
+    cfg = LSTMConfig(VOCAB, n_embd=16, n_hidden=24, n_layer=2, key_start=KEY0, n_keys=12)
+    model = _perturbed(LSTMLM(cfg))
     assert isinstance(model, LSTMLM)
     return model, LSTMStream(model)
 
 
 def _transformer(window: int = 8) -> tuple[TransformerLM, TransformerStream]:
     torch.manual_seed(0)
-    cfg = TransformerConfig(VOCAB, n_layer=2, n_head=2, n_embd=16, window=window)
+    cfg = TransformerConfig(
+        VOCAB, n_layer=2, n_head=2, n_embd=16, window=window, key_start=KEY0, n_keys=12
+    )
     model = _perturbed(TransformerLM(cfg))
     assert isinstance(model, TransformerLM)
     return model, TransformerStream(model)
@@ -75,19 +79,24 @@ def test_stream_matches_full_forward(make: Maker) -> None:
 def test_transformer_window_is_a_band() -> None:
     """Past the window, a 1-layer transformer sees exactly the last W tokens."""
     torch.manual_seed(0)
-    cfg = TransformerConfig(VOCAB, n_layer=1, n_head=2, n_embd=16, window=6)
+    cfg = TransformerConfig(
+        VOCAB, n_layer=1, n_head=2, n_embd=16, window=6, key_start=KEY0, n_keys=12
+    )
     model = _perturbed(TransformerLM(cfg))
     stream = TransformerStream(model)  # type: ignore[arg-type]
     tokens = _tokens(30)
     stream.advance(tokens)
-    # full forward over only the last W tokens, at their absolute positions (BOS is 0)
+    # full forward over only the last W tokens, at their absolute positions (BOS is 0),
+    # with the key in force before them
+    before = [t - KEY0 for t in tokens[:-6] if KEY0 <= t < KEY0 + 12]
+    key0 = torch.tensor([before[-1] if before else 12])
     with torch.no_grad():
-        logits, _ = model(torch.tensor([tokens[-6:]]), start_pos=len(tokens) + 1 - 6)
+        logits, _ = model(torch.tensor([tokens[-6:]]), key0=key0, start_pos=len(tokens) + 1 - 6)
     expected = F.log_softmax(logits[0, -1], dim=-1).numpy()
     np.testing.assert_allclose(stream.next_log_probs(), expected, atol=1e-4)
-    # and a stream's far past does not matter: another history, same last W tokens
+    # and a stream's far past does not matter: another history, same last W tokens and key
     other = TransformerStream(model)  # type: ignore[arg-type]
-    other.advance(_tokens(7)[:3] + tokens[-27:])
+    other.advance([KEY0 + int(key0)] * 3 + tokens[-27:])
     np.testing.assert_allclose(other.next_log_probs(), stream.next_log_probs(), atol=1e-4)
 
 
