@@ -43,6 +43,11 @@ def register(subparsers: Any) -> None:
         "--no-augment", action="store_true", help="no transposition of the training solos"
     )
     parser.add_argument("--out", required=True, type=Path, help="checkpoint file to write")
+    parser.add_argument(
+        "--baseline-only",
+        action="store_true",
+        help="fit only the Markov baseline anew into the existing checkpoint --out",
+    )
     parser.set_defaults(run=run)
 
 
@@ -60,6 +65,8 @@ def _command(args: argparse.Namespace) -> str:
     if args.no_augment:
         parts.append("--no-augment")
     parts += ["--out", str(args.out)]
+    if args.baseline_only:
+        parts.append("--baseline-only")
     return shlex.join(parts)
 
 
@@ -81,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
     from improv.model.build import resolve_device
     from improv.model.dataset import attribution_of, build_token_data
     from improv.model.train import Progress as TrainProgress
-    from improv.model.train import TrainOptions, train_run
+    from improv.model.train import TrainOptions, refit_baseline, train_run
 
     for name in ("steps", "batch_size", "seq_len", "threads"):
         value = getattr(args, name)
@@ -91,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--epochs must be positive")
     if args.out.is_dir():
         raise UsageError(f"--out {args.out}: a folder; give a checkpoint file name")
+    if args.baseline_only and not args.out.is_file():
+        raise UsageError(f"--baseline-only: no checkpoint at --out {args.out}")
     console = Console(stderr=True)
     device = resolve_device(args.device)
     corpus = read_folder(args.data)
@@ -116,6 +125,13 @@ def run(args: argparse.Namespace) -> int:
         f"{d['train_streams']} streams, {d['train_tokens']:,} tokens; "
         f"validation: {d['val_solos']} solos, {d['val_tokens']:,} tokens"
     )
+    if args.baseline_only:
+        with console.status("fitting the Markov baseline (order chosen on validation data)"):
+            metrics = refit_baseline(args.out, data, _command(args))
+        console.print(
+            f"[green]updated[/] {args.out}: Markov baseline of order {metrics['markov_order']}"
+        )
+        return 0
     options = TrainOptions(
         arch=args.arch,
         size=args.size,

@@ -27,6 +27,7 @@ from improv.errors import ImprovError, UsageError
 from improv.model.api import StreamingLM, sequence_log_likelihoods
 from improv.model.build import build_model, stream_for
 from improv.model.dataset import TokenData
+from improv.model.markov import MarkovFit
 from improv.tokens import VOCAB
 
 
@@ -340,7 +341,6 @@ def train_run(
     ``resume`` continues from that state.
     """
     from improv.model.checkpoint import make_checkpoint, save_checkpoint
-    from improv.model.markov import fit_markov
 
     def phase(text: str) -> None:
         if on_phase is not None:
@@ -359,36 +359,20 @@ def train_run(
         trainer.save_state(state_path)
         return RunResult(False, out, state_path)
     phase("fitting the Markov baseline (order chosen on validation data)")
-    started = time.perf_counter()
-    train_seqs = cast(list[Sequence[int]], data.train)  # int arrays serve as sequences
-    val_seqs = cast(list[Sequence[int]], data.val)
-    orders = range(1, 12) if data.val else range(MARKOV_DEFAULT_ORDER, MARKOV_DEFAULT_ORDER + 1)
-    fit = fit_markov(train_seqs, val_seqs, data.vocab_size, orders=orders)
-    markov_seconds = time.perf_counter() - started
+    fit, baseline = fit_baseline(data)
     phase("scoring the validation solos")
     trainer.model.eval()
-    stream = stream_for(trainer.model, options.arch)
-    model_ll = [sequence_log_likelihoods(stream, [int(t) for t in s]) for s in data.val]
-    base_ll = fit.model.score_many(val_seqs) if data.val else []
     metrics: dict[str, Any] = {
         "train_loss": round(float(np.mean([h["loss"] for h in trainer.history[-50:]])), 4),
-        "markov_order": fit.order,
-        "markov_val_bits_per_token": {str(k): round(v, 4) for k, v in fit.val_bits.items()},
+        **model_metrics(stream_for(trainer.model, options.arch), data),
+        **baseline,
     }
-    if data.val:
-        val_tokens = sum(len(s) for s in data.val)
-        nats = -sum(float(ll.sum()) for ll in model_ll)
-        metrics["val_loss"] = round(nats / val_tokens, 4)
-        metrics["val_bits_per_token"] = round(nats / math.log(2) / val_tokens, 4)
-        metrics["val_bits_per_note"] = round(bits_per_note(model_ll, data.val), 4)
-        metrics["baseline_val_bits_per_note"] = round(bits_per_note(base_ll, data.val), 4)
     training = {
         "command": command,
         "options": asdict(options),
         "steps": trainer.step,
         "tokens_seen": trainer.step * options.batch_size * options.seq_len,
         "seconds": round(trainer.seconds, 1),
-        "markov_seconds": round(markov_seconds, 1),
         "device": str(device),
         "threads": options.threads,
         "history": [h for h in trainer.history if "val_loss" in h],
@@ -404,3 +388,54 @@ def train_run(
     save_checkpoint(ckpt, out)
     state_path.unlink(missing_ok=True)
     return RunResult(True, out, state_path, metrics)
+
+
+def fit_baseline(data: TokenData) -> tuple[MarkovFit, dict[str, Any]]:
+    """The Markov baseline on the same training streams, its order chosen on validation."""
+    from improv.model.markov import fit_markov
+
+    started = time.perf_counter()
+    train_seqs = cast(list[Sequence[int]], data.train)  # int arrays serve as sequences
+    val_seqs = cast(list[Sequence[int]], data.val)
+    orders = range(1, 12) if data.val else range(MARKOV_DEFAULT_ORDER, MARKOV_DEFAULT_ORDER + 1)
+    fit = fit_markov(train_seqs, val_seqs, data.vocab_size, orders=orders)
+    metrics: dict[str, Any] = {
+        "markov_order": fit.order,
+        "markov_val_bits_per_token": {str(k): round(v, 4) for k, v in fit.val_bits.items()},
+        "markov_seconds": round(time.perf_counter() - started, 1),
+    }
+    if data.val:
+        base_ll = fit.model.score_many(val_seqs)
+        metrics["baseline_val_bits_per_note"] = round(bits_per_note(base_ll, data.val), 4)
+    return fit, metrics
+
+
+def model_metrics(stream: StreamingLM, data: TokenData) -> dict[str, Any]:
+    """Validation loss of a model on whole validation streams (nats and bits)."""
+    if not data.val:
+        return {}
+    model_ll = [sequence_log_likelihoods(stream, [int(t) for t in s]) for s in data.val]
+    val_tokens = sum(len(s) for s in data.val)
+    nats = -sum(float(ll.sum()) for ll in model_ll)
+    return {
+        "val_loss": round(nats / val_tokens, 4),
+        "val_bits_per_token": round(nats / math.log(2) / val_tokens, 4),
+        "val_bits_per_note": round(bits_per_note(model_ll, data.val), 4),
+    }
+
+
+def refit_baseline(out: Path, data: TokenData, command: str = "") -> dict[str, Any]:
+    """Fit the Markov baseline anew into an existing checkpoint, keeping its network.
+
+    For a checkpoint whose baseline was saved by an older Markov model, or to fit it on
+    other data; the figures that depend on the baseline are updated.
+    """
+    from improv.model.checkpoint import read_checkpoint, save_checkpoint
+
+    ckpt = read_checkpoint(out)
+    fit, baseline = fit_baseline(data)
+    ckpt.markov = fit.model.to_state()
+    ckpt.metrics.update(baseline)
+    ckpt.training["baseline_command"] = command
+    save_checkpoint(ckpt, out)
+    return ckpt.metrics

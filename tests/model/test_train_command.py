@@ -104,3 +104,15 @@ def test_bad_model_for_bench_is_refused(tmp_path: Path) -> None:
     bad.write_bytes(b"\x00" * 100)
     assert main(["bench", "model", "--model", str(bad), "--json"]) == 1
     assert main(["bench", "model", "--model", str(tmp_path / "absent.pt")]) == 2
+
+
+def test_baseline_only_refits_the_markov_model(corpus: Path, tmp_path: Path) -> None:
+    out = tmp_path / "lstm.pt"
+    assert _train(corpus, out, "lstm") == 0
+    weights = load_model(out, device="cpu").checkpoint.state_dict
+    assert _train(corpus, out, "lstm", "--baseline-only") == 0
+    ckpt = load_model(out, device="cpu").checkpoint
+    assert ckpt.training["baseline_command"].endswith("--baseline-only")
+    for name, tensor in weights.items():
+        assert torch.equal(tensor, ckpt.state_dict[name])
+    assert _train(corpus, tmp_path / "absent.pt", "lstm", "--baseline-only") == 2
