@@ -39,7 +39,15 @@ from improv import __version__
 from improv.errors import UsageError
 from improv.io.control import ControlChange, ControlError, ControlHandler, ControlParser, request_id
 from improv.io.mqtt_outbox import Kind, Outbox, OutboxLimits, Outgoing
-from improv.io.mqtt_payloads import JamState, Role, TurnMetrics, encode, envelope, phrase_body
+from improv.io.mqtt_payloads import (
+    JamState,
+    Role,
+    TurnMetrics,
+    encode,
+    envelope,
+    metrics_body,
+    phrase_body,
+)
 from improv.music.notes import Phrase
 
 log = logging.getLogger(__name__)
@@ -172,10 +180,13 @@ class _Incoming(asyncio.Queue[aiomqtt.Message]):
 
 
 class _DropLog:
-    """Logs drops at most every few seconds, with counts, so a dead broker cannot flood."""
+    """Logs drops at most every few seconds, with counts, so a dead broker cannot flood
+    the log: a warning while connected (the broker is slow, or a flood came in), for
+    information while away (dropping beats is then the plan, and was announced)."""
 
-    def __init__(self, counts: Callable[[], dict[str, int]]) -> None:
+    def __init__(self, counts: Callable[[], dict[str, int]], online: Callable[[], bool]) -> None:
         self._counts = counts
+        self._online = online
         self._reported: dict[str, int] = {}
         self._next = 0.0
 
@@ -186,7 +197,10 @@ class _DropLog:
         new = {name: n - self._reported.get(name, 0) for name, n in counts.items()}
         if any(new.values()):
             text = ", ".join(f"{n} {name}" for name, n in new.items() if n)
-            log.warning("mqtt: dropped %s message(s): broker slow or unreachable, or a flood", text)
+            if self._online():
+                log.warning("mqtt: dropped %s message(s): broker slow, or a flood", text)
+            else:
+                log.info("mqtt: dropped %s message(s) while the broker is away", text)
             self._reported = counts
             self._next = now + DROP_LOG_INTERVAL_S
 
@@ -209,15 +223,16 @@ class MqttBridge:
         self.settings = settings
         self.prefix = settings.topic_prefix
         self.on_control = on_control
+        self._connected = asyncio.Event()
         self._parser = ControlParser(forms)
         self._tls = settings.tls_context()
         self._outbox = Outbox(settings.limits)
-        self._drops = _DropLog(self._dropped)
+        self._drops = _DropLog(self._dropped, self._connected.is_set)
         self._state: Outgoing | None = None
         self._task: asyncio.Task[None] | None = None
         self._closing = False
-        self._connected = asyncio.Event()
         self._connections = 0
+        self._warned = False  # about being without a broker, since the last connection
         self._published = 0
         self._applied = 0
         self._refused = 0
@@ -338,7 +353,8 @@ class MqttBridge:
                     delay = self.settings.reconnect_min_s
                     await self._serve(client)
             except aiomqtt.MqttError as exc:
-                self._lost(f"broker unreachable or lost: {exc}")
+                where = f"{self.settings.host}:{self.settings.port}"
+                self._lost(f"broker {where} unreachable or lost ({exc})")
             except Exception:
                 # A bug here must not stop the music; say so loudly and start over.
                 log.exception("mqtt: bridge failed; reconnecting")
@@ -395,6 +411,7 @@ class MqttBridge:
         if self._state is not None:
             self._outbox.requeue(self._state)  # a restarted broker forgot the retained one
         self._connections += 1
+        self._warned = False
         self._outbox.online = True
         self._connected.set()
         log.info(
@@ -412,8 +429,9 @@ class MqttBridge:
             task.result()  # re-raise what ended the connection
 
     def _lost(self, why: str) -> None:
-        if self._connected.is_set():
+        if not self._warned:
             log.warning("mqtt: %s; the music goes on, reconnecting", why)
+            self._warned = True
         else:
             log.debug("mqtt: %s", why)
         self._connected.clear()
@@ -472,7 +490,11 @@ class MqttBridge:
 
     @staticmethod
     def _encode(item: Outgoing) -> bytes:
-        body = phrase_body(*item.body) if item.kind is Kind.PHRASE else item.body
+        body = item.body
+        if item.kind is Kind.PHRASE:
+            body = phrase_body(*body)
+        elif item.kind is Kind.METRICS:
+            body = metrics_body(body)
         return encode(envelope(item.t, item.ts, body))
 
     async def _receive(self, client: aiomqtt.Client) -> None:

@@ -2,8 +2,8 @@
 a broker that dies mid-jam, and a flood of control requests.
 
 The jam here is a stand-in agent (``FakeJam``): a beat clock at absolute times that
-publishes as the agent does and applies control changes at bar lines; its wake-up
-lateness stands for the music's send error, which MQTT must not make worse.
+publishes as the agent does and applies control changes at bar lines, so the bridge is
+tested alone; ``test_mqtt_jam.py`` runs the real agent end to end.
 """
 
 from __future__ import annotations
@@ -58,9 +58,6 @@ class FakeJam:
         }
         self.pending: list[ControlChange] = []
         self.applied: list[ControlChange] = []
-        self.lateness: list[tuple[float, float]] = []  # (time, ms late)
-        self.beats = 0
-        self.beat_event = asyncio.Event()
 
     def on_control(self, change: ControlChange) -> None:
         if change.model == "missing.pt":
@@ -74,12 +71,8 @@ class FakeJam:
             self._bar_line(bar)
             for beat in range(4):
                 await asyncio.sleep(max(0.0, due - loop.time()))
-                now = loop.time()
-                self.lateness.append((now, (now - due) * 1000.0))
                 if self.bridge is not None:
                     self.bridge.publish_beat(bar, float(beat), self.state["chord"])
-                self.beats += 1
-                self.beat_event.set()
                 due += 60.0 / self.state["tempo"]
             if bar % 2 == 1 and self.bridge is not None:
                 self._turn_over(bar)
@@ -119,20 +112,9 @@ class FakeJam:
         }
         self.bridge.publish_metrics(metrics)
 
-    async def wait_beats(self, n: int) -> None:
-        target = self.beats + n
-        while self.beats < target:
-            self.beat_event.clear()
-            await self.beat_event.wait()
-
 
 def has_id(request: object) -> Callable[[dict[str, Any]], bool]:
     return lambda payload: payload["id"] == request
-
-
-def p99(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
 
 
 # --- status, state, will ---------------------------------------------------------------
@@ -350,32 +332,6 @@ async def test_broker_down_at_start_then_up_the_jam_never_waits(mosquitto: Mosqu
     assert per_call_us < 200  # constant time, whatever the broker does (generous bound)
     assert bridge.stats.dropped["beat"] >= 10_000
     assert bridge.stats.coalesced >= 9_999
-
-
-async def test_broker_killed_and_restarted_mid_jam(mosquitto: Mosquitto) -> None:
-    jam = FakeJam(None, tempo=480.0)
-    async with MqttBridge(settings(mosquitto)) as bridge:
-        jam.bridge = bridge
-        assert await bridge.wait_connected(10)
-        play = asyncio.create_task(jam.play(bars=1000))
-        await jam.wait_beats(12)
-        t_kill = asyncio.get_running_loop().time()
-        await asyncio.to_thread(mosquitto.kill)
-        await jam.wait_beats(16)  # 2 s: long enough for the backoff to reach its cap
-        t_back = asyncio.get_running_loop().time()
-        await asyncio.to_thread(mosquitto.start)
-        async with Listener(mosquitto, "improv/t/") as heard:
-            state = await heard.wait_for("state", timeout=5)
-            status = await heard.wait_for("status", timeout=5)
-        back_after = state.at - t_back
-        await jam.wait_beats(8)
-        play.cancel()
-    assert back_after < 2.0
-    assert status.json()["status"] == "online"
-    assert bridge.stats.connections == 2
-    up = [ms for t, ms in jam.lateness if t < t_kill]
-    down = [ms for t, ms in jam.lateness if t_kill <= t < t_back]
-    assert p99(down) < p99(up) + 5.0, (p99(up), p99(down))
 
 
 # --- TLS -------------------------------------------------------------------------------
