@@ -17,6 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from improv.io.mqtt_settings import add_mqtt_arguments  # light: no aiomqtt
+
 log = logging.getLogger(__name__)
 
 DEMO_CHORUSES = 2
@@ -78,6 +80,7 @@ def register(subparsers: Any) -> None:
     out.add_argument("--config", type=Path, metavar="FILE.toml")
     out.add_argument("--record", type=Path, metavar="FILE.mid", help="write the jam")
     out.add_argument("--json", action="store_true", help="print one JSON object at exit")
+    add_mqtt_arguments(parser)
     parser.set_defaults(run=run)
 
 
@@ -147,9 +150,12 @@ async def _jam(config: Any, args: argparse.Namespace) -> dict[str, Any]:
     from improv.commands.jam_view import JamView, summary_table
     from improv.engine.agent import Agent, JamObserver
     from improv.engine.context import ChordTimeline
+    from improv.engine.mqtt_observer import attach
     from improv.engine.performer import SimulatedPerformer
     from improv.engine.responders import build_responders, responder_loader, rules_answer
+    from improv.io.mqtt import bridge_from_args
 
+    bridge = bridge_from_args(args)  # None without --mqtt; bad options fail before loading
     console = Console(stderr=args.json)
     form = config.form_obj()
     timeline = ChordTimeline(form)
@@ -177,6 +183,9 @@ async def _jam(config: Any, args: argparse.Namespace) -> dict[str, Any]:
         timeline=timeline,
     )
     tasks: list[asyncio.Task[None]] = []
+    if bridge is not None:
+        attach(bridge, agent)
+        await bridge.start()
     if calls:
         assert performer_out is not None
         performer = SimulatedPerformer(agent, performer_out, calls, channel=0)
@@ -192,6 +201,8 @@ async def _jam(config: Any, args: argparse.Namespace) -> dict[str, Any]:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        if bridge is not None:
+            await bridge.close()
     if config.record is not None:
         _record(config, agent, timeline)
     if not args.json:

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from improv.io.mqtt_settings import OutboxLimits
+
 
 class Kind(StrEnum):
     """Kinds of outgoing message, each with its own drop policy."""
@@ -38,19 +40,6 @@ class Outgoing:
     ts: float
     qos: int = 0
     retain: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxLimits:
-    """How many messages of each kind may wait while the broker is slow or gone."""
-
-    beats: int = 4
-    kept: int = 256
-    results: int = 256
-
-    def __post_init__(self) -> None:
-        if min(self.beats, self.kept, self.results) < 1:
-            raise ValueError(f"outbox limits must be at least 1: {self}")
 
 
 @dataclass(slots=True)

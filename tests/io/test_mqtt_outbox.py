@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from improv.io.mqtt_outbox import Kind, Outbox, OutboxLimits, Outgoing
+from improv.io.mqtt_outbox import Kind, Outbox, Outgoing
+from improv.io.mqtt_settings import OutboxLimits
 
 
 def msg(kind: Kind, n: int = 0) -> Outgoing:

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 
 from improv.errors import UsageError
-from improv.io.mqtt import (
+from improv.io.mqtt import bridge_from_args
+from improv.io.mqtt_settings import (
     MqttSettings,
     add_mqtt_arguments,
-    bridge_from_args,
     parse_mqtt_url,
     settings_from_args,
 )
