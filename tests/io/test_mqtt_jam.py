@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from pathlib import Path
+from subprocess import PIPE
 
 import jsonschema
 import numpy as np
@@ -120,3 +123,24 @@ async def test_the_music_does_not_notice_the_broker_dying_and_coming_back(
     assert misses_up == misses_down == 0
     assert state.at - back < 2.0
     assert live.bridge.stats.connections == 2
+
+
+async def test_improv_jam_mqtt_on_the_command_line(mosquitto: Mosquitto, tmp_path: Path) -> None:
+    argv = ["jam", "--demo", "--model", "rules", "--form", "8-bar", "--tempo", "300"]
+    argv += ["--bars", "2", "--choruses", "1", "--record", str(tmp_path / "jam.mid"), "--json"]
+    argv += ["--mqtt", mosquitto.url, "--mqtt-id", "cli"]
+    async with Listener(mosquitto, "improv/cli/") as heard:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "improv.cli", *argv, stdout=PIPE, stderr=PIPE
+        )
+        await heard.wait_for("status", lambda p: p["status"] == "online", timeout=60)
+        await heard.publish("control/set", json.dumps({"id": 1, "key": "Bb"}))
+        result = await heard.wait_for("control/result", timeout=30)
+        out, err = await asyncio.wait_for(proc.communicate(), 60)
+        assert proc.returncode == 0, err.decode()
+        await heard.wait_for("status", lambda p: p["status"] == "offline", timeout=10)
+    assert result.json()["ok"]
+    summary = json.loads(out)
+    answers = [m.json() for m in heard.on("phrase/answer")]
+    assert sum(len(a["notes"]) for a in answers) == summary["notes_out"]
+    assert heard.on("beat") and heard.on("metrics")
