@@ -54,6 +54,7 @@ from improv.io.midi import (
     MidiOutput,
     PortStats,
     control_change,
+    note_off,
     now,
 )
 from improv.music.notes import Note, Phrase
@@ -395,7 +396,8 @@ class Agent:
             while self._turn is not None and now() < deadline:
                 self._wake.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), max(0.0, deadline - now()))
+                    async with asyncio.timeout(max(0.0, deadline - now())):
+                        await self._wake.wait()
         self._cut_answer(stop.reason)
         raise _Stopped
 
@@ -428,6 +430,8 @@ class Agent:
             self._step(turns.Pedal(event.value >= 64), self.clock.beat_at(event.time))
         elif event.is_control_change and event.control in (CC_ALL_NOTES_OFF, CC_ALL_SOUND_OFF):
             for pitch in list(self._performer_open):
+                if self.config.thru:  # each note passed thru gets its own note-off
+                    self.scheduler.schedule(now(), note_off(event.channel, pitch))
                 self._performer_off(pitch, event.time)
         if self.config.thru:
             self.scheduler.schedule(now(), event.data)
@@ -514,7 +518,8 @@ class Agent:
             await asyncio.sleep(0)
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._wake.wait()
 
     def _beats(self, beats: float) -> None:
         index = math.floor(beats + 1e-9)
@@ -642,7 +647,11 @@ class Agent:
             return
         end = turn.cut_at if turn.cut_at is not None else turn.request.end
         player = turn.player
-        played = [n for n in (player.played if player else []) if n.onset < end - 1e-9]
+        played = [
+            replace(n, duration=min(n.duration, end - n.onset))
+            for n in (player.played if player else [])
+            if n.onset < end - 1e-9
+        ]
         self.context.resume(played, turn.request.start)
         self.agent_notes.extend(played)
         if end <= turn.request.start + 1e-9:

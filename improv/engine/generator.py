@@ -128,8 +128,9 @@ class Worker:
     def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
         return self._pool.submit(_logged, self.name, fn, *args)
 
-    def close(self, wait: bool = True) -> None:
-        self._pool.shutdown(wait=wait, cancel_futures=True)
+    def close(self, wait: bool = False) -> None:
+        """Stop; ``wait`` lets queued calls finish first, else they are dropped."""
+        self._pool.shutdown(wait=wait, cancel_futures=not wait)
 
 
 def _logged(worker: str, fn: Callable[..., Any], *args: Any) -> Any:
@@ -505,11 +506,11 @@ class Generator:
         player.start(self._model_worker, self.primary, self.lookahead_s)
         return player
 
-    def close(self) -> None:
+    def close(self, wait: bool = False) -> None:
         if self.current is not None and not self.current.finished:
             self.current.cancel(self.current.request.start)
-        self._model_worker.close(wait=False)
-        self._fallback_worker.close(wait=False)
+        self._model_worker.close(wait)
+        self._fallback_worker.close(wait)
 
 
 def _rewind(responder: Responder, events: Sequence[ContextEvent]) -> None:

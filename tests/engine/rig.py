@@ -1,0 +1,158 @@
+"""A test rig: the agent between two in-process loopback pairs, a performer that plays
+into its input on the agent's own clock, and a listener on its output."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from improv.engine.agent import Agent, JamObserver
+from improv.engine.config import JamConfig
+from improv.engine.responders import RulesResponder, rules_answer
+from improv.engine.scheduler import Scheduler
+from improv.io.midi import MidiEvent, MidiInput, MidiOutput
+from improv.io.transport import loopback
+from improv.music.notes import Note, Phrase
+
+FAST = {"tempo": 300.0, "bars": 2, "count_in": 0, "model": "rules", "seed": 3}
+
+
+@dataclass
+class Recorder(JamObserver):
+    """Keeps what the agent tells its observers."""
+
+    states: list[dict[str, Any]] = field(default_factory=list)
+    beats: list[tuple[int, float, str | None]] = field(default_factory=list)
+    phrases: list[tuple[str, Phrase, int]] = field(default_factory=list)
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+    answered: asyncio.Event = field(default_factory=asyncio.Event)
+    beat: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def on_state(self, state: dict[str, Any]) -> None:
+        self.states.append(state)
+
+    def on_beat(self, bar: int, beat: float, chord: str | None) -> None:
+        self.beats.append((bar, beat, chord))
+        self.beat.set()
+
+    async def until_bar(self, bar: int) -> None:
+        """Wait for the first beat of ``bar`` (or a later one)."""
+        while not self.beats or self.beats[-1][0] < bar:
+            self.beat.clear()
+            await asyncio.wait_for(self.beat.wait(), 5.0)
+
+    def on_phrase(self, role: str, phrase: Phrase, turn: int) -> None:
+        self.phrases.append((role, phrase, turn))
+        if role == "answer":
+            self.answered.set()
+
+    def on_metrics(self, metrics: dict[str, Any]) -> None:
+        self.metrics.append(metrics)
+
+
+class Rig:
+    """``async with Rig(mode="phrase") as rig:`` runs an agent until the block ends."""
+
+    def __init__(
+        self,
+        *,
+        midi_in: MidiInput | None = None,
+        midi_out: MidiOutput | None = None,
+        performer_out: MidiOutput | None = None,
+        listener: MidiInput | None = None,
+        **settings: Any,
+    ) -> None:
+        self.config = JamConfig(**{**FAST, **settings})
+        if midi_in is None:
+            performer_out, midi_in = loopback("performer")
+        if midi_out is None:
+            midi_out, listener = loopback("listener")
+        assert performer_out is not None and listener is not None
+        self.performer_out = performer_out
+        self.listener = listener
+        self.recorder = Recorder()
+        self.agent = Agent(
+            self.config,
+            midi_in=midi_in,
+            midi_out=midi_out,
+            primary=RulesResponder(),
+            inline=rules_answer,
+            observers=[self.recorder],
+            handle_signals=False,
+        )
+        self.performer = Scheduler(performer_out, switch_interval_s=None)
+        self.received: list[MidiEvent] = []
+        self._task: asyncio.Task[Any] | None = None
+
+    async def __aenter__(self) -> Rig:
+        self._task = asyncio.create_task(self.agent.run())
+        await asyncio.wait_for(self.agent.started.wait(), 5.0)
+        self.performer.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def stop(self) -> Any:
+        self.performer.stop(release=True)
+        if self._task is None:
+            return None
+        self.agent.request_stop("test")
+        summary = await asyncio.wait_for(self._task, 5.0)
+        self._task = None
+        await self.drain()
+        return summary
+
+    def time_at(self, beats: float) -> float:
+        return self.agent.clock.time_at(beats)
+
+    def play(self, notes: Sequence[Note], at_beat: float = 0.0, channel: int = 0) -> None:
+        """Schedule the performer's notes (beats from ``at_beat``) on the agent's clock."""
+        for note in notes:
+            on = self.time_at(at_beat + note.onset)
+            self.performer.schedule_note(
+                note.pitch, note.velocity, on, self.time_at(at_beat + note.end), channel
+            )
+
+    async def receive_until(
+        self, predicate: Callable[[MidiEvent], bool], timeout: float = 5.0
+    ) -> MidiEvent:
+        """Read the agent's output until a message matches (kept in ``received``)."""
+        async with asyncio.timeout(timeout):
+            while True:
+                event = await self.listener.receive()
+                self.received.append(event)
+                if predicate(event):
+                    return event
+
+    async def drain(self) -> None:
+        while (event := self.listener.poll()) is not None:
+            self.received.append(event)
+
+    def note_ons(self, channel: int | None = None) -> list[MidiEvent]:
+        return [
+            e for e in self.received if e.is_note_on and (channel is None or e.channel == channel)
+        ]
+
+
+def call_notes(beats: float = 6.0, step: float = 0.5, pitch: int = 65) -> list[Note]:
+    """An eighth-note line, ``beats`` long."""
+    count = int(beats / step)
+    return [Note(pitch + (i * 3) % 8, 90, i * step, step * 0.8) for i in range(count)]
+
+
+def unpaired(events: Sequence[MidiEvent]) -> set[tuple[int, int]]:
+    """(channel, pitch) of note-ons left without their own note-off."""
+    sounding: set[tuple[int, int]] = set()
+    for event in events:
+        if event.is_note_on:
+            sounding.add((event.channel, event.pitch))
+        elif event.is_note_off:
+            sounding.discard((event.channel, event.pitch))
+    return sounding
+
+
+def is_cc123(event: MidiEvent) -> bool:
+    return event.is_control_change and event.control == 123

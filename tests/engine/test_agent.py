@@ -1,0 +1,163 @@
+"""The agent end to end through the in-process transport (fast tempo, 2-bar trades)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from improv.engine import turns
+from improv.io.control import ControlChange
+from improv.io.midi import CLOCK, START
+from improv.music.notes import Note
+from improv.music.pitch import Key
+from tests.engine.rig import Rig, call_notes, is_cc123, unpaired
+
+BEAT_S = 0.2  # 300 BPM
+TOLERANCE_S = 0.02
+
+
+async def test_trade_answer_starts_on_the_next_bar_line() -> None:
+    async with Rig() as rig:
+        rig.play(call_notes(6.0))  # bars 0-1 (2-bar trade)
+        first = await rig.receive_until(lambda e: e.is_note_on and e.channel == 0)
+        assert abs(first.time - rig.time_at(8.0)) < TOLERANCE_S
+        await asyncio.wait_for(rig.recorder.answered.wait(), 5.0)
+        summary = await rig.stop()
+    assert summary.turns == 1 and summary.deadline_misses == 0
+    assert summary.notes_in == len(call_notes(6.0))
+    ons = rig.note_ons(0)
+    assert ons and all(rig.time_at(8.0) - 0.002 <= e.time < rig.time_at(16.0) for e in ons)
+    assert not unpaired(rig.received)
+    assert any(is_cc123(e) for e in rig.received)
+    roles = [role for role, _, _ in rig.recorder.phrases]
+    assert roles == ["call", "answer"]
+    call = rig.recorder.phrases[0][1]
+    assert call.start_bar == 0 and len(call.notes) == 12 and call.chords[0].symbol
+    metrics = rig.recorder.metrics[0]
+    assert metrics["turn"] == 1 and metrics["deadline_misses"] == 0
+    assert metrics["answer_start_error_ms"] is not None and metrics["notes_out"] == len(ons)
+
+
+async def test_phrase_answer_follows_the_silence_gap_on_a_beat() -> None:
+    async with Rig(mode="phrase", gap=1.0) as rig:
+        notes = call_notes(3.0)  # six eighths, silent from beat 2.9
+        rig.play(notes, at_beat=1.0)
+        first = await rig.receive_until(lambda e: e.is_note_on and e.channel == 0)
+        await asyncio.wait_for(rig.recorder.answered.wait(), 5.0)
+        await rig.stop()
+    call_end = rig.time_at(1.0 + notes[-1].end)
+    beats = (first.time - rig.time_at(0.0)) / BEAT_S
+    assert first.time > call_end + 0.9 * BEAT_S  # after about a beat of silence
+    assert abs(beats - round(beats)) * BEAT_S < TOLERANCE_S  # on a beat
+    answer = [p for role, p, _ in rig.recorder.phrases if role == "answer"][0]
+    assert 1.0 <= answer.end - answer.onset <= 3.0 + 1e-6  # within about the call's length
+    assert not unpaired(rig.received)
+
+
+@pytest.mark.parametrize("barge_in", ["yield", "keep"])
+async def test_barge_in(barge_in: str) -> None:
+    async with Rig(barge_in=barge_in) as rig:
+        rig.play(call_notes(6.0))
+        await rig.receive_until(lambda e: e.is_note_on and e.channel == 0)  # answer began
+        rig.play([Note(80, 100, 0.0, 0.3)], at_beat=10.0)  # over the answer (bars 2-3)
+        await rig.receive_until(lambda e: e.time > rig.time_at(15.5), timeout=5.0)
+        await rig.stop()
+    cut = rig.time_at(10.0) + 0.01
+    late = [e for e in rig.note_ons(0) if cut < e.time < rig.time_at(15.5)]
+    if barge_in == "yield":
+        assert not late  # stopped at once ...
+        assert rig.recorder.phrases[1][0] == "answer"
+        assert rig.recorder.phrases[1][1].end <= 2.0 + 0.01  # ... cut at beat 10 (bar 2 + 2)
+    else:
+        assert late  # played on
+    assert not unpaired(rig.received)
+
+
+async def test_malformed_input_is_survived() -> None:
+    async with Rig() as rig:
+        out = rig.performer_out
+        out.send(bytes([0x90, 60, 100, 62]))  # running status cut short
+        out.send(bytes([0x3C, 0x40, 0x41]))  # stray data bytes
+        for _ in range(200):
+            out.send(bytes([0xF0]) + bytes(range(100)) * 20)  # a sysex flood, unterminated
+        out.send(bytes([0xF4, 0xF5, 0xFD]))  # undefined status bytes
+        out.send(bytes([0x90, 50, 100]))  # a note that never ends
+        await asyncio.wait_for(rig.recorder.answered.wait(), 8.0)  # answered, even that
+        rig.recorder.answered.clear()
+        rig.play(call_notes(6.0), at_beat=16.0)  # then a real call, bars 4-5
+        await asyncio.wait_for(rig.recorder.answered.wait(), 8.0)
+        summary = await rig.stop()
+    assert summary.malformed_in > 0
+    assert summary.turns == 2
+    assert [e for e in rig.note_ons(0) if e.time >= rig.time_at(24.0) - 0.002]
+    assert not unpaired(rig.received)
+
+
+async def test_a_vanished_input_port_is_waited_for_and_time_goes_on() -> None:
+    async with Rig() as rig:
+        start = rig.agent.clock.time_at(0.0)
+        rig.performer_out.send(bytes([0x90, 60, 100]))  # a key down when the cable goes
+        await asyncio.sleep(0.05)  # let the loop take the note (it is playing, not syncing)
+        assert rig.agent.state.sounding == {60}
+        rig.performer_out.set_connected(False)  # type: ignore[attr-defined]
+        await asyncio.sleep(0)
+        assert rig.agent.state.sounding == frozenset()  # released
+        rig.performer_out.set_connected(True)  # type: ignore[attr-defined]
+        rig.play(call_notes(6.0), at_beat=8.0)
+        # (the lone key got an answer from bar 1; the call over it takes bar 2 on)
+        first = await rig.receive_until(
+            lambda e: e.is_note_on and e.channel == 0 and e.time > rig.time_at(15.5), 8.0
+        )
+        assert rig.agent.clock.time_at(0.0) == start  # kept its time
+        assert abs(first.time - rig.time_at(16.0)) < TOLERANCE_S
+        await rig.stop()
+    assert not unpaired(rig.received)
+
+
+async def test_follows_midi_clock() -> None:
+    async with Rig(clock="midi") as rig:
+        period = BEAT_S / 24
+        t0 = rig.agent.scheduler._clock() + 0.3
+        rig.performer.schedule(t0 - 0.01, bytes([START]))
+        for tick in range(24 * 20):
+            rig.performer.schedule(t0 + tick * period, bytes([CLOCK]))
+        for note in call_notes(6.0):
+            on = t0 + note.onset * BEAT_S
+            rig.performer.schedule_note(note.pitch, 90, on, t0 + note.end * BEAT_S, 0)
+        first = await rig.receive_until(lambda e: e.is_note_on and e.channel == 0, 8.0)
+        assert abs(first.time - (t0 + 8.0 * BEAT_S)) < TOLERANCE_S
+        assert abs(rig.agent.clock.bpm_at(first.time) - 300.0) < 3.0
+        await rig.stop()
+
+
+async def test_control_changes_land_at_sensible_moments() -> None:
+    async with Rig() as rig:
+        agent = rig.agent
+        await rig.recorder.until_bar(0)
+        agent.apply_control(ControlChange(tempo=240.0, key=Key(10), mode="phrase", bars=4))
+        now = agent.scheduler._clock()
+        assert agent.clock.bpm_at(now) == 300.0  # not yet: at the next bar line
+        assert agent.clock.bpm_at(now + 2.0) == 240.0
+        assert agent.state.params.mode is turns.Mode.PHRASE and agent.state.params.bars == 4
+        assert agent.jam_state()["key"] == "Bb"
+        agent.apply_control(ControlChange(pause=True))
+        assert agent.jam_state()["turn"] == "idle"
+        agent.apply_control(ControlChange(pause=False, panic=True, temperature=0.5))
+        assert agent.jam_state()["turn"] == "listening" and agent.config.temperature == 0.5
+        await rig.stop()
+    states = rig.recorder.states
+    assert states and {"mode", "turn", "tempo", "key", "form", "bar", "beat", "chord"} <= set(
+        states[-1]
+    )
+
+
+async def test_stop_releases_everything_and_sends_cc123() -> None:
+    async with Rig(thru=True) as rig:
+        rig.performer_out.send(bytes([0x90, 61, 100]))  # thru: sounds on the output ...
+        await rig.receive_until(lambda e: e.is_note_on and e.pitch == 61)
+        rig.play(call_notes(6.0), at_beat=4.0)
+        await rig.receive_until(lambda e: e.is_note_on and e.time > rig.time_at(12.0))
+        await rig.stop()  # ... in the middle of the answer
+    assert not unpaired(rig.received)  # the held thru note and the answer's notes end
+    assert is_cc123(rig.received[-1]) or any(is_cc123(e) for e in rig.received[-3:])
