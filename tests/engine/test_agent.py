@@ -50,7 +50,7 @@ async def test_phrase_answer_follows_the_silence_gap_on_a_beat() -> None:
     beats = (first.time - rig.time_at(0.0)) / BEAT_S
     assert first.time > call_end + 0.9 * BEAT_S  # after about a beat of silence
     assert abs(beats - round(beats)) * BEAT_S < TOLERANCE_S  # on a beat
-    answer = [p for role, p, _ in rig.recorder.phrases if role == "answer"][0]
+    answer = next(p for role, p, _ in rig.recorder.phrases if role == "answer")
     assert 1.0 <= answer.end - answer.onset <= 3.0 + 1e-6  # within about the call's length
     assert not unpaired(rig.received)
 
