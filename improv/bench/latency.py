@@ -1,0 +1,558 @@
+"""The harness: plays the performer into real MIDI ports and records what comes back.
+
+Life cycle of a run (:func:`run`):
+
+1. Calibrate the transport: a harness-to-harness loopback through the same MIDI API
+   (on JACK, one period of quantisation), so its latency can be told apart from the
+   agent's own error.
+2. Open one pair of ports per configuration: virtual ports a spawned ``improv jam``
+   connects to (``--spawn``), or the named ports of an external agent. Spawned agents
+   start together and are waited for (their start-up log line, or their first MIDI).
+3. Find each agent's grid: the harness's MIDI clock when it sends one (the agent
+   follows it), else the agent's count-in clicks (improv plays one), else the
+   harness's own bars with the phase fitted later to the answers.
+4. Deal the turns round robin (``block`` at a time): a call on the agent's next bar
+   line, played by a precise scheduler (:class:`~improv.engine.scheduler.Scheduler`),
+   then the answer window. CPU burners run or pause per configuration.
+5. Stop: MIDI clock STOP, SIGINT to spawned agents (their ``--json`` summaries are
+   collected), close the ports.
+
+Every message in either direction is stamped on one clock, ``time.monotonic()``
+(:func:`improv.io.midi.now`), on the sender's thread after the send and in rtmidi's
+callback on receipt. The analysis lives in :mod:`improv.bench.measure`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from improv.bench import jackinfo
+from improv.bench.calls import FileCalls, GeneratedCalls, midi_files
+from improv.bench.jackinfo import JackPeriod, XrunCounter
+from improv.bench.matrix import Configuration, rounds
+from improv.bench.measure import CLICK_CHANNEL, Event, Grid, Turn
+from improv.bench.mqttwatch import MqttWatcher, Received
+from improv.bench.procs import Burner, SpawnedAgent
+from improv.engine.clock import ClockSender, InternalClock, keep_ahead
+from improv.engine.scheduler import Scheduler
+from improv.errors import ImprovError
+from improv.io.midi import (
+    CLOCK,
+    MidiOutput,
+    PortStats,
+    RtMidiInput,
+    RtMidiOutput,
+    note_on,
+    now,
+    open_input,
+    open_output,
+)
+from improv.music.notes import Note
+from improv.music.time import Metre
+
+log = logging.getLogger(__name__)
+
+LEAD_S = 0.25
+"""A call is handed to the scheduler this long before its first note."""
+CLOCK_BARS = 1
+"""Bars of MIDI clock sent before START, so a follower locks its tempo first."""
+CALIBRATION_MESSAGES = 200
+
+
+class CallSource(Protocol):
+    def call(self, bar: int) -> list[Note]: ...
+
+
+@dataclass(slots=True)
+class Settings:
+    """How to run the harness (the command line, checked)."""
+
+    api: str
+    configs: list[Configuration]
+    spawn: bool = False
+    agent_in: str | None = None  # the agent's input port: the harness sends calls to it
+    agent_out: str | None = None  # the agent's output port: the harness listens to it
+    jam_args: list[str] = field(default_factory=list)
+    turns: int | None = 10
+    minutes: float | None = None
+    warmup: int = 1
+    block: int = 1
+    calls: Path | None = None
+    seed: int = 0
+    key: str = "F"
+    form: str = "blues"
+    channels: frozenset[int] | None = None  # the agent's answer channels (0-based)
+    mqtt: str | None = None
+    mqtt_prefix: str | None = None  # external agents: what to subscribe to
+    calibrate: bool = True
+    ready_timeout_s: float = 120.0
+    metre: Metre = field(default_factory=Metre)
+
+
+@dataclass(slots=True)
+class TargetData:
+    """What one configuration's agent was sent and played, raw."""
+
+    config: Configuration
+    sent: list[Event] = field(default_factory=list)
+    received: list[Event] = field(default_factory=list)
+    turns: list[Turn] = field(default_factory=list)
+    grid: Grid | None = None
+    follows_clock: bool = False
+    aligned_by: str = "none"  # "clock", "count-in" or "none"
+    agent_summary: dict[str, Any] | None = None
+    agent_command: list[str] | None = None
+    rss: list[tuple[float, int]] = field(default_factory=list)
+    mqtt: list[Received] = field(default_factory=list)
+    clock_ticks_in: int = 0
+    error: str | None = None
+    send_error_ms_p99: float | None = None  # the harness's own scheduler
+
+
+@dataclass(slots=True)
+class RunData:
+    """Everything a run recorded; :mod:`improv.bench.report` turns it into figures."""
+
+    settings: Settings
+    started: float
+    ended: float = 0.0
+    transport: list[tuple[float, float]] = field(default_factory=list)
+    transport_sent: int = 0  # calibration messages sent (``transport`` holds those intact)
+    jack_period: JackPeriod | None = None
+    xruns: int | None = None  # JACK cycles the server ran late (None: not on JACK)
+    targets: list[TargetData] = field(default_factory=list)
+    mqtt_error: str | None = None
+
+
+class _Recorder:
+    """The harness's output, stamping every message it sends (clock ticks are counted)."""
+
+    def __init__(self, output: MidiOutput, log: list[Event]) -> None:
+        self.output = output
+        self.name = output.name
+        self.stats: PortStats = output.stats
+        self.log = log
+        self.ticks = 0
+
+    @property
+    def connected(self) -> bool:
+        return self.output.connected
+
+    def send(self, data: bytes) -> bool:
+        ok = self.output.send(data)
+        if ok:
+            if data[0] == CLOCK:
+                self.ticks += 1
+            else:
+                self.log.append(Event(now(), bytes(data)))
+        return ok
+
+    def close(self) -> None:
+        self.output.close()
+
+
+class _Target:
+    """One configuration's agent, live: its ports, scheduler, clock and grid."""
+
+    def __init__(self, settings: Settings, config: Configuration, calls: CallSource) -> None:
+        self.settings = settings
+        self.config = config
+        self.data = TargetData(config, follows_clock=config.send_clock)
+        self.calls = calls
+        self.metre = settings.metre
+        self.beat_s = 60.0 / config.tempo
+        self.grid = Grid(0.0, self.beat_s, self.metre.beats_per_bar)
+        self.midi_in: RtMidiInput | None = None
+        self.midi_out: RtMidiOutput | None = None
+        self.recorder: _Recorder | None = None
+        self.scheduler: Scheduler | None = None
+        self.sender: ClockSender | None = None
+        self.agent: SpawnedAgent | None = None
+        self.heard = asyncio.Event()
+        self.turns_played = 0
+        self.failed = False
+
+    @property
+    def name(self) -> str:
+        return self.config.name
+
+    # --- ports and agent ------------------------------------------------------------
+
+    def open(self, run_id: str) -> None:
+        s = self.settings
+        i = self.config.index
+        if s.spawn:
+            client = f"improv-bench-{run_id}-{i}"
+            self.midi_out = open_output(
+                api=s.api, virtual=True, client_name=client, port_name="to-agent"
+            )
+            self.midi_in = open_input(
+                api=s.api, virtual=True, client_name=client + "-listen", port_name="from-agent"
+            )
+            self.agent = SpawnedAgent(self._jam_argv(client, run_id), self.name)
+        else:
+            assert s.agent_in is not None and s.agent_out is not None
+            self.midi_out = open_output(
+                s.agent_in, api=s.api, client_name="improv-bench", port_name="calls", wait_s=5.0
+            )
+            self.midi_in = open_input(
+                s.agent_out,
+                api=s.api,
+                client_name="improv-bench-listen",
+                port_name="answers",
+                wait_s=5.0,
+            )
+        self.recorder = _Recorder(self.midi_out, self.data.sent)
+        self.scheduler = Scheduler(self.recorder).start()
+
+    def _jam_argv(self, client: str, run_id: str) -> list[str]:
+        s, c = self.settings, self.config
+        argv = ["jam", "--in", f"{client}:to-agent", "--out", f"{client}-listen:from-agent"]
+        argv += ["--midi-api", s.api, "--tempo", f"{c.tempo:g}", "--mode", c.mode]
+        argv += ["--bars", str(c.bars), "--json"]
+        if c.send_clock:
+            argv += ["--clock", "midi"]
+        if s.mqtt:
+            argv += ["--mqtt", s.mqtt, "--mqtt-prefix", self.mqtt_prefix(run_id)]
+        argv += c.jam_options() + list(s.jam_args)
+        self.data.agent_command = ["improv", *argv]
+        return argv
+
+    def mqtt_prefix(self, run_id: str) -> str:
+        if self.settings.spawn:
+            return f"improv-bench/{run_id}/c{self.config.index}/"
+        return self.settings.mqtt_prefix or "improv/+/"
+
+    async def listen(self) -> None:
+        """Record everything the agent sends until the port closes (clock ticks counted)."""
+        assert self.midi_in is not None
+        received = self.data.received
+        async for event in self.midi_in:
+            if event.data[0] == CLOCK:
+                self.data.clock_ticks_in += 1
+                continue
+            received.append(Event(event.time, event.data))
+            self.heard.set()
+
+    # --- the grid -------------------------------------------------------------------
+
+    def start_clock(self, t: float) -> None:
+        """Become the agent's master: beat 0 (START) at ``t``, ticks from a bar before."""
+        assert self.scheduler is not None
+        per_bar = self.metre.beats_per_bar
+        self.grid = Grid(t, self.beat_s, per_bar)
+        clock = InternalClock(self.config.tempo, t, self.metre)
+        self.sender = ClockSender(self.scheduler, clock, from_beat=-CLOCK_BARS * per_bar)
+        self.data.aligned_by = "clock"
+
+    async def find_grid(self, timeout_s: float) -> None:
+        """Without a clock: lock the bar lines to the agent's count-in clicks, if any.
+
+        Waits for the clicks (channel 10) until none has come for 1.5 beats after the
+        last, or ``timeout_s`` without any; the loudest click is the bar line.
+        """
+        self.grid = Grid(now(), self.beat_s, self.metre.beats_per_bar)
+        deadline = now() + timeout_s
+        while True:
+            clicks = self._clicks()
+            quiet_since = clicks[-1].t if clicks else None
+            if quiet_since is not None and now() > quiet_since + 1.5 * self.beat_s:
+                break
+            if quiet_since is None and now() > deadline:
+                return
+            self.heard.clear()
+            wake = quiet_since + 1.5 * self.beat_s if quiet_since is not None else deadline
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.heard.wait(), max(0.01, wake - now()))
+        clicks = self._clicks()
+        accent = max(clicks, key=lambda e: (e.data[2], -e.t))
+        self.grid = Grid(accent.t, self.beat_s, self.metre.beats_per_bar)
+        self.data.aligned_by = "count-in"
+
+    def _clicks(self) -> list[Event]:
+        return [
+            e
+            for e in self.data.received
+            if len(e.data) == 3 and e.data[0] == 0x90 | CLICK_CHANNEL and e.data[2] > 0
+        ]
+
+    # --- turns ----------------------------------------------------------------------
+
+    def play_turn(self, start: float, warmup: bool) -> Turn:
+        """Schedule a call from bar line ``start``; the turn it opens."""
+        assert self.scheduler is not None
+        grid, metre, c = self.grid, self.metre, self.config
+        bar = round(grid.beat_at(start) / metre.beats_per_bar)
+        notes = self.calls.call(bar)
+        start_beats = grid.beat_at(start)
+        last_off = start
+        for note in notes:
+            on = grid.time_at(start_beats + note.onset)
+            off = grid.time_at(start_beats + note.end) - 0.001
+            self.scheduler.schedule_note(note.pitch, note.velocity, on, max(off, on + 0.005))
+            last_off = max(last_off, off)
+        bars_s = c.bars * grid.bar_s
+        if c.mode == "trade":
+            call_end, slot, end = start + bars_s, start + bars_s, start + 2 * bars_s
+        else:
+            call_end, slot, end = last_off, None, start + 2 * bars_s + grid.bar_s
+        turn = Turn(
+            index=len(self.data.turns),
+            call_start=start,
+            call_end=call_end,
+            window_end=end,
+            slot=slot,
+            warmup=warmup,
+            call_notes=len(notes),
+            early_s=0.5 * self.beat_s,
+        )
+        self.data.turns.append(turn)
+        self.turns_played += 1
+        return turn
+
+    def close(self) -> None:
+        self.data.grid = self.grid
+        if self.scheduler is not None:
+            self.scheduler.stop(release=True)
+            stats = self.scheduler.stats()
+            self.data.send_error_ms_p99 = stats.send_error_ms_p99
+        for port in (self.midi_out, self.midi_in):
+            if port is not None:
+                with contextlib.suppress(Exception):
+                    port.close()
+
+
+# --- the run ------------------------------------------------------------------------
+
+
+def _call_source(settings: Settings, config: Configuration) -> CallSource:
+    if settings.calls is not None:
+        return FileCalls(midi_files(settings.calls), config.mode, config.bars, settings.metre)
+    seed = settings.seed + config.index
+    metre = settings.metre
+    return GeneratedCalls(seed, config.mode, config.bars, metre, settings.key, settings.form)
+
+
+async def calibrate(api: str, run_id: str, count: int = 200) -> list[tuple[float, float]]:
+    """Loopback latency of the transport: ``count`` messages from one harness port to
+    another, at irregular intervals so that they fall all over the transport's period.
+    Each message is unique: those that never arrive intact are missing from the pairs."""
+    out = open_output(api=api, virtual=True, client_name=f"improv-bench-{run_id}-cal")
+    midi_in = open_input(
+        f"improv-bench-{run_id}-cal:out", api=api, client_name=f"improv-bench-{run_id}-cal-in"
+    )
+    sent: list[Event] = []
+    scheduler = Scheduler(_Recorder(out, sent)).start()
+    pairs: list[tuple[float, float]] = []
+    try:
+        for _ in range(60):  # the first message through proves the connection
+            out.send(note_on(15, 0, 1))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(midi_in.receive(), 0.05)
+                break
+        else:
+            raise ImprovError("transport calibration: the loopback never delivered")
+        while midi_in.poll() is not None:
+            pass
+        rng = random.Random(0)
+        t = now() + 0.05
+        for i in range(count):
+            t += rng.uniform(0.003, 0.009)
+            scheduler.schedule(t, note_on(15, i % 128, 1 + i // 128))
+        arrived: dict[bytes, float] = {}
+        deadline = t + 1.0
+        while len(arrived) < count and now() < deadline:
+            with contextlib.suppress(TimeoutError):
+                event = await asyncio.wait_for(midi_in.receive(), max(0.01, deadline - now()))
+                arrived.setdefault(event.data, event.time)  # a repeat is a corrupted copy
+        pairs = [(e.t, arrived[e.data]) for e in sent if e.data in arrived]
+        if len(pairs) < count:
+            log.warning("transport calibration: %d of %d arrived", len(pairs), count)
+    finally:
+        scheduler.stop(release=False)
+        midi_in.close()
+        out.close()
+    return pairs
+
+
+async def _sleep_until(t: float) -> None:
+    delay = t - now()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+class Harness:
+    """One run over every configuration (see the module docstring)."""
+
+    def __init__(
+        self, settings: Settings, on_turn: Callable[[TargetData, Turn], None] | None = None
+    ) -> None:
+        self.settings = settings
+        self.on_turn = on_turn
+        self.run_id = str(os.getpid())
+        self.data = RunData(settings, started=now())
+        self.targets: list[_Target] = []
+        self.burner = Burner()
+        self.xruns = XrunCounter()
+        self.watcher: MqttWatcher | None = None
+
+    async def run(self) -> RunData:
+        s = self.settings
+        if s.calibrate:
+            self.data.transport = await calibrate(s.api, self.run_id, CALIBRATION_MESSAGES)
+            self.data.transport_sent = CALIBRATION_MESSAGES
+        if s.api == "jack":
+            self.data.jack_period = jackinfo.period()
+            if self.xruns.open():
+                self.data.xruns = 0
+        tasks: list[asyncio.Task[None]] = []
+        try:
+            for config in s.configs:
+                target = _Target(s, config, _call_source(s, config))
+                self.data.targets.append(target.data)
+                if config.skipped:
+                    target.data.error = f"skipped: {config.skipped}"
+                    continue
+                self.targets.append(target)
+                target.open(self.run_id)
+                tasks.append(asyncio.create_task(target.listen(), name=f"listen-{config.index}"))
+            if s.mqtt:
+                prefixes = [t.mqtt_prefix(self.run_id) for t in self.targets]
+                self.watcher = MqttWatcher(s.mqtt, prefixes)
+                tasks.append(asyncio.create_task(self.watcher.run(), name="mqtt"))
+                await asyncio.wait_for(self.watcher.subscribed.wait(), 10.0)
+            await self._start_agents()
+            senders = [t.sender.fill for t in self.targets if t.sender is not None]
+            if senders:
+                tasks.append(asyncio.create_task(keep_ahead(senders, now), name="clock-out"))
+            await self._play()
+        finally:
+            await self._finish()
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            self.burner.close()
+            if self.data.xruns is not None:
+                self.data.xruns = self.xruns.count
+            self.xruns.close()
+        self.data.ended = now()
+        if self.watcher is not None:
+            self.data.mqtt_error = self.watcher.error
+            for target in self.targets:
+                target.data.mqtt = self.watcher.for_prefix(target.mqtt_prefix(self.run_id))
+        return self.data
+
+    # --- start-up -------------------------------------------------------------------
+
+    async def _start_agents(self) -> None:
+        s = self.settings
+        for target in self.targets:
+            if target.agent is not None:
+                target.agent.start()
+        for target in self.targets:
+            if target.agent is not None:
+                await self._wait_ready(target, target.agent)
+        start = now() + 0.3
+        for target in self.targets:
+            if target.failed:
+                continue
+            if target.config.send_clock:
+                target.start_clock(start + CLOCK_BARS * target.grid.beats_per_bar * target.beat_s)
+        waits = [
+            t.find_grid(timeout_s=0.8 + 2 * t.beat_s * t.metre.beats_per_bar if s.spawn else 0.0)
+            for t in self.targets
+            if not t.failed and not t.config.send_clock
+        ]
+        await asyncio.gather(*waits)
+
+    async def _wait_ready(self, target: _Target, agent: SpawnedAgent) -> None:
+        """The agent listens: its start-up line, or its first MIDI (a count-in click)."""
+        deadline = now() + self.settings.ready_timeout_s
+        while not (agent.ready.is_set() or target.heard.is_set()):
+            if agent.returncode is not None or now() > deadline:
+                why = "exited" if agent.returncode is not None else "did not start in time"
+                target.failed = True
+                target.data.error = f"agent {why}: {agent.stderr_tail()}"
+                log.error("%s: agent %s:\n%s", target.name, why, agent.stderr_tail())
+                target.data.agent_summary = await asyncio.to_thread(agent.stop)
+                return
+            await asyncio.sleep(0.02)  # polling a thread's flag, not synchronising time
+
+    # --- turns ----------------------------------------------------------------------
+
+    def _done(self, target: _Target, started: float) -> bool:
+        s = self.settings
+        if target.failed:
+            return True
+        if s.minutes is not None and now() - started >= s.minutes * 60.0:
+            return True
+        return s.turns is not None and target.turns_played >= s.turns + s.warmup
+
+    async def _play(self) -> None:
+        s = self.settings
+        live = [i for i, t in enumerate(self.targets) if not t.failed]
+        if not live:
+            return
+        started = now()
+        cursor = max(now() + LEAD_S, max((t.grid.origin for t in self.targets), default=0.0))
+        previous: _Target | None = None
+        for index in rounds(live, s.block):
+            if all(self._done(t, started) for t in self.targets):
+                break
+            target = self.targets[index]
+            if self._done(target, started):
+                continue
+            if target is previous and self.burner.running == target.config.burn:
+                start = target.grid.next_bar(cursor)
+                await _sleep_until(start - LEAD_S)
+            else:  # a change of agent or of load: it starts once the last turn is over
+                await _sleep_until(cursor)
+                self.burner.set(target.config.burn)
+                start = target.grid.next_bar(now() + LEAD_S)
+            warmup = target.turns_played < s.warmup
+            turn = target.play_turn(start, warmup)
+            if self.on_turn is not None:
+                self.on_turn(target.data, turn)
+            cursor = turn.window_end
+            previous = target
+        await _sleep_until(cursor)
+        self.burner.set(False)
+
+    # --- shutdown -------------------------------------------------------------------
+
+    async def _finish(self) -> None:
+        t = now()
+        for target in self.targets:
+            if target.sender is not None:
+                target.sender.stop(t + 0.01)
+        agents = [(tg, tg.agent) for tg in self.targets if tg.agent is not None and not tg.failed]
+        summaries = await asyncio.gather(*(asyncio.to_thread(a.stop) for _, a in agents))
+        for (target, agent), summary in zip(agents, summaries, strict=True):
+            target.data.agent_summary = summary
+            target.data.rss = list(agent.rss)
+            if summary is None:
+                log.warning("%s: the agent printed no --json summary", target.name)
+        await asyncio.sleep(0.2)  # the last note-offs from the agents' shutdown arrive
+        for target in self.targets:
+            target.close()
+
+
+async def run(
+    settings: Settings, on_turn: Callable[[TargetData, Turn], None] | None = None
+) -> RunData:
+    return await Harness(settings, on_turn).run()
+
+
+def total_turns(settings: Settings, configs: Sequence[Configuration]) -> int | None:
+    """Calls the run will play (None in a timed run)."""
+    if settings.turns is None:
+        return None
+    return (settings.turns + settings.warmup) * sum(1 for c in configs if not c.skipped)

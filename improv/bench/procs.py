@@ -1,0 +1,189 @@
+"""Processes the harness runs: ``improv jam`` agents, their memory, CPU-burning neighbours.
+
+A spawned agent is watched, not slept on: its stderr is read line by line (the
+agent's start-up log line means it listens), its stdout is kept for the ``--json``
+summary it prints at exit, and its resident memory is sampled from ``/proc`` by a
+thread of its own. It is stopped as a user would stop it, with SIGINT, so its
+shutdown (note-offs, CC 123, the summary) is part of what is measured.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+from typing import IO, Any
+
+from improv.io.midi import now
+
+log = logging.getLogger(__name__)
+
+READY = re.compile(r"\bjam: .*\bBPM\b")
+"""The agent's start-up log line (``improv.engine.agent``): it is listening."""
+
+
+def rss_bytes(pid: int) -> int | None:
+    """Resident memory of a process (``VmRSS`` in ``/proc/<pid>/status``), None if gone."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    match = re.search(r"^VmRSS:\s+(\d+)\s+kB", text, re.MULTILINE)
+    return int(match.group(1)) * 1024 if match else None
+
+
+class SpawnedAgent:
+    """``improv jam ...`` as a child process; ``argv`` is everything after ``improv``."""
+
+    def __init__(self, argv: Sequence[str], name: str, rss_period_s: float = 1.0) -> None:
+        self.argv = [sys.executable, "-m", "improv.cli", *argv]
+        self.name = name
+        self.rss: list[tuple[float, int]] = []
+        self.ready = threading.Event()
+        self.exited = threading.Event()
+        self._stdout: list[str] = []
+        self._stderr: deque[str] = deque(maxlen=200)
+        self._rss_period_s = rss_period_s
+        self._process: subprocess.Popen[str] | None = None
+        self._threads: list[threading.Thread] = []
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    @property
+    def returncode(self) -> int | None:
+        return self._process.poll() if self._process is not None else None
+
+    def start(self) -> None:
+        env = dict(os.environ, COLUMNS="250", PYTHONUNBUFFERED="1")
+        log.debug("spawning %s: %s", self.name, " ".join(self.argv))
+        self._process = subprocess.Popen(
+            self.argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            start_new_session=True,  # a Ctrl-C at the harness reaches it only through us
+        )
+        assert self._process.stdout is not None and self._process.stderr is not None
+        for target, stream in (
+            (self._read_stdout, self._process.stdout),
+            (self._read_stderr, self._process.stderr),
+        ):
+            thread = threading.Thread(target=target, args=(stream,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        sampler = threading.Thread(target=self._sample, name=f"rss-{self.name}", daemon=True)
+        sampler.start()
+
+    def _read_stdout(self, stream: IO[str]) -> None:
+        for line in stream:
+            self._stdout.append(line)
+
+    def _read_stderr(self, stream: IO[str]) -> None:
+        for line in stream:
+            self._stderr.append(line.rstrip())
+            if not self.ready.is_set() and READY.search(line):
+                self.ready.set()
+        self.exited.set()
+
+    def _sample(self) -> None:
+        process = self._process
+        assert process is not None
+        while process.poll() is None:
+            value = rss_bytes(process.pid)
+            if value is not None:
+                self.rss.append((now(), value))
+            if self.exited.wait(self._rss_period_s):
+                return
+
+    def stderr_tail(self, lines: int = 12) -> str:
+        return "\n".join(list(self._stderr)[-lines:])
+
+    def stop(self, timeout_s: float = 20.0) -> dict[str, Any] | None:
+        """SIGINT, wait for the exit (then SIGTERM, SIGKILL), and the ``--json`` summary."""
+        process = self._process
+        if process is None:
+            return None
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGINT)
+            for sig, wait_s in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 5.0), (None, 5.0)):
+                try:
+                    process.wait(wait_s)
+                    break
+                except subprocess.TimeoutExpired:
+                    if sig is None:
+                        break
+                    log.warning("%s did not stop in %.0f s: %s", self.name, wait_s, sig.name)
+                    with contextlib.suppress(ProcessLookupError):
+                        process.send_signal(sig)
+        for thread in self._threads:
+            thread.join(2.0)
+        return summary_from_stdout("".join(self._stdout))
+
+
+def summary_from_stdout(text: str) -> dict[str, Any] | None:
+    """The last JSON object printed on stdout (``improv jam --json``), or None."""
+    text = text.strip()
+    if not text:
+        return None
+    with contextlib.suppress(ValueError):
+        value = json.loads(text)
+        return value if isinstance(value, dict) else None
+    decoder = json.JSONDecoder()
+    found: dict[str, Any] | None = None
+    for match in re.finditer(r"^\{", text, re.MULTILINE):
+        with contextlib.suppress(ValueError):
+            value, _end = decoder.raw_decode(text, match.start())
+            if isinstance(value, dict):
+                found = value
+    return found
+
+
+class Burner:
+    """A busy-loop process per core: a noisy neighbour, paused (SIGSTOP) when not wanted."""
+
+    def __init__(self, processes: int | None = None) -> None:
+        self.count = processes or os.cpu_count() or 1
+        self._procs: list[subprocess.Popen[bytes]] = []
+        self.running = False
+
+    def set(self, on: bool) -> None:
+        if on == self.running:
+            return
+        if on and not self._procs:
+            self._procs = [
+                subprocess.Popen(
+                    [sys.executable, "-c", "while True: pass"],
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
+                for _ in range(self.count)
+            ]
+        else:
+            for proc in self._procs:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGCONT if on else signal.SIGSTOP)
+        self.running = on
+
+    def close(self) -> None:
+        for proc in self._procs:
+            with contextlib.suppress(ProcessLookupError):
+                proc.kill()
+        for proc in self._procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(5)
+        self._procs = []
+        self.running = False

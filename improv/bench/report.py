@@ -1,0 +1,614 @@
+"""A run's figures: the ``--json`` object, the console table, CSV files and the HTML report.
+
+:func:`summarise` is the one place figures are computed (from
+:mod:`improv.bench.measure`); everything else formats its result, so the console, the
+JSON and the HTML can never disagree.
+"""
+
+from __future__ import annotations
+
+import base64
+import bisect
+import csv
+import html
+import io
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from improv.bench.latency import RunData, TargetData
+from improv.bench.measure import (
+    CLICK_CHANNEL,
+    Analysis,
+    Grid,
+    analyse,
+    drift_figures,
+    lost_notes,
+    memory_figures,
+    mqtt_delays,
+    transport_figures,
+)
+
+SCHEMA_VERSION = 1
+REFERENCES = {
+    "intimate_latency_ms": 10.0,  # Wessel & Wright (2002)
+    "intimate_jitter_ms": 1.0,
+    "din_midi_ms_per_byte": 0.32,  # 31 250 baud, 10 bits a byte
+    "din_midi_note_on_ms": 0.96,
+}
+AGENT_KEYS = ("notes_out", "deadline_misses", "fallback_notes", "send_error_ms_p99")
+RATIO_KEYS = (
+    "answer_start_latency_ms_p50",
+    "answer_start_error_ms_p99",
+    "onset_error_ms_p50",
+    "onset_error_ms_p99",
+    "onset_error_ms_max",
+    "jitter_ms_std",
+)
+
+
+@dataclass(slots=True)
+class Measured:
+    """One configuration: its raw data and, unless it never ran, its analysis."""
+
+    data: TargetData
+    analysis: Analysis | None
+    figures: dict[str, Any]
+
+
+def _analyse(run: RunData, target: TargetData, transport_p50: float | None) -> Analysis | None:
+    if target.grid is None or not target.turns:
+        return None
+    # The agent's notes cross one port; following the harness's clock, its grid also
+    # came in through one: both delays are in what we measure against our grid.
+    offset = 2.0 * (transport_p50 or 0.0) if target.follows_clock else 0.0
+    return analyse(
+        target.received,
+        target.turns,
+        target.grid,
+        follows_clock=target.follows_clock,
+        channels=run.settings.channels,
+        transport_offset_ms=offset,
+    )
+
+
+def measure_run(run: RunData) -> list[Measured]:
+    transport = transport_figures(run.transport)
+    p50 = transport.get("latency_ms_p50")
+    results = []
+    for target in run.targets:
+        analysis = _analyse(run, target, float(p50) if isinstance(p50, float) else None)
+        figures = _figures(target, analysis, mqtt=run.settings.mqtt is not None)
+        results.append(Measured(target, analysis, figures))
+    _add_ratios([m.figures for m in results])
+    return results
+
+
+def _figures(target: TargetData, analysis: Analysis | None, *, mqtt: bool) -> dict[str, Any]:
+    config = target.config
+    out: dict[str, Any] = {"name": config.name, "settings": config.settings()}
+    if config.skipped or target.error:
+        out["error"] = target.error
+    out["aligned_by"] = target.aligned_by
+    agent = target.agent_summary or {}
+    if analysis is not None:
+        out |= analysis.figures()
+    else:
+        for name in ("answer_start_error_ms_p99", "onset_error_ms_p99", "onset_error_ms_max"):
+            out[name] = None
+        out["stuck_notes"] = None
+    notes_out = agent.get("notes_out")
+    out["lost_notes"] = (
+        lost_notes(int(notes_out), analysis.answer_notes)
+        if analysis is not None and isinstance(notes_out, int)
+        else None
+    )
+    for key in AGENT_KEYS:
+        out[key if key != "send_error_ms_p99" else "agent_send_error_ms_p99"] = agent.get(key)
+    out["harness_send_error_ms_p99"] = _round(target.send_error_ms_p99)
+    out["clock_ticks_in"] = target.clock_ticks_in
+    out |= memory_figures(target.rss)
+    if analysis is not None:
+        out["drift"] = drift_figures(analysis)
+        if mqtt:
+            out["mqtt"] = mqtt_delays(target.mqtt, analysis)
+        out["histograms"] = analysis.histograms()
+    out["agent"] = target.agent_summary
+    out["agent_command"] = target.agent_command
+    return out
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def _add_ratios(entries: list[dict[str, Any]]) -> None:
+    """Each configuration's figures as a ratio of the first measured configuration's."""
+    base = next((e for e in entries if e.get("turns_measured")), None)
+    for entry in entries:
+        ratios: dict[str, float | None] = {}
+        for key in RATIO_KEYS:
+            a, b = entry.get(key), base.get(key) if base else None
+            if isinstance(a, int | float) and isinstance(b, int | float) and b > 0:
+                ratios[key] = round(a / b, 3)
+            else:
+                ratios[key] = None
+        entry["ratios"] = ratios
+
+
+def summarise(run: RunData, measured: Sequence[Measured] | None = None) -> dict[str, Any]:
+    """The ``--json`` object."""
+    s = run.settings
+    measured = list(measured) if measured is not None else measure_run(run)
+    transport: dict[str, Any] = {"method": "loopback", **transport_figures(run.transport)}
+    transport["lost"] = max(0, run.transport_sent - len(run.transport))
+    transport["xruns"] = run.xruns
+    if run.jack_period is not None:
+        transport |= {
+            "period_frames": run.jack_period.frames,
+            "sample_rate": run.jack_period.rate,
+            "period_ms": round(run.jack_period.ms, 4),
+        }
+    return {
+        "version": SCHEMA_VERSION,
+        "midi_api": s.api,
+        "target": "spawn" if s.spawn else "external",
+        "turns": s.turns,
+        "warmup_turns": s.warmup,
+        "minutes": s.minutes,
+        "block": s.block,
+        "seconds": round(run.ended - run.started, 2),
+        "transport": transport,
+        "mqtt_error": run.mqtt_error,
+        "references": REFERENCES,
+        "configurations": [m.figures for m in measured],
+    }
+
+
+# --- console ------------------------------------------------------------------------
+
+ROWS: tuple[tuple[str, str], ...] = (
+    ("turns answered", "turns_answered"),
+    ("answer start latency p50", "answer_start_latency_ms_p50"),
+    ("answer start latency p99", "answer_start_latency_ms_p99"),
+    ("answer start error p50", "answer_start_error_ms_p50"),
+    ("answer start error p99", "answer_start_error_ms_p99"),
+    ("answer start error max", "answer_start_error_ms_max"),
+    ("onset error p50", "onset_error_ms_p50"),
+    ("onset error p95", "onset_error_ms_p95"),
+    ("onset error p99", "onset_error_ms_p99"),
+    ("onset error max", "onset_error_ms_max"),
+    ("onset error p99, net of transport", "onset_error_net_ms_p99"),
+    ("jitter (std)", "jitter_ms_std"),
+    ("jitter (p99 - p50)", "jitter_ms_p99_p50"),
+    ("notes heard", "answer_notes"),
+    ("stuck notes", "stuck_notes"),
+    ("lost notes", "lost_notes"),
+    ("deadline misses", "deadline_misses"),
+    ("fallback notes", "fallback_notes"),
+    ("agent send error p99", "agent_send_error_ms_p99"),
+    ("agent RSS end (MB)", "rss_mb_end"),
+    ("agent RSS slope (MB/min)", "rss_mb_per_min"),
+)
+MQTT_ROWS = (
+    ("MQTT beat delay p50", "mqtt_beat_delay_ms_p50"),
+    ("MQTT beat delay p99", "mqtt_beat_delay_ms_p99"),
+    ("MQTT answer delay p50", "mqtt_answer_delay_ms_p50"),
+    ("MQTT answer delay p99", "mqtt_answer_delay_ms_p99"),
+    ("MQTT call delay p99", "mqtt_call_delay_ms_p99"),
+)
+BLOCKS = " ▁▂▃▄▅▆▇█"
+
+
+def sparkline(counts: Sequence[int]) -> str:
+    top = max(counts, default=0)
+    if top <= 0:
+        return ""
+    return "".join(BLOCKS[math.ceil(c / top * (len(BLOCKS) - 1))] for c in counts)
+
+
+def _cell(value: Any, unit: str) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, float):
+        return f"{value:.3f}{unit}" if abs(value) < 100 else f"{value:.1f}{unit}"
+    return str(value)
+
+
+def _value(entry: dict[str, Any], key: str) -> Any:
+    if key.startswith("mqtt_"):
+        return (entry.get("mqtt") or {}).get(key)
+    return entry.get(key)
+
+
+def transport_line(summary: dict[str, Any]) -> str:
+    t = summary["transport"]
+    if not t.get("samples"):
+        return "transport: not calibrated"
+    period = (
+        f", period {t['period_frames']} frames at {t['sample_rate']} Hz = {t['period_ms']:.3f} ms"
+        if "period_ms" in t
+        else ""
+    )
+    xruns = f"; {t['xruns']} JACK xruns during the run" if t.get("xruns") is not None else ""
+    return (
+        f"transport ({summary['midi_api']} loopback{period}): latency p50 "
+        f"{t['latency_ms_p50']:.3f} ms, p99 {t['latency_ms_p99']:.3f} ms, "
+        f"max {t['latency_ms_max']:.3f} ms ({t['samples']} messages, {t['lost']} lost){xruns}"
+    )
+
+
+def print_summary(summary: dict[str, Any], console: Any) -> None:
+    """The figures side by side (ratios to the first configuration in brackets)."""
+    from rich.table import Table
+
+    entries = summary["configurations"]
+    console.print(transport_line(summary))
+    table = Table(title="improv bench latency (ms unless stated)", title_justify="left")
+    table.add_column("figure")
+    for entry in entries:
+        table.add_column(entry["name"], justify="right")
+    rows = list(ROWS)
+    if any(e.get("mqtt") for e in entries):
+        rows += MQTT_ROWS
+    for label, key in rows:
+        cells = []
+        for i, entry in enumerate(entries):
+            value = _value(entry, key)
+            text = _cell(value, "")
+            ratio = entry.get("ratios", {}).get(key)
+            if i > 0 and ratio is not None:
+                text += f" ({ratio:.2f}x)"
+            cells.append(text)
+        table.add_row(label, *cells)
+    histogram_cells = [
+        sparkline((e.get("histograms") or {}).get("onset_error_ms", {}).get("counts", []))
+        for e in entries
+    ]
+    table.add_row("onset error histogram", *histogram_cells)
+    console.print(table)
+    for entry in entries:
+        if entry.get("error"):
+            console.print(f"[yellow]{entry['name']}[/]: {entry['error']}", highlight=False)
+        drifting = (entry.get("drift") or {}).get("drifting")
+        if drifting:
+            console.print(f"[yellow]{entry['name']}[/]: drifting: {', '.join(drifting)}")
+    console.print(
+        "onset error: |note-on arrival - nearest 1/12-beat grid step|; grid = harness clock "
+        "when the agent follows it, else fitted. Net figures subtract 2 x transport p50 "
+        "(clock in, notes out) for clock followers.",
+        style="dim",
+    )
+
+
+# --- CSV ----------------------------------------------------------------------------
+
+TURN_COLUMNS = (
+    "config",
+    "config_index",
+    "turn",
+    "warmup",
+    "call_start_s",
+    "call_end_s",
+    "slot_s",
+    "window_end_s",
+    "call_notes",
+    "answer_notes",
+    "first_onset_s",
+    "answer_start_latency_ms",
+    "answer_start_error_ms",
+    "answer_offset_beats",
+    "onset_error_ms_mean",
+    "onset_error_ms_max_abs",
+    "notes_past_window",
+)
+EVENT_COLUMNS = (
+    "config",
+    "direction",
+    "t_s",
+    "turn",
+    "role",
+    "kind",
+    "channel",
+    "data1",
+    "data2",
+    "bytes",
+    "onset_error_ms",
+)
+
+
+def _s(t: float | None, origin: float) -> str:
+    return "" if t is None else f"{t - origin:.6f}"
+
+
+def _f(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
+
+
+def turn_rows(run: RunData, measured: Sequence[Measured]) -> list[dict[str, str]]:
+    rows = []
+    origin = run.started
+    for m in measured:
+        if m.analysis is None:
+            continue
+        grid = m.analysis.grid
+        for result in m.analysis.turns:
+            turn, first = result.turn, result.first
+            offset = None
+            if first is not None:
+                reference = turn.slot if turn.slot is not None else turn.call_end
+                steps = round((first.on - reference) / grid.step_s)
+                offset = steps / grid.steps_per_beat  # where the answer began, musically
+            errors = result.errors_ms
+            rows.append(
+                {
+                    "config": m.data.config.name,
+                    "config_index": str(m.data.config.index),
+                    "turn": str(turn.index),
+                    "warmup": str(int(turn.warmup)),
+                    "call_start_s": _s(turn.call_start, origin),
+                    "call_end_s": _s(turn.call_end, origin),
+                    "slot_s": _s(turn.slot, origin),
+                    "window_end_s": _s(turn.window_end, origin),
+                    "call_notes": str(turn.call_notes),
+                    "answer_notes": str(len(result.notes)),
+                    "first_onset_s": _s(first.on if first else None, origin),
+                    "answer_start_latency_ms": _f(result.latency_ms),
+                    "answer_start_error_ms": _f(result.start_error_ms),
+                    "answer_offset_beats": _f(offset),
+                    "onset_error_ms_mean": _f(sum(errors) / len(errors) if errors else None),
+                    "onset_error_ms_max_abs": _f(max(map(abs, errors)) if errors else None),
+                    "notes_past_window": str(result.past_window),
+                }
+            )
+    return rows
+
+
+def _kind(data: bytes) -> str:
+    status = data[0]
+    if status >= 0xF0:
+        return {0xFA: "start", 0xFB: "continue", 0xFC: "stop", 0xF2: "song_position"}.get(
+            status, f"system_{status:02x}"
+        )
+    kind = status & 0xF0
+    if kind == 0x90 and len(data) > 2 and data[2] > 0:
+        return "note_on"
+    if kind in (0x80, 0x90):
+        return "note_off"
+    return {0xB0: "control_change", 0xC0: "program_change", 0xE0: "pitch_bend"}.get(
+        kind, f"channel_{kind:02x}"
+    )
+
+
+def event_rows(run: RunData, measured: Sequence[Measured]) -> list[dict[str, str]]:
+    """Every message either way, with its turn and role (call, clock, answer, click, stray)."""
+    rows = [row for m in measured for row in _target_events(m, run.started)]
+    rows.sort(key=lambda r: (r["config"], float(r["t_s"])))
+    return rows
+
+
+def _target_events(m: Measured, origin: float) -> list[dict[str, str]]:
+    turns = sorted(m.data.turns, key=lambda t: t.call_start)
+    starts = [t.call_start for t in turns]
+    answers: dict[tuple[float, int, int], tuple[int, float]] = {}
+    if m.analysis is not None:
+        for result in m.analysis.turns:
+            for note, error in zip(result.notes, result.errors_ms, strict=True):
+                answers[(note.on, note.channel, note.pitch)] = (result.turn.index, error)
+    rows = []
+    for direction, events in (("sent", m.data.sent), ("received", m.data.received)):
+        for event in events:
+            data = event.data
+            kind = _kind(data)
+            channel = data[0] & 0x0F if data[0] < 0xF0 else None
+            i = bisect.bisect_right(starts, event.t) - 1
+            turn, role, error_text = (str(turns[i].index) if i >= 0 else ""), "", ""
+            if direction == "sent":
+                role = "call" if channel is not None else "clock"
+            elif channel == CLICK_CHANNEL:
+                role = "click"
+            elif kind == "note_on":
+                found = answers.get((event.t, data[0] & 0x0F, data[1]))
+                role = "answer" if found else "stray"
+                if found:
+                    turn, error_text = str(found[0]), _f(found[1])
+            rows.append(
+                {
+                    "config": m.data.config.name,
+                    "direction": direction,
+                    "t_s": _s(event.t, origin),
+                    "turn": turn,
+                    "role": role,
+                    "kind": kind,
+                    "channel": "" if channel is None else str(channel + 1),
+                    "data1": str(data[1]) if len(data) > 1 else "",
+                    "data2": str(data[2]) if len(data) > 2 else "",
+                    "bytes": data.hex(" "),
+                    "onset_error_ms": error_text,
+                }
+            )
+    return rows
+
+
+def events_path(path: Path) -> Path:
+    """Where the raw-events CSV goes next to the per-turn CSV."""
+    return path.with_name(path.stem + ".events.csv")
+
+
+def write_csv(path: Path, run: RunData, measured: Sequence[Measured]) -> tuple[Path, Path]:
+    """Per-turn rows at ``path``, raw events next to it (:func:`events_path`)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, TURN_COLUMNS)
+        writer.writeheader()
+        writer.writerows(turn_rows(run, measured))
+    events = events_path(path)
+    with events.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, EVENT_COLUMNS)
+        writer.writeheader()
+        writer.writerows(event_rows(run, measured))
+    return path, events
+
+
+# --- HTML ---------------------------------------------------------------------------
+
+
+def _png(fig: Any) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def _histograms(measured: Sequence[Measured], name: str, values_of: Any) -> str | None:
+    import matplotlib.pyplot as plt
+
+    series = [(m.data.config.name, values_of(m.analysis)) for m in measured if m.analysis]
+    series = [(label, v) for label, v in series if v]
+    if not series:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    for label, values in series:
+        ax.hist(values, bins=30, histtype="step", linewidth=1.5, label=label)
+    ax.set_xlabel(f"{name} (ms)")
+    ax.set_ylabel("count")
+    ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    return _png(fig)
+
+
+def _timeline(m: Measured, turns: int = 3) -> str | None:
+    """Calls and answers of the first measured turns, on the agent's grid (beats)."""
+    import matplotlib.pyplot as plt
+
+    analysis = m.analysis
+    if analysis is None:
+        return None
+    chosen = [r for r in analysis.turns if not r.turn.warmup][:turns] or analysis.turns[:turns]
+    if not chosen:
+        return None
+    grid: Grid = analysis.grid
+    t0, t1 = chosen[0].turn.call_start, chosen[-1].turn.window_end
+    fig, ax = plt.subplots(figsize=(10, 3))
+    sent_on: dict[tuple[int, int], float] = {}
+    for event in m.data.sent:
+        data = event.data
+        if data[0] >= 0xF0 or not t0 <= event.t <= t1:
+            continue
+        key = (data[0] & 0x0F, data[1])
+        if data[0] & 0xF0 == 0x90 and data[2] > 0:
+            sent_on[key] = event.t
+        elif key in sent_on:
+            on = sent_on.pop(key)
+            span = [grid.beat_at(on), grid.beat_at(event.t)]
+            ax.plot(span, [data[1]] * 2, color="tab:blue", lw=3)
+    for result in chosen:
+        for note in result.notes:
+            end = note.off if note.off is not None else result.turn.window_end
+            span = [grid.beat_at(note.on), grid.beat_at(end)]
+            ax.plot(span, [note.pitch] * 2, color="tab:orange", lw=3)
+    first_bar = math.floor(grid.beat_at(t0) / grid.beats_per_bar)
+    last_bar = math.ceil(grid.beat_at(t1) / grid.beats_per_bar)
+    for bar in range(first_bar, last_bar + 1):
+        ax.axvline(bar * grid.beats_per_bar, color="grey", lw=0.6, ls="--")
+    for result in chosen:
+        if result.turn.slot is not None:
+            ax.axvline(grid.beat_at(result.turn.slot), color="tab:red", lw=1.2)
+    ax.set_xlabel("beats on the agent's grid (dashed: bar lines, red: answer slots)")
+    ax.set_ylabel("pitch")
+    ax.set_title(f"{m.data.config.name}: calls (blue) and answers (orange)", fontsize=9)
+    return _png(fig)
+
+
+def _over_time(measured: Sequence[Measured], origin: float) -> str | None:
+    import matplotlib.pyplot as plt
+
+    usable = [m for m in measured if m.analysis is not None and m.analysis.onset_errors()]
+    if not usable:
+        return None
+    with_rss = any(m.data.rss for m in usable)
+    fig, axes = plt.subplots(2 if with_rss else 1, 1, figsize=(9, 5 if with_rss else 3))
+    axes = list(axes) if with_rss else [axes]
+    for m in usable:
+        assert m.analysis is not None
+        times = [(t - origin) / 60.0 for t in m.analysis.onset_times()]
+        axes[0].plot(times, m.analysis.onset_errors(), ".", ms=3, label=m.data.config.name)
+        if with_rss and m.data.rss:
+            axes[1].plot(
+                [(t - origin) / 60.0 for t, _ in m.data.rss],
+                [b / 2**20 for _, b in m.data.rss],
+                label=m.data.config.name,
+            )
+    axes[0].set_ylabel("onset error (ms)")
+    axes[0].legend(fontsize=7)
+    axes[0].grid(alpha=0.3)
+    if with_rss:
+        axes[1].set_ylabel("agent RSS (MB)")
+        axes[1].grid(alpha=0.3)
+    axes[-1].set_xlabel("minutes into the run")
+    return _png(fig)
+
+
+def write_html(
+    path: Path, run: RunData, measured: Sequence[Measured], summary: dict[str, Any]
+) -> Path:
+    """A self-contained report: the table, histograms, timelines, drift."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    entries = summary["configurations"]
+    head = "".join(f"<th>{html.escape(e['name'])}</th>" for e in entries)
+    rows = list(ROWS) + (list(MQTT_ROWS) if any(e.get("mqtt") for e in entries) else [])
+    body = "".join(
+        f"<tr><td>{html.escape(label)}</td>"
+        + "".join(f"<td>{html.escape(_cell(_value(e, key), ''))}</td>" for e in entries)
+        + "</tr>"
+        for label, key in rows
+    )
+    images: list[tuple[str, str | None]] = [
+        ("Onset error", _histograms(measured, "onset error", lambda a: a.onset_errors())),
+        (
+            "Answer start error",
+            _histograms(measured, "answer start error", lambda a: a.start_errors()),
+        ),
+        (
+            "Answer start latency",
+            _histograms(measured, "answer start latency", lambda a: a.latencies()),
+        ),
+    ]
+    images += [(f"Timeline: {m.data.config.name}", _timeline(m)) for m in measured]
+    images.append(("Onset error and memory over time", _over_time(measured, run.started)))
+    figures = "".join(
+        f"<h2>{html.escape(title)}</h2><img src='data:image/png;base64,{png}'/>"
+        for title, png in images
+        if png
+    )
+    notes = "".join(
+        f"<p><b>{html.escape(e['name'])}</b>: {html.escape(str(e['error']))}</p>"
+        for e in entries
+        if e.get("error")
+    )
+    text = f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>improv bench latency</title>
+<style>body{{font-family:sans-serif;max-width:1100px;margin:2em auto}}
+table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:3px 8px;text-align:right}}
+td:first-child{{text-align:left}}img{{max-width:100%}}</style></head><body>
+<h1>improv bench latency</h1>
+<p>{html.escape(transport_line(summary))}</p>
+<p>MIDI API {html.escape(summary["midi_api"])}, target {html.escape(summary["target"])},
+{summary["seconds"]} s. References: 10 ms latency and 1 ms jitter for intimate musical
+control (Wessel &amp; Wright, 2002); 0.32 ms per byte on a DIN MIDI wire (0.96 ms for a
+note-on). Onset error is a note-on's distance from the nearest 1/12-beat step of the
+agent's grid (the harness's clock when the agent follows it, else fitted); net figures
+subtract the transport's median latency once per port crossing.</p>
+<table><tr><th>figure (ms)</th>{head}</tr>{body}</table>{notes}
+{figures}
+</body></html>
+"""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
