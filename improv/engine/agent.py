@@ -380,6 +380,8 @@ class Agent:
             self.output.send(bytes((0xFC,)))  # STOP: the sender thread is gone now
         self.scheduler.panic()  # note-offs for all that sounds, pedal up, CC 123
         self.output.send(control_change(self.channel_out, CC_ALL_NOTES_OFF, 0))
+        for pitch in list(self._performer_open):  # keys still down: they end here
+            self._performer_off(pitch, t)
         self.generator.close()
         self._finish_summary(t)
         for port in (self.midi_in, self.output):

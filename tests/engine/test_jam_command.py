@@ -1,0 +1,49 @@
+"""``improv jam --demo``: the embedded default runs, records the jam and reports figures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from improv.cli import main
+from improv.io.midifile import read_take
+
+KEYS = {
+    "turns",
+    "notes_in",
+    "notes_out",
+    "deadline_misses",
+    "fallback_notes",
+    "send_error_ms_p50",
+    "send_error_ms_p99",
+    "send_error_ms_max",
+    "answer_start_error_ms_p99",
+    "generation_headroom_ms_min",
+}
+
+
+def test_demo_plays_records_and_reports(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    record = tmp_path / "jam.mid"
+    code = main(
+        [
+            *("jam", "--demo", "--form", "8-bar", "--tempo", "300", "--bars", "2"),
+            *("--choruses", "1", "--count-in", "0", "--model", "rules", "--seed", "1"),
+            *("--record", str(record), "--json"),
+        ]
+    )
+    assert code == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert KEYS <= set(summary)
+    assert summary["turns"] == 2 and summary["notes_out"] > 0 and summary["notes_in"] > 0
+    assert summary["deadline_misses"] == 0 and summary["stopped_by"] == "choruses"
+    take = read_take(record)
+    assert len(take.notes) == summary["notes_in"] + summary["notes_out"]
+    assert take.markers and take.markers[0][1]  # the chords, as markers
+    assert take.bpm == pytest.approx(300.0)
+
+
+def test_needs_ports_or_a_performer() -> None:
+    assert main(["jam", "--tempo", "120"]) == 2
+    assert main(["jam", "--demo", "--bars", "2", "--tempo", "9999"]) == 2
