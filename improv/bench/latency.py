@@ -539,7 +539,11 @@ class Harness:
             target.data.agent_summary = summary
             target.data.rss = list(agent.rss)
             if summary is None:
-                log.warning("%s: the agent printed no --json summary", target.name)
+                target.data.error = (
+                    f"agent exited with {agent.returncode} and no --json summary: "
+                    + agent.stderr_tail(6)
+                )
+                log.warning("%s: %s", target.name, target.data.error)
         await asyncio.sleep(0.2)  # the last note-offs from the agents' shutdown arrive
         for target in self.targets:
             target.close()

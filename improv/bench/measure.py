@@ -12,8 +12,9 @@ Definitions (``docs/benchmarks.md`` repeats them for readers of the figures):
 - *onset error*: an answer note-on's arrival minus the nearest grid step; figures are
   of its absolute value (``onset_error_ms_p99`` ...), jitter of its signed value.
 - *answer start latency*: the first answer note-on minus the call's end (trade: the
-  bar line that ends the call, which is the answer's slot; phrase: the call's last
-  note-off); *answer start error*: that first note's onset error.
+  bar line that ends the call on the agent's grid, which is the answer's slot; phrase:
+  the call's last note-off); it includes where the answer chose to begin (a rest
+  first is latency too). *Answer start error*: that first note's onset error.
 - *stuck note*: a note-on that never gets its note-off (CC 123 at shutdown does not
   count: a note only silenced when the agent quits was stuck all along).
 - *lost notes*: notes the agent says it played (``notes_out``) that never arrived.
@@ -251,6 +252,7 @@ class TurnResult:
     notes: list[HeardNote]
     errors_ms: list[float]  # signed onset error of each note, in order
     past_window: int = 0  # notes still sounding when the next call began
+    call_end: float = 0.0  # the call's end on the agent's grid (a fitted grid moves it)
 
     @property
     def first(self) -> HeardNote | None:
@@ -259,7 +261,7 @@ class TurnResult:
     @property
     def latency_ms(self) -> float | None:
         first = self.first
-        return None if first is None else (first.on - self.turn.call_end) * 1000.0
+        return None if first is None else (first.on - self.call_end) * 1000.0
 
     @property
     def start_error_ms(self) -> float | None:
@@ -298,7 +300,7 @@ class Analysis:
     grid_offset_ms: float
     turns: list[TurnResult]
     pairing: Pairing
-    answer_notes: int
+    heard_notes: int  # on the answer channels, in a window or not (vs ``notes_out``)
     stray_notes: int
     transport_offset_ms: float = 0.0  # subtracted for the *_net figures
 
@@ -347,7 +349,7 @@ class Analysis:
         out["jitter_ms_p99_p50"] = _r(spread)
         out["transport_offset_ms"] = _r(offset)
         out["notes_received"] = len(self.pairing.notes)
-        out["answer_notes"] = self.answer_notes
+        out["answer_notes"] = self.heard_notes - self.stray_notes
         out["stray_notes"] = self.stray_notes
         out["stuck_notes"] = self.stuck_notes
         out["notes_closed_by_cc"] = sum(1 for n in self.pairing.notes if n.closed_by == "cc")
@@ -398,24 +400,25 @@ def analyse(
         notes = per_turn.get(turn.index, [])
         errors = [(n.on - fitted.nearest_step(n.on)) * 1000.0 for n in notes]
         past = sum(1 for n in notes if n.off is None or n.off > turn.window_end)
-        results.append(TurnResult(turn, notes, errors, past))
+        call_end = turn.call_end + (offset if turn.slot is not None else 0.0)
+        results.append(TurnResult(turn, notes, errors, past, call_end))
     return Analysis(
         grid=fitted,
         grid_mode=mode,
         grid_offset_ms=offset * 1000.0,
         turns=results,
         pairing=pairing,
-        answer_notes=len(answers),
+        heard_notes=len(answers),
         stray_notes=len(stray),
         transport_offset_ms=transport_offset_ms,
     )
 
 
-def lost_notes(notes_out: int | None, answer_notes: int) -> int | None:
+def lost_notes(notes_out: int | None, heard_notes: int) -> int | None:
     """Notes the agent reports having played that never arrived (None: not reported)."""
     if notes_out is None:
         return None
-    return max(0, notes_out - answer_notes)
+    return max(0, notes_out - heard_notes)
 
 
 # --- transport, memory, drift, MQTT -------------------------------------------------

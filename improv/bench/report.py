@@ -101,7 +101,7 @@ def _figures(target: TargetData, analysis: Analysis | None, *, mqtt: bool) -> di
         out["stuck_notes"] = None
     notes_out = agent.get("notes_out")
     out["lost_notes"] = (
-        lost_notes(int(notes_out), analysis.answer_notes)
+        lost_notes(int(notes_out), analysis.heard_notes)
         if analysis is not None and isinstance(notes_out, int)
         else None
     )
@@ -109,7 +109,8 @@ def _figures(target: TargetData, analysis: Analysis | None, *, mqtt: bool) -> di
         out[key if key != "send_error_ms_p99" else "agent_send_error_ms_p99"] = agent.get(key)
     out["harness_send_error_ms_p99"] = _round(target.send_error_ms_p99)
     out["clock_ticks_in"] = target.clock_ticks_in
-    out |= memory_figures(target.rss)
+    measured_from = min((t.call_start for t in target.turns if not t.warmup), default=0.0)
+    out |= memory_figures([sample for sample in target.rss if sample[0] >= measured_from])
     if analysis is not None:
         out["drift"] = drift_figures(analysis)
         if mqtt:
@@ -189,6 +190,7 @@ ROWS: tuple[tuple[str, str], ...] = (
     ("deadline misses", "deadline_misses"),
     ("fallback notes", "fallback_notes"),
     ("agent send error p99", "agent_send_error_ms_p99"),
+    ("harness send error p99", "harness_send_error_ms_p99"),
     ("agent RSS end (MB)", "rss_mb_end"),
     ("agent RSS slope (MB/min)", "rss_mb_per_min"),
 )
