@@ -54,6 +54,7 @@ MAX_INCOMING: Final = 1024
 MAX_PACKET_BYTES: Final = 16384
 """Largest packet the broker may send us (MQTT 5): bigger requests never reach memory."""
 DROP_LOG_INTERVAL_S: Final = 5.0
+REFUSAL_LOG_INTERVAL_S: Final = 1.0
 IN_FLIGHT: Final = 16
 """Publishes awaiting acknowledgement at once, so that a link with a long round trip
 still keeps up; paho's own window (20) is larger."""
@@ -146,6 +147,9 @@ class MqttBridge:
         self._applied = 0
         self._refused = 0
         self._control_dropped = 0
+        self._refusals_logged = 0
+        self._next_refusal_log = 0.0
+        self._bad_kinds: set[Kind] = set()
         self._client_id = f"improv-{settings.agent_id}-{secrets.token_hex(4)}"
 
     # --- the agent's side: constant time, never waits ------------------------------
@@ -183,8 +187,9 @@ class MqttBridge:
     def _make(
         self, kind: Kind, topic: str, body: Any, *, qos: int = 0, retain: bool = False
     ) -> Outgoing:
-        self._drops.check(time.monotonic())
-        return Outgoing(kind, topic, body, time.monotonic(), time.time(), qos, retain)
+        t = time.monotonic()
+        self._drops.check(t)
+        return Outgoing(kind, topic, body, t, time.time(), qos, retain)
 
     # --- observation ---------------------------------------------------------------
 
@@ -383,9 +388,8 @@ class MqttBridge:
                     continue
                 try:
                     payload = self._encode(item)
-                except (TypeError, ValueError):
-                    log.exception("mqtt: cannot encode a %s message; dropped", item.kind)
-                    outbox.counts.dropped[item.kind] += 1
+                except (TypeError, ValueError) as exc:
+                    self._unencodable(item, exc)
                     continue
                 task = asyncio.create_task(
                     client.publish(
@@ -408,6 +412,15 @@ class MqttBridge:
                 self._outbox.requeue(item)
                 raise error or aiomqtt.MqttError("publish cancelled")
             self._published += 1
+
+    def _unencodable(self, item: Outgoing, exc: Exception) -> None:
+        """A bug upstream (a value JSON cannot hold): said once per kind, then counted."""
+        self._outbox.counts.dropped[item.kind] += 1
+        if item.kind not in self._bad_kinds:
+            self._bad_kinds.add(item.kind)
+            log.error(
+                "mqtt: cannot encode a %s message (%s); such messages are dropped", item.kind, exc
+            )
 
     @staticmethod
     def _encode(item: Outgoing) -> bytes:
@@ -449,7 +462,16 @@ class MqttBridge:
 
     def _refusal(self, change: ControlChange | None, payload: bytes, error: str) -> dict[str, Any]:
         self._refused += 1
-        log.info("mqtt: control request refused: %s", error)
+        now = time.monotonic()
+        if now >= self._next_refusal_log:  # a flood of garbage must not flood the log
+            more = self._refused - self._refusals_logged - 1
+            log.info(
+                "mqtt: control request refused: %s%s",
+                error,
+                f" (and {more} more since the last)" if more else "",
+            )
+            self._refusals_logged = self._refused
+            self._next_refusal_log = now + REFUSAL_LOG_INTERVAL_S
         rid = change.id if change is not None else request_id(payload)
         return {"id": rid, "ok": False, "error": error}
 

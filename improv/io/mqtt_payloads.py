@@ -76,8 +76,17 @@ def envelope(t: float, ts: float, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def encode(payload: dict[str, Any]) -> bytes:
-    """Compact JSON; non-finite numbers (never valid JSON) become null."""
-    return json.dumps(_finite(payload), separators=(",", ":"), allow_nan=False).encode()
+    """Compact JSON; non-finite numbers (never valid JSON) become null, numpy scalars
+    plain numbers."""
+    text = json.dumps(_finite(payload), separators=(",", ":"), allow_nan=False, default=_scalar)
+    return text.encode()
+
+
+def _scalar(value: Any) -> Any:
+    item = getattr(value, "item", None)  # numpy scalars: int64, float32, bool_
+    if callable(item) and getattr(value, "shape", None) == ():
+        return _finite(item())
+    raise TypeError(f"{type(value).__name__} is not JSON")
 
 
 def _finite(value: Any) -> Any:
