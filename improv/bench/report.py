@@ -22,6 +22,7 @@ from improv.bench.latency import RunData, TargetData
 from improv.bench.measure import (
     CLICK_CHANNEL,
     Analysis,
+    Event,
     Grid,
     analyse,
     drift_figures,
@@ -484,7 +485,7 @@ def _histograms(measured: Sequence[Measured], name: str, values_of: Any) -> str 
 
 
 def _timeline(m: Measured, turns: int = 3) -> str | None:
-    """Calls and answers of the first measured turns, on the agent's grid (beats)."""
+    """Calls and answers of the first measured turns, one panel each, on the agent's grid."""
     import matplotlib.pyplot as plt
 
     analysis = m.analysis
@@ -494,36 +495,42 @@ def _timeline(m: Measured, turns: int = 3) -> str | None:
     if not chosen:
         return None
     grid: Grid = analysis.grid
-    t0, t1 = chosen[0].turn.call_start, chosen[-1].turn.window_end
-    fig, ax = plt.subplots(figsize=(10, 3))
-    sent_on: dict[tuple[int, int], float] = {}
-    for event in m.data.sent:
+    fig, axes = plt.subplots(1, len(chosen), figsize=(10, 3), sharey=True, squeeze=False)
+    for ax, result in zip(axes[0], chosen, strict=True):
+        turn = result.turn
+        for pitch, on, off in _sent_notes(m.data.sent, turn.call_start, turn.window_end):
+            ax.plot([grid.beat_at(on), grid.beat_at(off)], [pitch] * 2, color="tab:blue", lw=3)
+        for note in result.notes:
+            end = note.off if note.off is not None else turn.window_end
+            span = [grid.beat_at(note.on), grid.beat_at(end)]
+            ax.plot(span, [note.pitch] * 2, color="tab:orange", lw=3)
+        first_bar = math.floor(grid.beat_at(turn.call_start) / grid.beats_per_bar + 1e-6)
+        last_bar = math.ceil(grid.beat_at(turn.window_end) / grid.beats_per_bar - 1e-6)
+        for bar in range(first_bar, last_bar + 1):
+            ax.axvline(bar * grid.beats_per_bar, color="grey", lw=0.6, ls="--")
+        if turn.slot is not None:
+            ax.axvline(grid.beat_at(result.call_end), color="tab:red", lw=1.2)
+        ax.set_title(f"turn {turn.index}", fontsize=8)
+    axes[0][0].set_ylabel("pitch")
+    fig.supxlabel("beats on the agent's grid (dashed: bar lines, red: answer slot)", fontsize=9)
+    fig.suptitle(f"{m.data.config.name}: calls (blue) and answers (orange)", fontsize=9)
+    return _png(fig)
+
+
+def _sent_notes(sent: Sequence[Event], t0: float, t1: float) -> list[tuple[int, float, float]]:
+    """(pitch, on, off) of the call notes the harness sent between ``t0`` and ``t1``."""
+    notes = []
+    sounding: dict[tuple[int, int], float] = {}
+    for event in sent:
         data = event.data
         if data[0] >= 0xF0 or not t0 <= event.t <= t1:
             continue
         key = (data[0] & 0x0F, data[1])
         if data[0] & 0xF0 == 0x90 and data[2] > 0:
-            sent_on[key] = event.t
-        elif key in sent_on:
-            on = sent_on.pop(key)
-            span = [grid.beat_at(on), grid.beat_at(event.t)]
-            ax.plot(span, [data[1]] * 2, color="tab:blue", lw=3)
-    for result in chosen:
-        for note in result.notes:
-            end = note.off if note.off is not None else result.turn.window_end
-            span = [grid.beat_at(note.on), grid.beat_at(end)]
-            ax.plot(span, [note.pitch] * 2, color="tab:orange", lw=3)
-    first_bar = math.floor(grid.beat_at(t0) / grid.beats_per_bar)
-    last_bar = math.ceil(grid.beat_at(t1) / grid.beats_per_bar)
-    for bar in range(first_bar, last_bar + 1):
-        ax.axvline(bar * grid.beats_per_bar, color="grey", lw=0.6, ls="--")
-    for result in chosen:
-        if result.turn.slot is not None:
-            ax.axvline(grid.beat_at(result.turn.slot), color="tab:red", lw=1.2)
-    ax.set_xlabel("beats on the agent's grid (dashed: bar lines, red: answer slots)")
-    ax.set_ylabel("pitch")
-    ax.set_title(f"{m.data.config.name}: calls (blue) and answers (orange)", fontsize=9)
-    return _png(fig)
+            sounding[key] = event.t
+        elif key in sounding:
+            notes.append((data[1], sounding.pop(key), event.t))
+    return notes
 
 
 def _over_time(measured: Sequence[Measured], origin: float) -> str | None:

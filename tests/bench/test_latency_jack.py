@@ -1,0 +1,87 @@
+"""``improv bench latency`` end to end on a JACK dummy server: an echo agent, then improv."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from improv.bench.mosquitto import Mosquitto
+from improv.cli import main
+from tests.bench.echo_agent import EchoAgent
+
+pytestmark = pytest.mark.jack
+
+KEYS = (
+    "answer_start_error_ms_p99",
+    "onset_error_ms_p99",
+    "onset_error_ms_max",
+    "stuck_notes",
+    "lost_notes",
+    "deadline_misses",
+)
+
+
+def bench(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
+    code = main(["bench", "latency", "--midi-api", "jack", "--json", *args])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    summary: dict[str, Any] = json.loads(out)
+    return summary
+
+
+def test_echo_agent_through_jack(
+    jack_server: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    with EchoAgent("jack", bars=2, tempo=240.0) as echo:
+        summary = bench(
+            capsys,
+            *("--in", echo.in_port, "--out", echo.out_port, "--send-clock"),
+            *("--tempo", "240", "--bars", "2", "--turns", "2", "--warmup", "1"),
+            *("--csv", str(tmp_path / "echo.csv")),
+        )
+    transport = summary["transport"]
+    assert transport["samples"] > 150 and transport["period_ms"] == pytest.approx(4 / 3, abs=1e-3)
+    (entry,) = summary["configurations"]
+    for key in KEYS:
+        assert key in entry
+    assert entry["aligned_by"] == "clock" and entry["grid"] == "harness-clock"
+    assert entry["turns_measured"] == 2 and entry["turns_answered"] == 2
+    # The echo answers on the bar line after the call: only the two port crossings
+    # and the schedulers stand between its notes and the grid (generous bounds).
+    assert 0.0 <= entry["answer_start_latency_ms_p50"] < 25.0
+    assert entry["onset_error_ms_p50"] < 25.0
+    assert entry["lost_notes"] is None and entry["deadline_misses"] is None  # not reported
+    assert entry["answer_notes"] >= echo.notes_out - 3  # a few may fall to JACK xruns
+    if not transport["xruns"]:
+        assert entry["stuck_notes"] == 0 and entry["stray_notes"] == 0
+    rows = list(csv.DictReader((tmp_path / "echo.csv").open()))
+    assert [r["warmup"] for r in rows] == ["1", "0", "0"]
+    events = list(csv.DictReader((tmp_path / "echo.events.csv").open()))
+    assert {"call", "answer"} <= {e["role"] for e in events}
+
+
+def test_spawned_improv_with_rules_and_mqtt(
+    jack_server: str, mosquitto: Mosquitto, capsys: pytest.CaptureFixture[str]
+) -> None:
+    summary = bench(
+        capsys,
+        *("--spawn", "--tempo", "240", "--bars", "2", "--turns", "2", "--warmup", "1"),
+        *("--mqtt", mosquitto.url, "--", "--model", "rules"),
+    )
+    (entry,) = summary["configurations"]
+    assert entry.get("error") is None, entry.get("error")
+    for key in KEYS:
+        assert key in entry
+    assert entry["aligned_by"] == "count-in"  # improv's count-in clicks gave its bar lines
+    assert entry["turns_answered"] >= 2
+    assert isinstance(entry["deadline_misses"], int) and isinstance(entry["lost_notes"], int)
+    assert entry["agent"]["notes_out"] > 0 and entry["agent"]["turns"] >= 3
+    assert entry["agent_command"][:2] == ["improv", "jam"]
+    assert entry["answer_start_error_ms_p99"] < 50.0  # generous: the numbers go to docs
+    assert entry["rss_mb_end"] > 10
+    mqtt = entry["mqtt"]
+    assert mqtt["mqtt_messages"] > 0 and mqtt["mqtt_beat_delay_ms_p50"] is not None
