@@ -46,6 +46,9 @@ _RAW, _NOTE_ON, _NOTE_OFF = 0, 1, 2
 # (time, sequence, kind, data, note id): tuples order by time, then by arrival
 _Item: TypeAlias = tuple[float, int, int, bytes, int]
 
+SentCallback: TypeAlias = Callable[[bytes, float, float], None]
+"""``on_sent(data, scheduled, sent)``: called on the sender thread after each message went out."""
+
 
 @dataclass(frozen=True, slots=True)
 class SchedulerStats:
@@ -80,8 +83,10 @@ class Scheduler:
         capacity: int = 1 << 16,
         switch_interval_s: float | None = 0.0005,
         clock: Callable[[], float] = now,
+        on_sent: SentCallback | None = None,
     ) -> None:
         self.output = output
+        self.on_sent = on_sent
         self.spin_s = spin_s
         self._clock = clock
         self._switch_interval_s = switch_interval_s
@@ -137,6 +142,10 @@ class Scheduler:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
+    def close(self) -> None:
+        """Stop (silencing everything); the scheduler cannot be restarted after it."""
+        self.stop()
+
     @property
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
@@ -153,10 +162,7 @@ class Scheduler:
         self, pitch: int, velocity: int, on_time: float, off_time: float, channel: int = 0
     ) -> int:
         """A note from ``on_time`` to ``off_time``; its note-off is guaranteed. Returns its id."""
-        if not (0 <= pitch <= 127 and 1 <= velocity <= 127 and 0 <= channel <= 15):
-            raise ValueError(f"bad note: pitch {pitch}, velocity {velocity}, channel {channel}")
-        if off_time <= on_time:
-            raise ValueError(f"note ends before it starts: {on_time} -> {off_time}")
+        check_note(pitch, velocity, on_time, off_time, channel)
         with self._cond:
             note_id = self._next_note_id
             self._next_note_id += 1
@@ -285,6 +291,11 @@ class Scheduler:
                 self._max_error = error
             if error > 0.001:
                 self._late += 1
+        if ok and self.on_sent is not None:
+            try:
+                self.on_sent(data, deadline, sent_at)
+            except Exception:
+                log.exception("on_sent callback failed")
 
     # --- figures --------------------------------------------------------------------
 
@@ -313,6 +324,14 @@ class Scheduler:
             return self._errors[:n].copy()
         start = self._count % len(self._errors)
         return np.concatenate([self._errors[start:], self._errors[:start]])
+
+
+def check_note(pitch: int, velocity: int, on_time: float, off_time: float, channel: int) -> None:
+    """Refuse a note no MIDI device could play (a programming error upstream)."""
+    if not (0 <= pitch <= 127 and 1 <= velocity <= 127 and 0 <= channel <= 15):
+        raise ValueError(f"bad note: pitch {pitch}, velocity {velocity}, channel {channel}")
+    if not off_time > on_time:
+        raise ValueError(f"note ends before it starts: {on_time} -> {off_time}")
 
 
 def _is_note(data: bytes, channel: int | None) -> bool:

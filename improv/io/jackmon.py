@@ -148,18 +148,26 @@ class Monitor:
                 return False
         return True
 
-    def close(self) -> None:
-        """Close the client (about a second when the server has already died)."""
-        with Monitor._open_lock:
-            Monitor._open.discard(self)
-        client, self._client = self._client, None
-        if client is not None:
-            with client_lock:
+    def close(self, timeout: float = -1) -> None:
+        """Close the client (about a second when the server has already died).
+
+        With a ``timeout``, give up (leaving the client open) if another thread holds
+        the client lock that long: at exit, a hung client must not hang the process.
+        """
+        if not client_lock.acquire(timeout=timeout):
+            return
+        try:
+            with Monitor._open_lock:
+                Monitor._open.discard(self)
+            client, self._client = self._client, None
+            if client is not None:
                 self._lib.jack_client_close(client)
+        finally:
+            client_lock.release()
 
 
 @atexit.register
 def _close_all() -> None:
     # No JACK thread may call back into a finalising interpreter.
     for monitor in list(Monitor._open):
-        monitor.close()
+        monitor.close(timeout=1.0)

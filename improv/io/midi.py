@@ -1,9 +1,10 @@
 """MIDI ports: real ones through python-rtmidi, and the interface every port offers.
 
-Input reaches the asyncio loop through a bounded buffer: rtmidi's callback thread
-timestamps (``time.monotonic()``) and parses each packet, appends it, and wakes the loop
-with at most one pending ``call_soon_threadsafe``, so a flood (a sysex storm, a stalled
-loop) drops and counts instead of growing memory. Ports survive their peer: a watchdog
+Input reaches the asyncio loop through a bounded buffer: a poller thread drains rtmidi's
+queue (the driver's real-time thread never waits for the GIL), timestamps
+(``time.monotonic()``) and parses each packet, appends it, and wakes the loop with at
+most one pending ``call_soon_threadsafe``, so a flood (a sysex storm, a stalled loop)
+drops and counts instead of growing memory. Ports survive their peer: a watchdog
 thread re-opens a vanished port by name and, after a JACK server restart, re-creates
 the clients, while the port objects the engine holds (and its clock) carry on.
 
@@ -444,7 +445,8 @@ class _RtMidiPort:
         self.rt: Any = None
         self.connected = False
         self.lock = threading.Lock()
-        self.configure: Callable[[Any], None] | None = None  # inputs: callback, filters
+        self.configure: Callable[[Any], None] | None = None  # inputs: message filters
+        self.queue_size = 1024  # inputs: rtmidi's own queue, drained by the poller
 
     @property
     def virtual(self) -> bool:
@@ -463,9 +465,12 @@ class _RtMidiPort:
 
     def _create(self) -> None:
         rtmidi = _rtmidi()
-        cls = rtmidi.MidiIn if self._is_input else rtmidi.MidiOut
+        api = _api_constants()[self.api]
         try:
-            rt = cls(_api_constants()[self.api], self.client_name)
+            if self._is_input:
+                rt = rtmidi.MidiIn(api, self.client_name, queue_size_limit=self.queue_size)
+            else:
+                rt = rtmidi.MidiOut(api, self.client_name)
         except Exception as exc:
             raise ImprovError(f"cannot open a {self.api} MIDI client: {exc}") from exc
         with self.lock:
@@ -475,7 +480,7 @@ class _RtMidiPort:
         """Open our port (virtual, or connected to the peer); False if the peer is absent."""
         rt = self.rt
         if self.configure is not None:
-            self.configure(rt)  # again on every re-open: closing a port drops its callback
+            self.configure(rt)
         if self.virtual:
             rt.open_virtual_port(self.port_name)
             self.connected = True
@@ -509,8 +514,6 @@ class _RtMidiPort:
             self.connected = False
         if rt is not None:
             with contextlib.suppress(Exception):
-                if self._is_input:
-                    rt.cancel_callback()
                 rt.close_port()
             rt.delete()
 
@@ -546,7 +549,16 @@ class _RtMidiPort:
 
 
 class RtMidiInput(BufferedInput):
-    """A MIDI input port through python-rtmidi (see :func:`open_input`)."""
+    """A MIDI input port through python-rtmidi (see :func:`open_input`).
+
+    rtmidi's callback mode calls Python from the driver's real-time thread, which then
+    waits for the GIL; under load, JACK input then arrives duplicated and lost (2000
+    notes sent beside a busy Python thread: 1647 duplicates). Instead rtmidi queues in
+    C, never touching the GIL, and a
+    poller thread of ours drains that queue every ``poll_s``. Each event's time is
+    rebuilt from rtmidi's exact inter-event deltas, anchored at the poll that found
+    it, so its error is at most one poll interval (plus the poller's wake-up).
+    """
 
     def __init__(
         self,
@@ -554,32 +566,60 @@ class RtMidiInput(BufferedInput):
         capacity: int,
         max_sysex: int,
         ignore_sysex: bool,
+        poll_s: float,
     ) -> None:
         super().__init__(port.describe(), capacity, max_sysex)
         self.port = port
+        self.poll_s = poll_s
         self._ignore_sysex = ignore_sysex
+        self._last_time = 0.0
+        self._poller: threading.Thread | None = None
         port.configure = self._configure
 
     def _configure(self, rt: Any) -> None:
         # MIDI clock must come through; active sensing never matters here
         rt.ignore_types(sysex=self._ignore_sysex, timing=False, active_sense=True)
-        rt.set_callback(self._on_message)
-        rt.set_error_callback(self._on_error)
 
-    def _on_message(self, message: tuple[list[int], float], _data: object = None) -> None:
-        t = now()
-        self._push(bytes(message[0]), t)
+    def _start_polling(self) -> None:
+        self._poller = threading.Thread(
+            target=self._poll, name=f"improv-midi-in {self.name}", daemon=True
+        )
+        self._poller.start()
 
-    def _on_error(self, kind: int, text: str, _data: object = None) -> None:
-        log.warning("MIDI in %r: rtmidi error %s: %s", self.name, kind, text)
+    def _poll(self) -> None:
+        port = self.port
+        batch: list[tuple[list[int], float]] = []
+        while not self._closed:
+            with port.lock:  # the watchdog swaps clients under this lock
+                rt = port.rt
+                if rt is not None:
+                    while len(batch) < 256:
+                        message = rt.get_message()
+                        if message is None:
+                            break
+                        batch.append(message)
+            if not batch:
+                time.sleep(self.poll_s)
+                continue
+            t = now()
+            times = []
+            for _data, delta in reversed(batch):  # the last one arrived by now
+                times.append(t)
+                t -= delta
+            for (data, _delta), at in zip(batch, reversed(times), strict=True):
+                self._last_time = max(self._last_time, at)
+                self._push(bytes(data), self._last_time)
+            batch.clear()
 
     @property
     def connected(self) -> bool:
         return self.port.connected and not self._closed
 
     def close(self) -> None:
+        super().close()  # the poller stops at its next round
         _watchdog.remove(self)
-        super().close()
+        if self._poller is not None and self._poller is not threading.current_thread():
+            self._poller.join(1.0)
 
     def _status_changed(self, connected: bool) -> None:
         self.name = self.port.describe()
@@ -672,12 +712,19 @@ class _Watchdog:
                 self._thread.start()
 
     def remove(self, port: RtMidiInput | RtMidiOutput) -> None:
-        """Stop watching ``port`` and close its client."""
+        """Stop watching ``port`` and close its client (and the monitor after the last).
+
+        All at once, on the caller's thread: a JACK client closing while its server
+        shuts down can hang both, so none may linger after the last port closed.
+        """
         with self._lock:
             if port in self._ports:
                 self._ports.remove(port)
+            jack_left = any(p.port.api == "jack" for p in self._ports)
         with client_lock:
             port.port.teardown()
+            if not jack_left:
+                self._close_monitor()
         self._wake.set()
 
     def _run(self) -> None:
@@ -745,16 +792,20 @@ def open_input(
     max_sysex: int = 1024,
     ignore_sysex: bool = True,
     wait_s: float = 0.0,
+    poll_s: float = 0.001,
 ) -> RtMidiInput:
     """Open a MIDI input: the peer port matching ``name``, or our own virtual port.
 
     ``api`` is ``alsa``, ``jack``, ``coremidi`` or ``auto``; ``wait_s`` waits that long
-    for a named port to appear. Once open, the port is kept connected: if its peer
+    for a named port to appear; ``poll_s`` is how often rtmidi's queue is drained (the
+    bound on timestamp error). Once open, the port is kept connected: if its peer
     vanishes it is waited for and re-opened by name; the object stays the same.
     """
     port = _RtMidiPort(True, resolve_api(api), _check_name(name, virtual), client_name, port_name)
-    midi_in = RtMidiInput(port, capacity, max_sysex, ignore_sysex)
+    port.queue_size = capacity
+    midi_in = RtMidiInput(port, capacity, max_sysex, ignore_sysex, poll_s)
     _watchdog.open(midi_in, wait_s)
+    midi_in._start_polling()
     return midi_in
 
 

@@ -1,0 +1,326 @@
+"""The scheduler in a process of its own: precise sends whatever the engine's threads do.
+
+A Python thread that wakes at a deadline needs the GIL before it can send. In the jam
+process the GIL is held by the event loop, the console view and the model thread, and
+when the holder is itself preempted by another process the sender waits for it: on a
+loaded two-core machine that costs milliseconds at the 99th percentile. Here the
+:class:`~improv.engine.scheduler.Scheduler` runs in a child process that does nothing
+else: it opens the output port itself (from an :class:`OutputSpec`), takes commands
+over a pipe, and reports what it sent. Both of its threads ask for real-time priority.
+
+:class:`ProcessScheduler` offers the same methods as ``Scheduler``; queries
+(``stats``, ``cancel_after``, ``panic`` ...) are round trips of well under a millisecond.
+Times cross the process boundary unchanged: ``time.monotonic()`` is system-wide.
+The child never outlives the parent: when the pipe breaks it silences everything
+and exits; Ctrl-C reaches the parent only, which stops the child in order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from collections import deque
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from typing import Any
+
+import numpy as np
+
+from improv.engine.scheduler import Scheduler, SchedulerStats, SentCallback, check_note
+from improv.errors import ImprovError
+
+log = logging.getLogger(__name__)
+
+_FLUSH_S = 0.02  # how often the child reports what it sent
+
+
+@dataclass(frozen=True, slots=True)
+class OutputSpec:
+    """How the child opens its output port (the arguments of ``open_output``)."""
+
+    name: str | None = None
+    api: str | None = "auto"
+    virtual: bool = False
+    client_name: str = "improv-out"
+    port_name: str = "out"
+    wait_s: float = 0.0
+
+    def open(self) -> Any:
+        from improv.io.midi import open_output
+
+        return open_output(
+            self.name,
+            api=self.api,
+            virtual=self.virtual,
+            client_name=self.client_name,
+            port_name=self.port_name,
+            wait_s=self.wait_s,
+        )
+
+
+class ProcessScheduler:
+    """A :class:`Scheduler` whose sender thread lives in a child process."""
+
+    def __init__(
+        self,
+        spec: OutputSpec,
+        *,
+        spin_s: float = 0.001,
+        capacity: int = 1 << 16,
+        on_sent: SentCallback | None = None,
+        call_timeout_s: float = 2.0,
+    ) -> None:
+        self.spec = spec
+        self.name = spec.name or f"{spec.client_name}:{spec.port_name}"
+        self.on_sent = on_sent
+        self._spin_s = spin_s
+        self._capacity = capacity
+        self._timeout = call_timeout_s
+        self._process: subprocess.Popen[bytes] | None = None
+        self._conn: Connection | None = None
+        self._send_lock = threading.Lock()
+        self._backlog: list[tuple[Any, ...]] = []  # commands given before start
+        self._calls: dict[int, list[Any]] = {}  # call id -> [event, result]
+        self._ids = itertools.count(1)
+        self._note_ids = itertools.count(1)
+        self._reader: threading.Thread | None = None
+        self._last_stats = SchedulerStats(0, 0, 0, 0, 0, 0.0, 0.0, 0.0, 0)
+
+    # --- life cycle -----------------------------------------------------------------
+
+    def start(self) -> ProcessScheduler:
+        """Start the child and wait until its port is open (its errors are raised here).
+
+        The child is a fresh interpreter (``python -m improv.engine.sender``), never a
+        fork of this threaded process, and talks over a socket pair.
+        """
+        if self._process is not None:
+            return self
+        ours, theirs = socket.socketpair()
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "improv.engine.sender", str(theirs.fileno())],
+            pass_fds=(theirs.fileno(),),
+            stdin=subprocess.DEVNULL,
+        )
+        theirs.close()
+        conn = Connection(ours.detach())
+        conn.send((self.spec, self._spin_s, self._capacity))
+        if not conn.poll(30.0 + self.spec.wait_s):
+            self._process.kill()
+            self._process = None
+            raise ImprovError("the MIDI sender process did not start")
+        try:
+            kind, detail = conn.recv()
+        except EOFError:
+            kind, detail = "error", "the MIDI sender process died on start"
+        if kind != "ready":
+            self._process.wait(5)
+            self._process = None
+            conn.close()
+            raise ImprovError(detail)
+        self.name = detail
+        self._conn = conn
+        self._reader = threading.Thread(target=self._read, name="improv-sender-reader", daemon=True)
+        self._reader.start()
+        for command in self._backlog:
+            self._post(command)
+        self._backlog.clear()
+        return self
+
+    def stop(self, *, release: bool = True, timeout: float = 1.0) -> None:
+        """Stop sending; with ``release`` silence everything. ``panic`` still works after."""
+        self._call("stop", release, timeout, timeout=timeout + self._timeout)
+
+    def close(self) -> None:
+        """Stop, silence everything and end the child process."""
+        process, conn = self._process, self._conn
+        if process is None:
+            return
+        self._call("close", timeout=self._timeout)
+        try:
+            process.wait(self._timeout)
+        except subprocess.TimeoutExpired:
+            log.warning("MIDI sender process did not exit: killing it")
+            process.kill()
+            process.wait(1.0)
+        self._process = None
+        if conn is not None:
+            conn.close()
+
+    def __enter__(self) -> ProcessScheduler:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    # --- the Scheduler interface ----------------------------------------------------
+
+    def schedule(self, time: float, data: bytes) -> None:
+        if not data:
+            raise ValueError("empty MIDI message")
+        self._post(("schedule", time, bytes(data)))
+
+    def schedule_note(
+        self, pitch: int, velocity: int, on_time: float, off_time: float, channel: int = 0
+    ) -> int:
+        check_note(pitch, velocity, on_time, off_time, channel)
+        self._post(("schedule_note", pitch, velocity, on_time, off_time, channel))
+        return next(self._note_ids)
+
+    def cancel_after(self, time: float, channel: int | None = None) -> int:
+        return int(self._call("cancel_after", time, channel) or 0)
+
+    def panic(self) -> int:
+        return int(self._call("panic") or 0)
+
+    def pending(self) -> int:
+        return int(self._call("pending") or 0)
+
+    def stats(self) -> SchedulerStats:
+        stats = self._call("stats")
+        if isinstance(stats, SchedulerStats):
+            self._last_stats = stats
+        return self._last_stats
+
+    def send_errors(self) -> np.ndarray:
+        errors = self._call("send_errors")
+        return errors if isinstance(errors, np.ndarray) else np.zeros(0)
+
+    # --- the pipe -------------------------------------------------------------------
+
+    def _post(self, command: tuple[Any, ...]) -> None:
+        if self._conn is None:
+            if self._process is None:
+                self._backlog.append(command)
+            return
+        try:
+            with self._send_lock:
+                self._conn.send(command)
+        except (OSError, ValueError) as exc:
+            log.error("MIDI sender process unreachable: %s", exc)
+
+    def _call(self, op: str, *args: Any, timeout: float | None = None) -> Any:
+        if self._conn is None or self._process is None:
+            return None
+        call_id = next(self._ids)
+        slot: list[Any] = [threading.Event(), None]
+        self._calls[call_id] = slot
+        self._post(("call", call_id, op, *args))
+        if not slot[0].wait(timeout or self._timeout):
+            log.error("MIDI sender process did not answer %s", op)
+        self._calls.pop(call_id, None)
+        return slot[1]
+
+    def _read(self) -> None:
+        """Parent side: deliver answers and what the child sent."""
+        conn = self._conn
+        assert conn is not None
+        while True:
+            try:
+                message = conn.recv()
+            except (EOFError, OSError):
+                break
+            if message[0] == "sent":
+                if self.on_sent is not None:
+                    for data, scheduled, sent in message[1]:
+                        try:
+                            self.on_sent(data, scheduled, sent)
+                        except Exception:
+                            log.exception("on_sent callback failed")
+            elif message[0] == "reply":
+                slot = self._calls.get(message[1])
+                if slot is not None:
+                    slot[1] = message[2]
+                    slot[0].set()
+        for slot in list(self._calls.values()):  # the child is gone: nobody will answer
+            slot[0].set()
+
+
+def _child_main(fd: int) -> None:
+    """The sender process: open the port, run a Scheduler, obey the pipe."""
+    conn = Connection(fd)
+    spec, spin_s, capacity = conn.recv()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    logging.basicConfig(level=logging.WARNING, format="improv-sender: %(message)s")
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(5))  # below the sender
+    try:
+        output = spec.open()
+    except Exception as exc:
+        conn.send(("error", str(exc)))
+        return
+    sent: deque[tuple[bytes, float, float]] = deque()
+    scheduler = Scheduler(
+        output,
+        spin_s=spin_s,
+        capacity=capacity,
+        switch_interval_s=None,
+        on_sent=lambda data, scheduled, at: sent.append((data, scheduled, at)),
+    )
+    scheduler.start()
+    conn.send(("ready", output.name))
+    try:
+        _serve(conn, scheduler, sent)
+    finally:
+        scheduler.stop(release=True)
+        output.close()
+
+
+def _serve(conn: Connection, scheduler: Scheduler, sent: deque[tuple[bytes, float, float]]) -> None:
+    while True:
+        try:
+            ready = conn.poll(_FLUSH_S)
+            while ready:
+                command = conn.recv()
+                if not _obey(conn, scheduler, command):
+                    return
+                ready = conn.poll(0)
+            if sent:
+                batch = [sent.popleft() for _ in range(len(sent))]
+                conn.send(("sent", batch))
+        except (EOFError, OSError):
+            return  # the parent is gone: the finally clause silences everything
+
+
+def _obey(conn: Connection, scheduler: Scheduler, command: tuple[Any, ...]) -> bool:
+    """Carry out one command; False when the child should exit."""
+    kind = command[0]
+    if kind == "schedule":
+        scheduler.schedule(command[1], command[2])
+        return True
+    if kind == "schedule_note":
+        scheduler.schedule_note(*command[1:])
+        return True
+    _kind, call_id, op, *args = command
+    result: Any = None
+    if op == "stop":
+        scheduler.stop(release=args[0], timeout=args[1])
+    elif op == "close":
+        scheduler.stop(release=True)
+    elif op == "cancel_after":
+        result = scheduler.cancel_after(args[0], args[1])
+    elif op == "panic":
+        result = scheduler.panic()
+    elif op == "pending":
+        result = scheduler.pending()
+    elif op == "stats":
+        result = scheduler.stats()
+    elif op == "send_errors":
+        result = scheduler.send_errors()
+    conn.send(("reply", call_id, result))
+    return op != "close"
+
+
+if __name__ == "__main__":
+    _child_main(int(sys.argv[1]))

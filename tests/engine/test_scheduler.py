@@ -1,0 +1,183 @@
+"""The scheduler: absolute send times, note-off bookkeeping, barge-in and panic."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from improv.engine.scheduler import Scheduler
+from improv.io.midi import (
+    CC_ALL_NOTES_OFF,
+    CC_SUSTAIN,
+    MidiEvent,
+    NoteTracker,
+    control_change,
+    note_on,
+    now,
+)
+from improv.io.transport import RecordingOutput
+
+
+class SignalOutput(RecordingOutput):
+    """A recorder that signals when it has seen ``expected`` messages."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.attempts = 0  # sends tried, whether or not connected
+        self.expected = 0
+        self.reached = threading.Event()
+
+    def send(self, data: bytes) -> bool:
+        ok = super().send(data)
+        self.attempts += 1
+        if self.attempts >= self.expected:
+            self.reached.set()
+        return ok
+
+    def wait_for(self, count: int, timeout: float = 5.0) -> list[MidiEvent]:
+        """Wait until ``count`` sends have been tried in all; the messages that went out."""
+        self.expected = count
+        if self.attempts >= count:
+            self.reached.set()
+        assert self.reached.wait(timeout), f"only {self.attempts} of {count} messages"
+        self.reached.clear()
+        return list(self.events)
+
+
+@pytest.fixture
+def out() -> SignalOutput:
+    return SignalOutput()
+
+
+@pytest.fixture
+def scheduler(out: SignalOutput) -> Iterator[Scheduler]:
+    with Scheduler(out) as scheduler:
+        yield scheduler
+
+
+def all_released(events: list[MidiEvent]) -> bool:
+    tracker = NoteTracker()
+    for event in events:
+        tracker.feed(event.data)
+    return not tracker.any_sounding()
+
+
+def test_messages_go_out_at_their_times(out: SignalOutput, scheduler: Scheduler) -> None:
+    start = now() + 0.05
+    times = [start + i * 0.01 for i in range(20)]
+    for i, t in enumerate(reversed(times)):  # scheduling order does not matter
+        scheduler.schedule(t, control_change(0, 1, i))
+    events = out.wait_for(20)
+    sent = [e.time for e in events]
+    assert sent == sorted(sent)
+    errors = [s - t for s, t in zip(sent, times, strict=True)]
+    assert min(errors) >= 0  # never early
+    assert max(errors) < 0.02  # generous: a loaded two-core test machine
+    stats = scheduler.stats()
+    assert stats.sent == 20 and stats.failed == 0
+    assert 0 <= stats.send_error_ms_p50 <= stats.send_error_ms_p99 <= stats.send_error_ms_max
+    assert stats.send_error_ms_p99 < 5.0
+
+
+def test_every_note_gets_its_note_off(out: SignalOutput, scheduler: Scheduler) -> None:
+    start = now() + 0.02
+    for i in range(10):
+        scheduler.schedule_note(60 + i, 100, start + i * 0.005, start + i * 0.005 + 0.02, 1)
+    events = out.wait_for(20)
+    assert all_released(events)
+    assert [e.pitch for e in events if e.is_note_on] == list(range(60, 70))
+
+
+def test_a_restruck_pitch_is_released_first_and_keeps_its_own_end(
+    out: SignalOutput, scheduler: Scheduler
+) -> None:
+    start = now() + 0.02
+    scheduler.schedule_note(60, 100, start, start + 0.05)  # long
+    scheduler.schedule_note(60, 90, start + 0.02, start + 0.08)  # struck again over it
+    events = out.wait_for(4)
+    kinds = [("on" if e.is_note_on else "off", round(e.time - start, 2)) for e in events]
+    # the first note's own note-off at +0.05 is superseded: the second note owns the pitch
+    assert kinds == [("on", 0.0), ("off", 0.02), ("on", 0.02), ("off", 0.08)]
+    assert scheduler.stats().superseded == 1
+
+
+def test_cancel_after_drops_future_notes_and_ends_sounding_ones(
+    out: SignalOutput, scheduler: Scheduler
+) -> None:
+    start = now() + 0.02
+    scheduler.schedule_note(60, 100, start, start + 1.0)  # sounding at the cut
+    scheduler.schedule_note(62, 100, start + 0.5, start + 0.6)  # not started yet
+    scheduler.schedule(start + 0.5, bytes((0xF8,)))  # clock ticks stay
+    out.wait_for(1)
+    cut = now() + 0.02
+    assert scheduler.cancel_after(cut) == 1
+    events = out.wait_for(3)
+    assert [e.data[0] for e in events] == [0x90, 0x80, 0xF8]
+    assert events[1].time < start + 0.3  # ended at the cut, not at +1.0
+    assert all_released(events)
+    assert scheduler.pending() == 0
+
+
+def test_cancel_after_respects_the_channel(out: SignalOutput, scheduler: Scheduler) -> None:
+    start = now() + 0.2
+    scheduler.schedule_note(60, 100, start, start + 0.05, channel=0)
+    scheduler.schedule_note(42, 100, start, start + 0.05, channel=9)  # a click
+    assert scheduler.cancel_after(now(), channel=0) == 1
+    events = out.wait_for(2)
+    assert {e.channel for e in events} == {9}
+
+
+def test_panic_releases_everything_including_the_pedal(
+    out: SignalOutput, scheduler: Scheduler
+) -> None:
+    start = now() + 0.01
+    scheduler.schedule(start, control_change(2, CC_SUSTAIN, 127))
+    scheduler.schedule_note(50, 100, start, start + 10.0, channel=2)
+    scheduler.schedule_note(55, 100, start, start + 10.0, channel=3)
+    scheduler.schedule_note(57, 100, start + 5.0, start + 6.0, channel=3)
+    out.wait_for(3)
+    sent = scheduler.panic()
+    events = out.take()
+    assert sent == len(events) - 3 and all_released(events)
+    released = {e.data for e in events[3:]}
+    assert control_change(2, CC_SUSTAIN, 0) in released
+    assert {control_change(c, CC_ALL_NOTES_OFF, 0) for c in (2, 3)} <= released
+    assert scheduler.pending() == 0 and scheduler.stats().cancelled == 1
+
+
+def test_stop_releases_sounding_notes(out: SignalOutput) -> None:
+    scheduler = Scheduler(out).start()
+    t = now() + 0.01
+    scheduler.schedule_note(64, 100, t, t + 5.0)
+    out.wait_for(1)
+    scheduler.stop()
+    assert not scheduler.running
+    assert all_released(out.events)
+
+
+def test_panic_works_without_the_sender_thread(out: SignalOutput) -> None:
+    scheduler = Scheduler(out)
+    scheduler.tracker.feed(note_on(0, 60, 100))  # as if sent before the thread died
+    scheduler.panic()
+    assert [e.data for e in out.events][:1] == [bytes((0x80, 60, 0))]
+
+
+def test_send_failures_are_counted(out: SignalOutput, scheduler: Scheduler) -> None:
+    out.set_connected(False)
+    scheduler.schedule(now(), note_on(0, 60, 100))
+    scheduler.schedule(now(), control_change(0, 7, 100))
+    assert out.wait_for(2) == []
+    scheduler.stop(release=False)  # joins the sender: its counts are final
+    assert scheduler.stats().failed == 2
+    assert not scheduler.tracker.any_sounding()  # a note that never went out does not sound
+
+
+def test_bad_notes_are_refused(scheduler: Scheduler) -> None:
+    with pytest.raises(ValueError):
+        scheduler.schedule_note(128, 100, 1.0, 2.0)
+    with pytest.raises(ValueError):
+        scheduler.schedule_note(60, 100, 2.0, 1.0)
+    with pytest.raises(ValueError):
+        scheduler.schedule(1.0, b"")

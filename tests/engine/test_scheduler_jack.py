@@ -1,0 +1,106 @@
+"""Schedulers through real JACK ports: in-process and in a sender process of its own."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+
+import pytest
+
+from improv.engine.scheduler import Scheduler
+from improv.engine.sender import OutputSpec, ProcessScheduler
+from improv.errors import ImprovError
+from improv.io import midi
+from improv.io.midi import MidiEvent, NoteTracker, RtMidiInput
+
+pytestmark = pytest.mark.jack
+
+
+@pytest.fixture
+def listener(jack_server: str) -> Iterator[RtMidiInput]:
+    port = midi.open_input(virtual=True, api="jack", client_name="listener")
+    yield port
+    port.close()
+
+
+async def receive_n(port: RtMidiInput, n: int, timeout: float = 5.0) -> list[MidiEvent]:
+    return [await asyncio.wait_for(port.receive(), timeout) for _ in range(n)]
+
+
+def check_arrivals(events: list[MidiEvent], times: list[float]) -> None:
+    """Arrivals follow the schedule: never early, late by at most a generous bound."""
+    for event, t in zip(events, times, strict=True):
+        assert t - 0.0005 <= event.time < t + 0.02
+
+
+async def test_in_process_scheduler_through_jack(listener: RtMidiInput) -> None:
+    out = midi.open_output("listener", api="jack")
+    try:
+        with Scheduler(out) as scheduler:
+            start = midi.now() + 0.05
+            times = [start + i * 0.0125 for i in range(16)]
+            for t in times:
+                scheduler.schedule_note(60, 100, t, t + 0.006)
+            events = await receive_n(listener, 32)
+            check_arrivals(events[::2], times)
+            assert scheduler.stats().send_error_ms_p99 < 5.0
+    finally:
+        out.close()
+
+
+async def test_process_scheduler_sends_on_time_and_reports(listener: RtMidiInput) -> None:
+    reported: list[tuple[bytes, float, float]] = []
+    all_reported = threading.Event()
+
+    def on_sent(data: bytes, scheduled: float, sent: float) -> None:
+        reported.append((data, scheduled, sent))
+        if len(reported) == 32:
+            all_reported.set()
+
+    with ProcessScheduler(OutputSpec("listener", api="jack"), on_sent=on_sent) as scheduler:
+        assert "listener:in" in scheduler.name
+        start = midi.now() + 0.05
+        times = [start + i * 0.0125 for i in range(16)]
+        for i, t in enumerate(times):
+            scheduler.schedule_note(60 + i, 100, t, t + 0.006, channel=3)
+        events = await receive_n(listener, 32)
+        check_arrivals([e for e in events if e.is_note_on], times)
+        assert await asyncio.to_thread(all_reported.wait, 5)
+        assert [d for d, _, _ in reported] == [e.data for e in events]
+        assert all(0 <= sent - scheduled < 0.02 for _, scheduled, sent in reported)
+        stats = scheduler.stats()
+        assert stats.sent == 32 and stats.send_error_ms_p99 < 5.0
+        assert len(scheduler.send_errors()) == 32
+
+
+async def test_process_scheduler_barge_in_and_panic(listener: RtMidiInput) -> None:
+    scheduler = ProcessScheduler(OutputSpec("listener", api="jack"))
+    start = midi.now() + 1.0
+    scheduler.schedule_note(50, 100, start - 0.9, start + 5.0)  # before start(): kept
+    scheduler.start()
+    try:
+        scheduler.schedule_note(52, 100, start + 1.0, start + 2.0)  # never starts
+        (first,) = await receive_n(listener, 1)
+        assert first.is_note_on and first.pitch == 50
+        assert scheduler.cancel_after(midi.now()) == 1
+        (off,) = await receive_n(listener, 1)
+        assert off.is_note_off and off.pitch == 50
+        scheduler.schedule_note(55, 100, midi.now(), midi.now() + 10.0)
+        await receive_n(listener, 1)
+        scheduler.stop(release=False)  # the engine's order: stop, then panic
+        assert scheduler.panic() >= 2  # a note-off and CC 123
+        released = await receive_n(listener, 2)
+        tracker = NoteTracker()
+        for event in [first, off, *released]:
+            tracker.feed(event.data)
+        assert not tracker.any_sounding()
+        assert scheduler.pending() == 0
+    finally:
+        scheduler.close()
+    assert not scheduler.running
+
+
+async def test_process_scheduler_reports_a_missing_port(jack_server: str) -> None:
+    with pytest.raises(ImprovError, match="no MIDI port matches"):
+        ProcessScheduler(OutputSpec("nowhere", api="jack")).start()

@@ -1,0 +1,75 @@
+"""Jam files out, performer takes in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import mido
+import pytest
+
+from improv.errors import UsageError
+from improv.io.midifile import Track, read_take, write_jam
+from improv.music.notes import ChordChange, Note
+from improv.music.time import Metre
+
+PERFORMER = [Note(60, 100, 0.0, 1.0), Note(64, 90, 1.5, 0.5), Note(67, 80, 2.0, 2.0)]
+AGENT = [Note(72, 70, 4.0, 0.25), Note(72, 75, 4.25, 0.75)]  # same pitch, back to back
+CHORDS = [ChordChange(0.0, "C7", None), ChordChange(4.0, "F7", None)]
+
+
+def test_jam_file_has_conductor_and_player_tracks(tmp_path: Path) -> None:
+    path = write_jam(
+        tmp_path / "jam.mid",
+        [Track("performer", PERFORMER, channel=0), Track("improv", AGENT, channel=1, program=66)],
+        bpm=150.0,
+        metre=Metre(3, 4),
+        chords=CHORDS,
+    )
+    midi = mido.MidiFile(path)
+    assert midi.type == 1 and len(midi.tracks) == 3
+    meta = {m.type: m for m in midi.tracks[0] if m.is_meta}
+    assert mido.tempo2bpm(meta["set_tempo"].tempo) == pytest.approx(150.0)
+    assert (meta["time_signature"].numerator, meta["time_signature"].denominator) == (3, 4)
+    markers = [m.text for m in midi.tracks[0] if m.type == "marker"]
+    assert markers == ["C7", "F7"]
+    names = [next(m.name for m in t if m.type == "track_name") for t in midi.tracks[1:]]
+    assert names == ["performer", "improv"]
+    agent_channels = {m.channel for m in midi.tracks[2] if m.type.startswith("note")}
+    assert agent_channels == {1}
+
+
+def test_round_trip_keeps_notes_in_beats(tmp_path: Path) -> None:
+    path = write_jam(
+        tmp_path / "jam.mid",
+        [Track("performer", PERFORMER, 0), Track("improv", AGENT, 1)],
+        bpm=90.0,
+        chords=CHORDS,
+    )
+    take = read_take(path)
+    assert take.bpm == pytest.approx(90.0) and take.metre == Metre()
+    assert take.markers == ((0.0, "C7"), (4.0, "F7"))
+    assert take.notes == tuple(sorted(PERFORMER + AGENT, key=lambda n: (n.onset, n.pitch)))
+    (only_agent,) = {read_take(path, channel=1).notes}
+    assert only_agent == tuple(AGENT)
+
+
+def test_unpaired_notes_end_with_the_file(tmp_path: Path) -> None:
+    midi = mido.MidiFile(ticks_per_beat=96)
+    track = mido.MidiTrack()
+    track.append(mido.Message("note_on", note=60, velocity=100, time=0))
+    track.append(mido.Message("note_on", note=62, velocity=100, time=96))
+    track.append(mido.Message("note_off", note=62, time=96))
+    midi.tracks.append(track)
+    path = tmp_path / "stuck.mid"
+    midi.save(path)
+    notes = read_take(path).notes
+    assert [(n.pitch, n.onset, n.duration) for n in notes] == [(60, 0.0, 2.0), (62, 1.0, 1.0)]
+
+
+def test_unreadable_file_is_a_usage_error(tmp_path: Path) -> None:
+    path = tmp_path / "bad.mid"
+    path.write_bytes(b"not a midi file")
+    with pytest.raises(UsageError, match=r"bad\.mid"):
+        read_take(path)
+    with pytest.raises(UsageError):
+        read_take(tmp_path / "missing.mid")
