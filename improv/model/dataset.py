@@ -39,6 +39,7 @@ class TokenData:
     vocab_size: int
     description: dict[str, Any] = field(default_factory=dict)
     key_ids: tuple[int, int] | None = None  # (first KEY id, number of keys), if any
+    pitch_ids: tuple[int, int] | None = None  # (first PITCH id, number of pitches), if any
 
     @property
     def train_tokens(self) -> int:
@@ -148,6 +149,7 @@ def build_token_data(
         vocab_size=VOCAB.size,
         description=description,
         key_ids=(VOCAB.key_ids.start, len(VOCAB.key_ids)),
+        pitch_ids=(VOCAB.pitch_ids.start, len(VOCAB.pitch_ids)),
     )
     return data, {"train": train_solos, "val": kept_val}
 

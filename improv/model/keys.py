@@ -11,6 +11,7 @@ streaming step.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -34,3 +35,47 @@ def key_track(
 def key_of(token: int, key_start: int, n_keys: int, current: int) -> int:
     """The key in force after ``token`` (the streaming step's counterpart)."""
     return token - key_start if key_start <= token < key_start + n_keys else current
+
+
+UNPLAYABLE = -1e4
+"""Logit bias of pitches a key frame cannot reach (below the key's tonic in octave -1)."""
+
+
+class PitchFrame:
+    """Pitches read and predicted relative to the key in force: a transposition-free view.
+
+    Chord tokens name roots relative to the key, pitch tokens are absolute. Inside the
+    model, a ``PITCH_p`` heard in key ``k`` is read as ``PITCH_(p - k)``, and the logit of
+    ``PITCH_p`` is the model's logit of ``PITCH_(p - k)``: the network sees every solo as
+    if in C (the key embedding still tells it the register), so what it learns about a
+    chord and the notes over it holds in every key. Other tokens map to themselves, as do
+    all tokens while no key is known. Tables are indexed ``[key, token]``.
+    """
+
+    def __init__(self, vocab_size: int, pitch_start: int, n_pitches: int, n_keys: int) -> None:
+        keys = np.arange(n_keys + 1)[:, None]  # (K + 1, 1); row n_keys: no key yet
+        shift = np.where(keys < n_keys, keys, 0)
+        tokens = np.arange(vocab_size + 1)[None, :]  # input side includes BOS
+        pitch = tokens - pitch_start
+        is_pitch = (pitch >= 0) & (pitch < n_pitches)
+        self.read = np.where(is_pitch, pitch_start + np.maximum(pitch - shift, 0), tokens)
+        out = tokens[:, :vocab_size]
+        out_pitch = pitch[:, :vocab_size]
+        out_is_pitch = is_pitch[:, :vocab_size]
+        below = out_is_pitch & (out_pitch < shift)
+        self.write = np.where(
+            out_is_pitch, pitch_start + np.maximum(out_pitch - shift, 0), out
+        )  # (K + 1, V): logit of token v comes from frame logit write[k, v]
+        self.bias = np.where(below, UNPLAYABLE, 0.0).astype(np.float32)  # (K + 1, V)
+        self.read_t = torch.from_numpy(self.read.astype(np.int64))
+        self.write_t = torch.from_numpy(self.write.astype(np.int64))
+        self.bias_t = torch.from_numpy(self.bias)
+
+    def read_tokens(self, idx: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """Frame tokens (B, T) of tokens ``idx`` under ``keys`` (B, T)."""
+        return self.read_t.to(idx.device)[keys, idx]
+
+    def write_logits(self, logits: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """Logits over the vocabulary (B, T, V) from frame logits (B, T, V)."""
+        index = self.write_t.to(logits.device)[keys]  # (B, T, V)
+        return logits.gather(-1, index) + self.bias_t.to(logits.device)[keys]

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from improv.model.keys import key_of, key_track
+from improv.model.keys import PitchFrame, key_of, key_track
 
 State = tuple[torch.Tensor, torch.Tensor]
 
@@ -31,6 +31,8 @@ class LSTMConfig:
     dropout: float = 0.1
     key_start: int = 0  # id of KEY_0; the key in force is an input (see improv.model.keys)
     n_keys: int = 0  # 0: no key input (a vocabulary without KEY tokens)
+    pitch_start: int = 0  # id of PITCH_0: pitches read relative to the key (keys.PitchFrame)
+    n_pitches: int = 0  # 0: pitches read as they are
 
 
 class LSTMLM(nn.Module):
@@ -40,6 +42,11 @@ class LSTMLM(nn.Module):
         self.wte = nn.Embedding(config.vocab_size + 1, config.n_embd)  # +1: BOS
         # key in force, n_keys + 1 rows: the last one is "no key yet"
         self.wke = nn.Embedding(config.n_keys + 1, config.n_embd) if config.n_keys else None
+        self.frame = (
+            PitchFrame(config.vocab_size, config.pitch_start, config.n_pitches, config.n_keys)
+            if config.n_keys and config.n_pitches
+            else None
+        )
         self.drop = nn.Dropout(config.dropout)
         self.lstm = nn.LSTM(
             config.n_embd,
@@ -66,13 +73,20 @@ class LSTMLM(nn.Module):
         ``idx`` (B, T) token ids; ``targets`` (B, T), -1 where not scored; ``key0`` (B,)
         the key in force before ``idx`` (default: none yet).
         """
-        x = self.wte(idx)  # (B, T, E)
+        keys = None
         if self.wke is not None:
             c = self.config
-            x = x + self.wke(key_track(idx, c.key_start, c.n_keys, key0))
+            keys = key_track(idx, c.key_start, c.n_keys, key0)  # (B, T)
+        if self.frame is not None and keys is not None:
+            idx = self.frame.read_tokens(idx, keys)
+        x = self.wte(idx)  # (B, T, E)
+        if self.wke is not None and keys is not None:
+            x = x + self.wke(keys)
         x = self.drop(x)
         h, _ = self.lstm(x, state)  # (B, T, H)
         logits = self.head(self.drop(h))  # (B, T, V)
+        if self.frame is not None and keys is not None:
+            logits = self.frame.write_logits(logits, keys)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(
@@ -125,6 +139,7 @@ class LSTMStream:
         self._h: list[np.ndarray] = [zeros] * cfg.n_layer
         self._c: list[np.ndarray] = [zeros] * cfg.n_layer
         self._key = cfg.n_keys  # none yet
+        self.frame = model.frame
         self._log_probs: np.ndarray | None = None
         self.reset()
 
@@ -158,7 +173,8 @@ class LSTMStream:
         x = self._h[0]  # placeholder for the layer input above layer 0
         for i in range(cfg.n_layer):
             if i == 0:
-                gates = self.table[token] + self._h[0] @ self.w_hh[0]
+                read = token if self.frame is None else int(self.frame.read[self._key, token])
+                gates = self.table[read] + self._h[0] @ self.w_hh[0]
                 if cfg.n_keys:
                     gates = gates + self.key_table[self._key]
             else:
@@ -177,6 +193,8 @@ class LSTMStream:
     def next_log_probs(self) -> np.ndarray:
         if self._log_probs is None:
             logits = (self._h[-1] @ self.head_w + self.head_b).astype(np.float64)
+            if self.frame is not None:
+                logits = logits[self.frame.write[self._key]] + self.frame.bias[self._key]
             m = logits.max()
             lp = logits - (m + np.log(np.exp(logits - m).sum()))
             self._log_probs = lp.astype(np.float32)

@@ -49,6 +49,7 @@ class TrainOptions:
     eval_every: int = 100
     eval_windows: int = 64
     threads: int = 2
+    relative_pitch: bool = True  # pitches read relative to the key (keys.PitchFrame)
 
     def total_steps(self, train_tokens: int) -> int:
         if self.steps is not None:
@@ -77,7 +78,12 @@ class Trainer:
         self.device = device
         torch.manual_seed(options.seed)
         self.model = build_model(
-            options.arch, options.size, data.vocab_size, options.dropout, data.key_ids
+            options.arch,
+            options.size,
+            data.vocab_size,
+            options.dropout,
+            data.key_ids,
+            data.pitch_ids if options.relative_pitch else None,
         )
         self.model.to(device)
         decay = [p for p in self.model.parameters() if p.dim() >= 2]

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from improv.model.keys import key_of, key_track
+from improv.model.keys import PitchFrame, key_of, key_track
 
 _GELU_C = np.float32(math.sqrt(2.0 / math.pi))  # GELU, tanh form (as GPT-2)
 
@@ -44,6 +44,8 @@ class TransformerConfig:
     rope_base: float = 10000.0
     key_start: int = 0  # id of KEY_0; the key in force is an input (see improv.model.keys)
     n_keys: int = 0  # 0: no key input (a vocabulary without KEY tokens)
+    pitch_start: int = 0  # id of PITCH_0: pitches read relative to the key (keys.PitchFrame)
+    n_pitches: int = 0  # 0: pitches read as they are
 
 
 def rope_tables(
@@ -145,6 +147,11 @@ class TransformerLM(nn.Module):
         self.wte = nn.Embedding(config.vocab_size + 1, config.n_embd)  # +1: BOS
         # key in force, n_keys + 1 rows: the last one is "no key yet"
         self.wke = nn.Embedding(config.n_keys + 1, config.n_embd) if config.n_keys else None
+        self.frame = (
+            PitchFrame(config.vocab_size, config.pitch_start, config.n_pitches, config.n_keys)
+            if config.n_keys and config.n_pitches
+            else None
+        )
         self.drop = nn.Dropout(config.dropout)
         self.h = nn.ModuleList([Block(config) for _ in range(config.n_layer)])
         self.ln_f = nn.LayerNorm(config.n_embd)
@@ -188,14 +195,21 @@ class TransformerLM(nn.Module):
             self.config.rope_base,
         )
         cos, sin = cos.to(idx.device), sin.to(idx.device)
-        x = self.wte(idx)  # (B, T, C)
+        keys = None
         if self.wke is not None:
             c = self.config
-            x = x + self.wke(key_track(idx, c.key_start, c.n_keys, key0))
+            keys = key_track(idx, c.key_start, c.n_keys, key0)  # (B, T)
+        if self.frame is not None and keys is not None:
+            idx = self.frame.read_tokens(idx, keys)
+        x = self.wte(idx)  # (B, T, C)
+        if self.wke is not None and keys is not None:
+            x = x + self.wke(keys)
         x = self.drop(x)
         for block in self.h:
             x = block(x, cos, sin)
         logits = self.lm_head(self.ln_f(x))  # (B, T, V)
+        if self.frame is not None and keys is not None:
+            logits = self.frame.write_logits(logits, keys)
         loss = None
         if targets is not None:
             loss = F.cross_entropy(
@@ -224,6 +238,7 @@ class TransformerStream:
         self.wte = sd["wte.weight"]
         self.wke = sd["wke.weight"] if cfg.n_keys else None
         self._key = cfg.n_keys  # none yet
+        self.frame = model.frame
         self.layers = []
         for i in range(cfg.n_layer):
             p = f"h.{i}."
@@ -292,9 +307,11 @@ class TransformerStream:
         slot = self._pos % cfg.window
         filled = min(self._pos + 1, cfg.window)
         scale = np.float32(1.0 / math.sqrt(hd))
-        x = self.wte[token]  # (C,)
         if self.wke is not None:
             self._key = key_of(token, cfg.key_start, cfg.n_keys, self._key)
+        read = token if self.frame is None else int(self.frame.read[self._key, token])
+        x = self.wte[read]  # (C,)
+        if self.wke is not None:
             x = x + self.wke[self._key]
         for i, layer in enumerate(self.layers):
             h = self._layer_norm(x, layer["ln1_w"], layer["ln1_b"])
@@ -328,6 +345,8 @@ class TransformerStream:
         if self._log_probs is None:
             h = self._layer_norm(self._x, self.lnf_w, self.lnf_b)
             logits = (h @ self.head_w).astype(np.float64)
+            if self.frame is not None:
+                logits = logits[self.frame.write[self._key]] + self.frame.bias[self._key]
             m = logits.max()
             lp = logits - (m + np.log(np.exp(logits - m).sum()))
             self._log_probs = lp.astype(np.float32)
