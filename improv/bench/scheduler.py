@@ -12,16 +12,20 @@ process (CPU contention). Run ``improv bench scheduler`` or
 from __future__ import annotations
 
 import argparse
-import multiprocessing
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from improv.engine.scheduler import Scheduler
-from improv.engine.sender import OutputSpec, ProcessScheduler
 from improv.io.midi import CLOCK, MidiOutput, PortStats, now
+
+if TYPE_CHECKING:  # the scheduler pulls in numpy: not at ``improv --help`` time
+    from improv.engine.scheduler import Scheduler
+    from improv.engine.sender import ProcessScheduler
 
 LOADS = ("idle", "thread", "process")
 
@@ -65,32 +69,28 @@ def _burn(stop: threading.Event) -> None:
             x += i * i
 
 
-def _burn_process(seconds: float) -> None:
-    end = time.monotonic() + seconds
-    x = 0
-    while time.monotonic() < end:
-        x += 1
-
-
 @contextmanager
 def load(kind: str, seconds: float) -> Iterator[None]:
     """Run the named background load for the duration of the block."""
     stop = threading.Event()
-    worker: threading.Thread | multiprocessing.Process | None = None
+    thread: threading.Thread | None = None
+    process: subprocess.Popen[bytes] | None = None
     if kind == "thread":
-        worker = threading.Thread(target=_burn, args=(stop,), daemon=True)
+        thread = threading.Thread(target=_burn, args=(stop,), daemon=True)
+        thread.start()
     elif kind == "process":
-        worker = multiprocessing.Process(target=_burn_process, args=(seconds + 2,), daemon=True)
-    if worker is not None:
-        worker.start()
+        end = f"time.monotonic() + {seconds + 5}"
+        burn = f"import time\nend = {end}\nwhile time.monotonic() < end: pass"
+        process = subprocess.Popen([sys.executable, "-c", burn])
     try:
         yield
     finally:
         stop.set()
-        if isinstance(worker, multiprocessing.Process):
-            worker.terminate()
-        if worker is not None:
-            worker.join()
+        if thread is not None:
+            thread.join()
+        if process is not None:
+            process.terminate()
+            process.wait()
 
 
 def run_one(
@@ -164,6 +164,8 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from improv.engine.scheduler import Scheduler
+    from improv.engine.sender import OutputSpec, ProcessScheduler
     from improv.errors import UsageError
 
     output: MidiOutput = NullOutput()
