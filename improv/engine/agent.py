@@ -237,6 +237,7 @@ class Agent:
         self._clock_sender: ClockSender | None = None
         self._last_beat = -(10**9)
         self._end_beat: float | None = None
+        self._done_at: float | None = None  # when the answer's last note ends (beats)
         self._start_time = 0.0
         self._answer_errors: list[float] = []
         self._pending_model: asyncio.Future[Responder] | None = None
@@ -499,6 +500,9 @@ class Agent:
             beats = self.clock.beat_at(t)
             self._beats(beats)
             self._step(turns.Tick(), beats)
+            if self._done_at is not None and beats >= self._done_at:
+                self._done_at = None
+                self._step(turns.AnswerDone(), beats)
             if self._end_beat is not None and beats >= self._end_beat:
                 self.request_stop("choruses", grace_s=0.0)
                 return
@@ -511,6 +515,8 @@ class Agent:
             due_beats = min(due_beats, max(wake, beats))
         if self._end_beat is not None:
             due_beats = min(due_beats, max(self._end_beat, beats))
+        if self._done_at is not None:
+            due_beats = min(due_beats, max(self._done_at, beats))
         return self.clock.time_at(due_beats)
 
     async def _sleep_until(self, t: float) -> None:
@@ -597,8 +603,15 @@ class Agent:
             loop=self._loop,
             time_of=self._time_of,
             play=self._play,
-            on_done=lambda _player: None,
+            on_done=lambda player: self._generated(turn, player),
         )
+
+    def _generated(self, turn: _Turn, player: AnswerPlayer) -> None:
+        """The whole answer is scheduled: the turn may end with its last note (phrase
+        mode hands the turn back then, not at the end of the answer's window)."""
+        if self._turn is turn and turn.cut_at is None:
+            self._done_at = max((n.end for n in player.played), default=turn.request.start)
+            self._wake.set()
 
     def _time_of(self, beats: float) -> float:
         """When a straight-grid position sounds: swung, on the clock."""
@@ -645,6 +658,7 @@ class Agent:
 
     def _answer_ended(self) -> None:
         turn, self._turn = self._turn, None
+        self._done_at = None
         if turn is None:
             return
         end = turn.cut_at if turn.cut_at is not None else turn.request.end

@@ -116,18 +116,23 @@ async def test_a_vanished_input_port_is_waited_for_and_time_goes_on() -> None:
 
 
 async def test_follows_midi_clock() -> None:
+    beat_s = 0.4  # the master plays 150 BPM; improv's own setting (300) must not matter
     async with Rig(clock="midi") as rig:
-        period = BEAT_S / 24
+        period = beat_s / 24
         t0 = rig.agent.scheduler._clock() + 0.3
         rig.performer.schedule(t0 - 0.01, bytes([START]))
-        for tick in range(24 * 20):
+        for tick in range(24 * 16):
             rig.performer.schedule(t0 + tick * period, bytes([CLOCK]))
-        for note in call_notes(6.0):
-            on = t0 + note.onset * BEAT_S
-            rig.performer.schedule_note(note.pitch, 90, on, t0 + note.end * BEAT_S, 0)
+        for note in call_notes(6.0):  # a call in bars 1-2 of the master's grid
+            on = t0 + (4.0 + note.onset) * beat_s
+            off = t0 + (4.0 + note.end) * beat_s
+            rig.performer.schedule_note(note.pitch, 90, on, off, 0)
         first = await rig.receive_until(lambda e: e.is_note_on and e.channel == 0, 8.0)
-        assert abs(first.time - (t0 + 8.0 * BEAT_S)) < TOLERANCE_S
-        assert abs(rig.agent.clock.bpm_at(first.time) - 300.0) < 3.0
+        eighths = (first.time - t0) / (beat_s / 2)
+        assert first.time > t0 + 12.0 * beat_s - TOLERANCE_S  # in the answer's bars ...
+        assert first.time < t0 + 16.0 * beat_s
+        assert abs(eighths - round(eighths)) * beat_s / 2 < TOLERANCE_S  # ... on its grid
+        assert abs(rig.agent.clock.bpm_at(first.time) - 150.0) < 3.0
         await rig.stop()
 
 
