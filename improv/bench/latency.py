@@ -17,9 +17,10 @@ Life cycle of a run (:func:`run`):
 5. Stop: MIDI clock STOP, SIGINT to spawned agents (their ``--json`` summaries are
    collected), close the ports.
 
-Every message in either direction is stamped on one clock, ``time.monotonic()``
-(:func:`improv.io.midi.now`), on the sender's thread after the send and in rtmidi's
-callback on receipt. The analysis lives in :mod:`improv.bench.measure`.
+Every message in either direction is timed on one clock, ``time.monotonic()``
+(:func:`improv.io.midi.now`): on the sender's thread right after the send, and on
+receipt from the MIDI driver's own arrival times (:class:`~improv.bench.listen.Listener`).
+The analysis lives in :mod:`improv.bench.measure`.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from typing import Any, Protocol
 from improv.bench import jackinfo
 from improv.bench.calls import FileCalls, GeneratedCalls, midi_files
 from improv.bench.jackinfo import JackPeriod, XrunCounter
+from improv.bench.listen import Listener
 from improv.bench.matrix import Configuration, rounds
 from improv.bench.measure import CLICK_CHANNEL, Event, Grid, Turn
 from improv.bench.mqttwatch import MqttWatcher, Received
@@ -48,11 +50,9 @@ from improv.io.midi import (
     CLOCK,
     MidiOutput,
     PortStats,
-    RtMidiInput,
     RtMidiOutput,
     note_on,
     now,
-    open_input,
     open_output,
 )
 from improv.music.notes import Note
@@ -170,7 +170,7 @@ class _Target:
         self.metre = settings.metre
         self.beat_s = 60.0 / config.tempo
         self.grid = Grid(0.0, self.beat_s, self.metre.beats_per_bar)
-        self.midi_in: RtMidiInput | None = None
+        self.listener: Listener | None = None
         self.midi_out: RtMidiOutput | None = None
         self.recorder: _Recorder | None = None
         self.scheduler: Scheduler | None = None
@@ -194,8 +194,8 @@ class _Target:
             self.midi_out = open_output(
                 api=s.api, virtual=True, client_name=client, port_name="to-agent"
             )
-            self.midi_in = open_input(
-                api=s.api, virtual=True, client_name=client + "-listen", port_name="from-agent"
+            self.listener = Listener(
+                s.api, port=None, client_name=client + "-listen", port_name="from-agent"
             )
             self.agent = SpawnedAgent(self._jam_argv(client, run_id), self.name)
         else:
@@ -203,12 +203,8 @@ class _Target:
             self.midi_out = open_output(
                 s.agent_in, api=s.api, client_name="improv-bench", port_name="calls", wait_s=5.0
             )
-            self.midi_in = open_input(
-                s.agent_out,
-                api=s.api,
-                client_name="improv-bench-listen",
-                port_name="answers",
-                wait_s=5.0,
+            self.listener = Listener(
+                s.api, port=s.agent_out, client_name="improv-bench-listen", port_name="answers"
             )
         self.recorder = _Recorder(self.midi_out, self.data.sent)
         self.scheduler = Scheduler(self.recorder).start()
@@ -230,17 +226,6 @@ class _Target:
         if self.settings.spawn:
             return f"improv-bench/{run_id}/c{self.config.index}/"
         return self.settings.mqtt_prefix or "improv/+/"
-
-    async def listen(self) -> None:
-        """Record everything the agent sends until the port closes (clock ticks counted)."""
-        assert self.midi_in is not None
-        received = self.data.received
-        async for event in self.midi_in:
-            if event.data[0] == CLOCK:
-                self.data.clock_ticks_in += 1
-                continue
-            received.append(Event(event.time, event.data))
-            self.heard.set()
 
     # --- the grid -------------------------------------------------------------------
 
@@ -278,9 +263,10 @@ class _Target:
         self.data.aligned_by = "count-in"
 
     def _clicks(self) -> list[Event]:
+        assert self.listener is not None
         return [
             e
-            for e in self.data.received
+            for e in self.listener.events()
             if len(e.data) == 3 and e.data[0] == 0x90 | CLICK_CHANNEL and e.data[2] > 0
         ]
 
@@ -324,10 +310,13 @@ class _Target:
             self.scheduler.stop(release=True)
             stats = self.scheduler.stats()
             self.data.send_error_ms_p99 = stats.send_error_ms_p99
-        for port in (self.midi_out, self.midi_in):
-            if port is not None:
-                with contextlib.suppress(Exception):
-                    port.close()
+        if self.midi_out is not None:
+            with contextlib.suppress(Exception):
+                self.midi_out.close()
+        if self.listener is not None:
+            self.listener.close()
+            self.data.received = self.listener.events()  # final times: after the last poll
+            self.data.clock_ticks_in = self.listener.clock_ticks
 
 
 # --- the run ------------------------------------------------------------------------
@@ -346,40 +335,47 @@ async def calibrate(api: str, run_id: str, count: int = 200) -> list[tuple[float
     another, at irregular intervals so that they fall all over the transport's period.
     Each message is unique: those that never arrive intact are missing from the pairs."""
     out = open_output(api=api, virtual=True, client_name=f"improv-bench-{run_id}-cal")
-    midi_in = open_input(
-        f"improv-bench-{run_id}-cal:out", api=api, client_name=f"improv-bench-{run_id}-cal-in"
+    listener = Listener(
+        api,
+        port=f"improv-bench-{run_id}-cal:out",
+        client_name=f"improv-bench-{run_id}-cal-in",
+        port_name="in",
     )
+    heard = asyncio.Event()
+    listener.bind(asyncio.get_running_loop(), heard)
     sent: list[Event] = []
     scheduler = Scheduler(_Recorder(out, sent)).start()
-    pairs: list[tuple[float, float]] = []
     try:
         for _ in range(60):  # the first message through proves the connection
-            out.send(note_on(15, 0, 1))
+            heard.clear()
+            out.send(note_on(15, 127, 127))  # unlike any message measured below
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(midi_in.receive(), 0.05)
+                await asyncio.wait_for(heard.wait(), 0.05)
                 break
         else:
             raise ImprovError("transport calibration: the loopback never delivered")
-        while midi_in.poll() is not None:
-            pass
+        sent.clear()
         rng = random.Random(0)
         t = now() + 0.05
         for i in range(count):
             t += rng.uniform(0.003, 0.009)
             scheduler.schedule(t, note_on(15, i % 128, 1 + i // 128))
-        arrived: dict[bytes, float] = {}
         deadline = t + 1.0
-        while len(arrived) < count and now() < deadline:
+        wanted = {note_on(15, i % 128, 1 + i // 128) for i in range(count)}
+        while now() < deadline and not wanted <= {e.data for e in listener.events()}:
+            heard.clear()
             with contextlib.suppress(TimeoutError):
-                event = await asyncio.wait_for(midi_in.receive(), max(0.01, deadline - now()))
-                arrived.setdefault(event.data, event.time)  # a repeat is a corrupted copy
-        pairs = [(e.t, arrived[e.data]) for e in sent if e.data in arrived]
-        if len(pairs) < count:
-            log.warning("transport calibration: %d of %d arrived", len(pairs), count)
+                await asyncio.wait_for(heard.wait(), max(0.01, deadline - now()))
     finally:
         scheduler.stop(release=False)
-        midi_in.close()
+        listener.close()
         out.close()
+    arrived: dict[bytes, float] = {}
+    for event in listener.events():
+        arrived.setdefault(event.data, event.t)  # a repeat is a corrupted copy
+    pairs = [(e.t, arrived[e.data]) for e in sent if e.data in arrived]
+    if len(pairs) < count:
+        log.warning("transport calibration: %d of %d arrived", len(pairs), count)
     return pairs
 
 
@@ -423,7 +419,8 @@ class Harness:
                     continue
                 self.targets.append(target)
                 target.open(self.run_id)
-                tasks.append(asyncio.create_task(target.listen(), name=f"listen-{config.index}"))
+                assert target.listener is not None
+                target.listener.bind(asyncio.get_running_loop(), target.heard)
             if s.mqtt:
                 prefixes = [t.mqtt_prefix(self.run_id) for t in self.targets]
                 self.watcher = MqttWatcher(s.mqtt, prefixes)
