@@ -72,7 +72,7 @@ class ProcessScheduler:
         self,
         spec: OutputSpec,
         *,
-        spin_s: float = 0.001,
+        spin_s: float = 0.0005,
         capacity: int = 1 << 16,
         on_sent: SentCallback | None = None,
         call_timeout_s: float = 2.0,

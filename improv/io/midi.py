@@ -21,6 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
+import ctypes.util
+import functools
 import logging
 import os
 import threading
@@ -159,6 +162,8 @@ class MidiInput(Protocol):
     async def receive(self) -> MidiEvent: ...
 
     def __aiter__(self) -> AsyncIterator[MidiEvent]: ...
+
+    def add_status_listener(self, listener: StatusListener) -> None: ...
 
     def close(self) -> None: ...
 
@@ -301,7 +306,27 @@ def _rtmidi() -> Any:
         import rtmidi
     except ImportError as exc:  # pragma: no cover - a dependency
         raise ImprovError(f"python-rtmidi is not installed: {exc}") from exc
+    _quiet_alsa()
     return rtmidi
+
+
+@functools.cache
+def _quiet_alsa() -> None:
+    """Keep libasound from printing to stderr where the ALSA sequencer is absent.
+
+    rtmidi already turns the failure into an exception with its own message. The
+    handler is libc's ``strlen``: a C function that ignores what it gets, so no Python
+    runs inside ALSA.
+    """
+    path = ctypes.util.find_library("asound")
+    libc = ctypes.util.find_library("c")
+    if not path or not libc:
+        return
+    with contextlib.suppress(OSError, AttributeError):
+        strlen = ctypes.cast(ctypes.CDLL(libc).strlen, ctypes.c_void_p)
+        handler = ctypes.CDLL(path).snd_lib_error_set_handler
+        handler.argtypes = [ctypes.c_void_p]
+        handler(strlen)
 
 
 def _api_constants() -> dict[str, int]:

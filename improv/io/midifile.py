@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from improv.errors import UsageError
 from improv.music.notes import ChordChange, Note
@@ -94,13 +95,13 @@ def write_jam(
     return target
 
 
-def _track(events: list[tuple[int, int, object]]) -> object:
+def _track(events: list[tuple[int, int, Any]]) -> Any:
     import mido
 
     track = mido.MidiTrack()
     last = 0
     for tick, _order, message in sorted(events, key=lambda e: (e[0], e[1])):
-        track.append(message.copy(time=tick - last))  # type: ignore[attr-defined]
+        track.append(message.copy(time=tick - last))
         last = tick
     return track
 

@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import threading
 
-from improv.io.midi import BufferedInput, MidiEvent, PortStats, StatusListener, now
+from improv.io.midi import BufferedInput, MidiEvent, PortStats, now
 
 
 class LoopbackInput(BufferedInput):
     """The receiving end of a :func:`loopback` pair."""
-
-    def add_status_listener(self, listener: StatusListener) -> None:
-        self._listeners.append(listener)
 
 
 class LoopbackOutput:
