@@ -29,6 +29,26 @@ from improv.io.midi import CLOCK, MidiParser, match_port, now
 _APIS = {"alsa": "API_LINUX_ALSA", "jack": "API_UNIX_JACK", "coremidi": "API_MACOSX_CORE"}
 
 
+class ArrivalClock:
+    """Arrival times from the driver's deltas, anchored by the polls that found them."""
+
+    def __init__(self) -> None:
+        self.elapsed = 0.0  # seconds from the first arrival to the latest
+        self.offset = math.inf  # the first arrival's time, bounded from above
+
+    def arrived(self, delta: float) -> float:
+        """A message ``delta`` seconds after the previous one; its seconds from the first."""
+        self.elapsed += delta
+        return self.elapsed
+
+    def polled(self, t: float) -> None:
+        """A poll at ``t`` found everything up to the latest arrival."""
+        self.offset = min(self.offset, t - self.elapsed)
+
+    def time(self, elapsed: float) -> float:
+        return self.offset + elapsed
+
+
 class Listener:
     """Records everything one port sends; clock ticks are only counted.
 
@@ -53,7 +73,7 @@ class Listener:
         self.poll_s = poll_s
         self.clock_ticks = 0
         self._raw: list[tuple[bytes, float]] = []  # (message, seconds since the first)
-        self._offset = math.inf  # arrival time = offset + seconds since the first
+        self._clock = ArrivalClock()
         self._parser = MidiParser(port=client_name)
         self._closed = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -91,13 +111,12 @@ class Listener:
         self._loop, self._heard = loop, heard
 
     def _run(self) -> None:
-        rt = self._rt
-        elapsed = 0.0
+        rt, clock = self._rt, self._clock
         while not self._closed:
             found = False
             while (message := rt.get_message()) is not None:
                 data, delta = message
-                elapsed += delta
+                elapsed = clock.arrived(delta)
                 found = True
                 for part in self._parser.parse(bytes(data)):
                     if part[0] == CLOCK:
@@ -107,7 +126,7 @@ class Listener:
             if not found:
                 time.sleep(self.poll_s)
                 continue
-            self._offset = min(self._offset, now() - elapsed)
+            clock.polled(now())
             if self._loop is not None and self._heard is not None:
                 with contextlib.suppress(RuntimeError):  # the loop has closed
                     self._loop.call_soon_threadsafe(self._heard.set)
@@ -115,8 +134,7 @@ class Listener:
     def events(self) -> list[Event]:
         """Everything heard so far, timed with the best offset so far (final once closed)."""
         raw = self._raw[: len(self._raw)]
-        offset = self._offset
-        return [Event(offset + elapsed, data) for data, elapsed in raw]
+        return [Event(self._clock.time(elapsed), data) for data, elapsed in raw]
 
     def close(self) -> None:
         self._closed = True

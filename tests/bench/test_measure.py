@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 import pytest
 
+from improv.bench.listen import ArrivalClock
 from improv.bench.measure import (
     Event,
     Grid,
@@ -248,3 +249,16 @@ def test_mqtt_delays_against_the_wire() -> None:
     assert figures["mqtt_answer_delay_ms_max"] == pytest.approx(5.0, abs=1e-6)
     assert figures["mqtt_call_delay_ms_max"] == pytest.approx(4.0, abs=1e-6)
     assert math.isfinite(figures["mqtt_beat_delay_ms_p99"] or math.nan)
+
+
+def test_arrival_times_from_deltas_and_polls() -> None:
+    rng = np.random.default_rng(0)
+    true = np.cumsum(rng.uniform(0.001, 0.02, 300)) + 50.0
+    clock = ArrivalClock()
+    elapsed = []
+    for i, t in enumerate(true):
+        elapsed.append(clock.arrived(0.0 if i == 0 else float(t - true[i - 1])))
+        if i % 3 == 2:  # a poll finds three at a time, late by up to 2 ms
+            clock.polled(float(t) + (0.00001 if i == 152 else float(rng.uniform(0.0005, 0.002))))
+    recovered = np.array([clock.time(e) for e in elapsed])
+    assert np.allclose(recovered - true, 0.00001, atol=1e-9)  # the best poll's delay
