@@ -51,7 +51,9 @@ _RAW, _NOTE_ON, _NOTE_OFF = 0, 1, 2
 _Item: TypeAlias = tuple[float, int, int, bytes, int]
 
 SentCallback: TypeAlias = Callable[[bytes, float, float], None]
-"""``on_sent(data, scheduled, sent)``: called on the sender thread after each message went out."""
+"""``on_sent(data, scheduled, sent)``: called after each message went out (on the sender
+thread; on the caller's for :meth:`Scheduler.panic`). Re-strike note-offs and panic
+messages are reported too."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,7 +230,9 @@ class Scheduler:
         with self._send_lock:
             messages = self.tracker.release_messages()
             for data in messages:
-                self.output.send(data)
+                if self.output.send(data):
+                    sent_at = self._clock()
+                    self._report(data, sent_at, sent_at)
             self.tracker.reset()
             self._owner = [0] * (16 * 128)
         return len(messages)
@@ -275,6 +279,7 @@ class Scheduler:
                     retrigger = note_off(data[0] & 0x0F, data[1])
                     if self.output.send(retrigger):
                         self.tracker.feed(retrigger)
+                        self._report(retrigger, deadline, self._clock())
                 self._owner[index] = note_id
             elif kind == _NOTE_OFF:
                 index = (data[0] & 0x0F) * 128 + data[1]
@@ -295,9 +300,13 @@ class Scheduler:
                 self._max_error = error
             if error > 0.001:
                 self._late += 1
-        if ok and self.on_sent is not None:
+        if ok:
+            self._report(data, deadline, sent_at)
+
+    def _report(self, data: bytes, scheduled: float, sent_at: float) -> None:
+        if self.on_sent is not None:
             try:
-                self.on_sent(data, deadline, sent_at)
+                self.on_sent(data, scheduled, sent_at)
             except Exception:
                 log.exception("on_sent callback failed")
 
