@@ -35,6 +35,7 @@ import numpy as np
 
 from improv.engine.scheduler import Scheduler, SchedulerStats, SentCallback, check_note
 from improv.errors import ImprovError
+from improv.io.messages import Throttled
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,7 @@ class ProcessScheduler:
         self._note_ids = itertools.count(1)
         self._reader: threading.Thread | None = None
         self._last_stats = SchedulerStats(0, 0, 0, 0, 0, 0.0, 0.0, 0.0, 0)
+        self._unreachable = Throttled()
 
     # --- life cycle -----------------------------------------------------------------
 
@@ -208,7 +210,7 @@ class ProcessScheduler:
             with self._send_lock:
                 self._conn.send(command)
         except (OSError, ValueError) as exc:
-            log.error("MIDI sender process unreachable: %s", exc)
+            self._unreachable("MIDI sender process unreachable: %s", exc)
 
     def _call(self, op: str, *args: Any, timeout: float | None = None) -> Any:
         if self._conn is None or self._process is None:
