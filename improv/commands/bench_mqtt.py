@@ -32,6 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.0,
         help="stress: more beat messages/s on top of the jam's own, with MQTT (default 0)",
     )
+    parser.add_argument(
+        "--subscriber",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="a subscriber process on this machine takes every message (default on)",
+    )
     parser.add_argument("--round-trips", type=int, default=2000, help="default 2000")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
 
