@@ -17,6 +17,7 @@ import contextlib
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -111,7 +112,7 @@ async def run(url: str, prefix: str) -> None:
 async def demo() -> None:
     from improv.bench.mosquitto import Mosquitto
 
-    with Mosquitto() as broker:
+    with Mosquitto() as broker, tempfile.TemporaryDirectory() as folder:
         jam = subprocess.Popen(
             [
                 sys.executable,
@@ -125,6 +126,8 @@ async def demo() -> None:
                 broker.url,
                 "--mqtt-id",
                 "demo",
+                "--record",
+                f"{folder}/demo.mid",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -17,6 +17,7 @@ import contextlib
 import json
 import subprocess
 import sys
+import tempfile
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -111,7 +112,7 @@ async def demo() -> None:
     """A private broker and ``improv jam --demo`` publishing to it, followed here."""
     from improv.bench.mosquitto import Mosquitto
 
-    with Mosquitto() as broker:
+    with Mosquitto() as broker, tempfile.TemporaryDirectory() as folder:
         jam = subprocess.Popen(
             [
                 sys.executable,
@@ -125,8 +126,11 @@ async def demo() -> None:
                 broker.url,
                 "--mqtt-id",
                 "demo",
+                "--record",
+                f"{folder}/demo.mid",
             ],
             stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         watcher = asyncio.create_task(follow(broker.url, "improv/demo/"))
         try:
