@@ -494,16 +494,16 @@ def mqtt_delays(
       (the harness's clock when the agent follows it, else the fitted grid). The beat
       is the grid beat nearest the payload's ``t`` (the agent's own monotonic time of
       the beat, valid on the same host), else the last grid beat before receipt.
-    - ``mqtt_answer_delay_ms``: a ``phrase/answer`` receipt minus the arrival of that
-      answer's last note-off; ``mqtt_call_delay_ms``: a ``phrase/call`` receipt minus
-      the call's end (trade: its closing bar line, when improv publishes it).
+    - ``mqtt_answer_delay_ms`` and ``mqtt_call_delay_ms``: a ``phrase/answer`` or
+      ``phrase/call`` receipt minus the end of that phrase on the wire: in trade mode
+      the bar line that closes its turn (when improv publishes it), in phrase mode the
+      arrival of the answer's last note-off, or the call's last note-off.
     """
     grid = analysis.grid
     beat_delays: list[float] = []
     answer_delays: list[float] = []
     call_delays: list[float] = []
-    answered = [r for r in analysis.turns if r.notes]
-    answer_ends = sorted(max((n.off or n.on) for n in r.notes) for r in answered)
+    answer_ends = sorted(_answer_end(r) for r in analysis.turns if r.notes)
     call_ends = sorted(r.turn.call_end for r in analysis.turns)
     first_call = min((r.turn.call_start for r in analysis.turns), default=math.inf)
     for t, topic, payload in received:
@@ -529,3 +529,11 @@ def mqtt_delays(
     out |= Stats.of(answer_delays).figures("mqtt_answer_delay_ms")
     out |= Stats.of(call_delays).figures("mqtt_call_delay_ms")
     return out
+
+
+def _answer_end(result: TurnResult) -> float:
+    """Where an answer ends on the wire: its closing bar line (trade, on the agent's
+    grid), else its last note-off."""
+    if result.turn.slot is not None:
+        return result.turn.window_end + (result.call_end - result.turn.call_end)
+    return max((n.off if n.off is not None else n.on) for n in result.notes)

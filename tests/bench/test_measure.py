@@ -234,12 +234,12 @@ def test_mqtt_delays_against_the_wire() -> None:
     turns = [trade_turn(i) for i in range(2)]
     received = [e for t in turns for e in answer(t, [0, 1], [0.0, 0.0])]
     analysis = analyse(received, turns, GRID, follows_clock=True)
-    last_off = max(n.off or 0.0 for n in analysis.turns[0].notes)
+    answer_end = turns[0].window_end  # trade: the bar line that closes the answer
     beat = GRID.time_at(9)
     messages: list[tuple[float, str, dict[str, Any]]] = [
         (beat + 0.002, "improv/a/beat", {"t": beat, "bar": 2, "beat": 1.0}),
         (GRID.time_at(10) + 0.003, "improv/a/beat", {"bar": 2, "beat": 2.0}),
-        (last_off + 0.005, "improv/a/phrase/answer", {"role": "answer"}),
+        (answer_end + 0.005, "improv/a/phrase/answer", {"role": "answer"}),
         (turns[0].call_end + 0.004, "improv/a/phrase/call", {"role": "call"}),
     ]
     figures = mqtt_delays(messages, analysis)
