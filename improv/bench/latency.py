@@ -42,7 +42,7 @@ from improv.bench.listen import Listener
 from improv.bench.matrix import Configuration, rounds
 from improv.bench.measure import CLICK_CHANNEL, Event, Grid, Turn
 from improv.bench.mqttwatch import MqttWatcher, Received
-from improv.bench.procs import Burner, SpawnedAgent
+from improv.bench.procs import Burner, SpawnedAgent, improv_command
 from improv.engine.clock import ClockSender, InternalClock, keep_ahead
 from improv.engine.scheduler import Scheduler
 from improv.errors import ImprovError
@@ -197,7 +197,7 @@ class _Target:
             self.listener = Listener(
                 s.api, port=None, client_name=client + "-listen", port_name="from-agent"
             )
-            self.agent = SpawnedAgent(self._jam_argv(client, run_id), self.name)
+            self.agent = SpawnedAgent(improv_command(self._jam_argv(client, run_id)), self.name)
         else:
             assert s.agent_in is not None and s.agent_out is not None
             self.midi_out = open_output(

@@ -41,11 +41,16 @@ def rss_bytes(pid: int) -> int | None:
     return int(match.group(1)) * 1024 if match else None
 
 
-class SpawnedAgent:
-    """``improv jam ...`` as a child process; ``argv`` is everything after ``improv``."""
+def improv_command(argv: Sequence[str]) -> list[str]:
+    """The command line of ``improv ARGV...`` in this Python."""
+    return [sys.executable, "-m", "improv.cli", *argv]
 
-    def __init__(self, argv: Sequence[str], name: str, rss_period_s: float = 1.0) -> None:
-        self.argv = [sys.executable, "-m", "improv.cli", *argv]
+
+class SpawnedAgent:
+    """An agent as a child process (``command``: see :func:`improv_command`)."""
+
+    def __init__(self, command: Sequence[str], name: str, rss_period_s: float = 1.0) -> None:
+        self.argv = list(command)
         self.name = name
         self.rss: list[tuple[float, int]] = []
         self.ready = threading.Event()

@@ -1,0 +1,61 @@
+"""Processes the harness runs: a spawned agent's readiness, stop and summary; burners."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+from improv.bench.procs import Burner, SpawnedAgent, rss_bytes
+
+FAKE_AGENT = """
+import json, signal, sys, threading
+stop = threading.Event()
+signal.signal(signal.SIGINT, lambda *_: stop.set())
+print("INFO     jam: blues, F 4/4, 120 BPM, trade 4 bars, model fake", file=sys.stderr, flush=True)
+stop.wait(30)
+print(json.dumps({"turns": 2, "notes_out": 7, "deadline_misses": 0}))
+"""
+
+
+def test_spawned_agent_is_ready_stopped_by_sigint_and_summarised() -> None:
+    agent = SpawnedAgent([sys.executable, "-c", FAKE_AGENT], "fake", rss_period_s=0.05)
+    agent.start()
+    try:
+        assert agent.ready.wait(20), agent.stderr_tail()
+        assert agent.pid is not None and rss_bytes(agent.pid) is not None
+    finally:
+        summary = agent.stop(timeout_s=10)
+    assert summary == {"turns": 2, "notes_out": 7, "deadline_misses": 0}
+    assert agent.returncode == 0
+    assert agent.rss and all(b > 0 for _, b in agent.rss)
+
+
+def test_an_agent_that_fails_says_why() -> None:
+    agent = SpawnedAgent([sys.executable, "-c", "import sys; sys.exit('bad option')"], "bad")
+    agent.start()
+    assert agent.exited.wait(20)
+    assert agent.stop() is None
+    assert agent.returncode == 1 and "bad option" in agent.stderr_tail()
+
+
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def test_burner_runs_pauses_and_ends() -> None:
+    burner = Burner(processes=1)
+    try:
+        burner.set(True)
+        (proc,) = burner._procs
+        assert burner.running and proc.poll() is None
+        burner.set(False)
+        assert not burner.running
+        deadline = time.monotonic() + 5.0
+        while _state(proc.pid) != "T" and time.monotonic() < deadline:
+            os.sched_yield()  # SIGSTOP lands asynchronously
+        assert _state(proc.pid) == "T"
+    finally:
+        burner.close()
+    assert proc.poll() is not None
