@@ -42,12 +42,15 @@ def build_model(
     dropout: float = 0.1,
     key_ids: tuple[int, int] | None = None,
     pitch_ids: tuple[int, int] | None = None,
+    chord_ids: tuple[int, int] | None = None,
 ) -> nn.Module:
     """A fresh model of a named architecture and size.
 
     ``key_ids`` (id of the first KEY token, number of keys) gives the model the key in
     force as an input (:mod:`improv.model.keys`); with ``pitch_ids`` (id of the first
-    PITCH token, number of pitches) too, pitches are read relative to that key.
+    PITCH token, number of pitches) too, pitches are read relative to that key;
+    ``chord_ids`` (id of the first CHORD token, number of chords) gives the chord in
+    force as an input in the same way.
     """
     if arch not in SIZES:
         raise ImprovError(f"unknown architecture {arch!r} (choose from {', '.join(ARCHS)})")
@@ -59,6 +62,8 @@ def build_model(
         kwargs.update(key_start=key_ids[0], n_keys=key_ids[1])
     if pitch_ids is not None and key_ids is not None:
         kwargs.update(pitch_start=pitch_ids[0], n_pitches=pitch_ids[1])
+    if chord_ids is not None:
+        kwargs.update(chord_start=chord_ids[0], n_chords=chord_ids[1])
     if arch == "lstm":
         return LSTMLM(LSTMConfig(vocab_size=vocab_size, dropout=dropout, **kwargs))
     return TransformerLM(TransformerConfig(vocab_size=vocab_size, dropout=dropout, **kwargs))

@@ -40,6 +40,7 @@ class TokenData:
     description: dict[str, Any] = field(default_factory=dict)
     key_ids: tuple[int, int] | None = None  # (first KEY id, number of keys), if any
     pitch_ids: tuple[int, int] | None = None  # (first PITCH id, number of pitches), if any
+    chord_ids: tuple[int, int] | None = None  # (first CHORD id, number of chords), if any
 
     @property
     def train_tokens(self) -> int:
@@ -150,6 +151,7 @@ def build_token_data(
         description=description,
         key_ids=(VOCAB.key_ids.start, len(VOCAB.key_ids)),
         pitch_ids=(VOCAB.pitch_ids.start, len(VOCAB.pitch_ids)),
+        chord_ids=(VOCAB.chord_ids.start, len(VOCAB.chord_ids)),
     )
     return data, {"train": train_solos, "val": kept_val}
 

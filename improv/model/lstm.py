@@ -32,6 +32,8 @@ class LSTMConfig:
     key_start: int = 0  # id of KEY_0; the key in force is an input (see improv.model.keys)
     n_keys: int = 0  # 0: no key input (a vocabulary without KEY tokens)
     pitch_start: int = 0  # id of PITCH_0: pitches read relative to the key (keys.PitchFrame)
+    chord_start: int = 0  # id of the first CHORD token; the chord in force is an input
+    n_chords: int = 0  # 0: no chord input
     n_pitches: int = 0  # 0: pitches read as they are
 
 
@@ -42,6 +44,8 @@ class LSTMLM(nn.Module):
         self.wte = nn.Embedding(config.vocab_size + 1, config.n_embd)  # +1: BOS
         # key in force, n_keys + 1 rows: the last one is "no key yet"
         self.wke = nn.Embedding(config.n_keys + 1, config.n_embd) if config.n_keys else None
+        # chord in force, n_chords + 1 rows: the last one is "no chord yet"
+        self.wce = nn.Embedding(config.n_chords + 1, config.n_embd) if config.n_chords else None
         self.frame = (
             PitchFrame(config.vocab_size, config.pitch_start, config.n_pitches, config.n_keys)
             if config.n_keys and config.n_pitches
@@ -66,14 +70,16 @@ class LSTMLM(nn.Module):
         idx: torch.Tensor,
         targets: torch.Tensor | None = None,
         key0: torch.Tensor | None = None,
+        chord0: torch.Tensor | None = None,
         state: State | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits of the next token at every position, and the mean loss given targets.
 
-        ``idx`` (B, T) token ids; ``targets`` (B, T), -1 where not scored; ``key0`` (B,)
-        the key in force before ``idx`` (default: none yet).
+        ``idx`` (B, T) token ids; ``targets`` (B, T), -1 where not scored; ``key0`` and
+        ``chord0`` (B,) the key and chord in force before ``idx`` (default: none yet).
         """
         keys = None
+        idx0 = idx  # the tokens as heard (idx becomes the frame's tokens)
         if self.wke is not None:
             c = self.config
             keys = key_track(idx, c.key_start, c.n_keys, key0)  # (B, T)
@@ -82,6 +88,9 @@ class LSTMLM(nn.Module):
         x = self.wte(idx)  # (B, T, E)
         if self.wke is not None and keys is not None:
             x = x + self.wke(keys)
+        if self.wce is not None:
+            c = self.config
+            x = x + self.wce(key_track(idx0, c.chord_start, c.n_chords, chord0))
         x = self.drop(x)
         h, _ = self.lstm(x, state)  # (B, T, H)
         logits = self.head(self.drop(h))  # (B, T, V)
@@ -121,6 +130,11 @@ class LSTMStream:
             if cfg.n_keys
             else np.zeros((1, 4 * cfg.n_hidden), dtype=np.float32)
         )  # (n_keys + 1, 4H): the key input's share of the gates
+        self.chord_table = (
+            (sd["wce.weight"] @ sd["lstm.weight_ih_l0"].T).astype(np.float32)
+            if cfg.n_chords
+            else np.zeros((1, 4 * cfg.n_hidden), dtype=np.float32)
+        )  # (n_chords + 1, 4H): the chord input's share
         self.w_hh = [
             np.ascontiguousarray(sd[f"lstm.weight_hh_l{i}"].T, dtype=np.float32)
             for i in range(cfg.n_layer)
@@ -139,6 +153,7 @@ class LSTMStream:
         self._h: list[np.ndarray] = [zeros] * cfg.n_layer
         self._c: list[np.ndarray] = [zeros] * cfg.n_layer
         self._key = cfg.n_keys  # none yet
+        self._chord = cfg.n_chords
         self.frame = model.frame
         self._log_probs: np.ndarray | None = None
         self.reset()
@@ -156,6 +171,7 @@ class LSTMStream:
         self._h = [zeros] * self.config.n_layer
         self._c = [zeros] * self.config.n_layer
         self._key = self.config.n_keys
+        self._chord = self.config.n_chords
         self._step(self.model.bos)
 
     def advance(self, tokens: Sequence[int]) -> None:
@@ -167,6 +183,7 @@ class LSTMStream:
     def _step(self, token: int) -> None:
         cfg = self.config
         self._key = key_of(token, cfg.key_start, cfg.n_keys, self._key)
+        self._chord = key_of(token, cfg.chord_start, cfg.n_chords, self._chord)
         hidden = cfg.n_hidden
         h_out: list[np.ndarray] = []
         c_out: list[np.ndarray] = []
@@ -177,6 +194,8 @@ class LSTMStream:
                 gates = self.table[read] + self._h[0] @ self.w_hh[0]
                 if cfg.n_keys:
                     gates = gates + self.key_table[self._key]
+                if cfg.n_chords:
+                    gates = gates + self.chord_table[self._chord]
             else:
                 gates = x @ self.w_ih[i] + self._h[i] @ self.w_hh[i] + self.b[i]
             sig = _sigmoid(gates[: 2 * hidden])
@@ -201,11 +220,11 @@ class LSTMStream:
         return self._log_probs
 
     def snapshot(self) -> object:
-        return (self._h, self._c, self._key, self._log_probs)
+        return (self._h, self._c, self._key, self._chord, self._log_probs)
 
     def restore(self, state: object) -> None:
         assert isinstance(state, tuple)
-        self._h, self._c, self._key, self._log_probs = state
+        self._h, self._c, self._key, self._chord, self._log_probs = state
 
     def score(self, tokens: Sequence[int]) -> np.ndarray:
         """Log-likelihood of each token from a fresh stream, in one forward pass."""

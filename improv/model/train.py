@@ -30,6 +30,23 @@ from improv.model.dataset import TokenData
 from improv.model.markov import MarkovFit
 from improv.tokens import VOCAB
 
+Window = tuple[np.ndarray, np.ndarray, int, int]  # input, target, key0, chord0
+
+
+def _count(ids: tuple[int, int] | None) -> int:
+    return 0 if ids is None else ids[1]
+
+
+def _in_force(seq: np.ndarray, ids: tuple[int, int] | None) -> np.ndarray:
+    """Index (id - first id) of the last token of a kind at or before each position."""
+    if ids is None:
+        return np.zeros(len(seq), dtype=np.int16)
+    start, count = ids
+    hit = (seq >= start) & (seq < start + count)
+    last = np.maximum.accumulate(np.where(hit, np.arange(len(seq)), -1))
+    values = seq[np.maximum(last, 0)].astype(np.int64) - start
+    return np.where(last >= 0, values, count).astype(np.int16)
+
 
 @dataclass
 class TrainOptions:
@@ -84,6 +101,7 @@ class Trainer:
             options.dropout,
             data.key_ids,
             data.pitch_ids if options.relative_pitch else None,
+            data.chord_ids,
         )
         self.model.to(device)
         decay = [p for p in self.model.parameters() if p.dim() >= 2]
@@ -101,7 +119,7 @@ class Trainer:
         self.rng = np.random.default_rng(options.seed)
         self.history: list[dict[str, float]] = []
         self.seconds = 0.0
-        self._train_keys = [self._stream_key(s) for s in data.train]
+        self._states = [self._in_force(s) for s in data.train]
         lengths = np.array([len(s) for s in data.train], dtype=np.float64)
         p = np.asarray(data.train_weights, dtype=np.float64) * lengths
         self._p = p / p.sum()
@@ -109,19 +127,14 @@ class Trainer:
 
     # -- batches ------------------------------------------------------------------------
 
-    def _stream_key(self, seq: np.ndarray) -> int:
-        """Key index of a stream, from its header; the "none" index without one."""
-        if self.data.key_ids is None:
-            return 0
-        start, count = self.data.key_ids
-        return int(seq[0]) - start if len(seq) and start <= seq[0] < start + count else count
+    def _in_force(self, seq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Key and chord index in force after each token of a stream ("none": count)."""
+        return _in_force(seq, self.data.key_ids), _in_force(seq, self.data.chord_ids)
 
-    def _window(self, seq: np.ndarray, offset: int, key: int) -> tuple[np.ndarray, np.ndarray, int]:
-        """Input, target and key in force before the input; targets -1 past the end.
-
-        The key comes from the header, so a window far into a stream knows its key as a
-        streaming model does; a window at offset 0 reads the header itself.
-        """
+    def _window(self, seq: np.ndarray, offset: int, state: tuple[np.ndarray, np.ndarray]) -> Window:
+        """Input, target, and key and chord in force before the input (targets -1 past
+        the stream's end). A window far into a stream knows its key and chord, as a
+        streaming model does; a window at offset 0 starts with the start token."""
         t, bos = self.options.seq_len, self.data.vocab_size
         x = np.zeros(t, dtype=np.int64)
         y = np.full(t, -1, dtype=np.int64)
@@ -129,42 +142,44 @@ class Trainer:
         y[: len(chunk)] = chunk
         x[0] = bos if offset == 0 else seq[offset - 1]
         x[1 : len(chunk)] = chunk[:-1]
-        none = self.data.key_ids[1] if self.data.key_ids is not None else 0
-        return x, y, key if offset > 0 else none
+        keys, chords = state
+        before = offset - 2  # x[0] is seq[offset - 1]: what was in force before it
+        key0 = int(keys[before]) if before >= 0 else _count(self.data.key_ids)
+        chord0 = int(chords[before]) if before >= 0 else _count(self.data.chord_ids)
+        return x, y, key0, chord0
 
-    def _tensors(
-        self, windows: list[tuple[np.ndarray, np.ndarray, int]]
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        xs, ys, keys = zip(*windows, strict=True)
+    def _tensors(self, windows: list[Window]) -> tuple[torch.Tensor, ...]:
+        xs, ys, keys, chords = zip(*windows, strict=True)
         return (
             torch.from_numpy(np.stack(xs)),
             torch.from_numpy(np.stack(ys)),
             torch.tensor(keys, dtype=torch.long),
+            torch.tensor(chords, dtype=torch.long),
         )
 
-    def batch(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def batch(self) -> tuple[torch.Tensor, ...]:
         picks = self.rng.choice(len(self.data.train), size=self.options.batch_size, p=self._p)
         windows = []
         for i in picks:
             seq = self.data.train[i]
             offset = int(self.rng.integers(0, len(seq)))
-            windows.append(self._window(seq, offset, self._train_keys[i]))
-        x, y, k = self._tensors(windows)
-        return x.to(self.device), y.to(self.device), k.to(self.device)
+            windows.append(self._window(seq, offset, self._states[i]))
+        return tuple(t.to(self.device) for t in self._tensors(windows))
 
-    def _make_val_windows(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    def _make_val_windows(self) -> tuple[torch.Tensor, ...] | None:
         """Fixed validation windows: the start of each validation stream, then further on."""
         seqs = [s for s in self.data.val if len(s)]
         if not seqs:
             return None
-        windows: list[tuple[np.ndarray, np.ndarray, int]] = []
+        states = [self._in_force(s) for s in seqs]
+        windows: list[Window] = []
         offset = 0
         while len(windows) < self.options.eval_windows:
-            fresh = [s for s in seqs if offset < len(s)]
+            fresh = [i for i, s in enumerate(seqs) if offset < len(s)]
             if not fresh:
                 break
-            for seq in fresh[: self.options.eval_windows - len(windows)]:
-                windows.append(self._window(seq, offset, self._stream_key(seq)))
+            for i in fresh[: self.options.eval_windows - len(windows)]:
+                windows.append(self._window(seqs[i], offset, states[i]))
             offset += self.options.seq_len
         return self._tensors(windows)
 
@@ -182,13 +197,11 @@ class Trainer:
         if self._val_windows is None:
             return None
         self.model.eval()
-        x_all, y_all, k_all = self._val_windows
         total, count = 0.0, 0
-        for s in range(0, len(x_all), self.options.batch_size):
-            x = x_all[s : s + self.options.batch_size].to(self.device)
-            y = y_all[s : s + self.options.batch_size].to(self.device)
-            k = k_all[s : s + self.options.batch_size].to(self.device)
-            _, loss = self.model(x, y, key0=k)
+        size = self.options.batch_size
+        for s in range(0, len(self._val_windows[0]), size):
+            x, y, k, c = (t[s : s + size].to(self.device) for t in self._val_windows)
+            _, loss = self.model(x, y, key0=k, chord0=c)
             assert loss is not None
             n = int((y >= 0).sum())
             total += float(loss) * n
@@ -217,8 +230,8 @@ class Trainer:
             started = time.perf_counter()
             for group in self.optimizer.param_groups:
                 group["lr"] = self.lr_at(self.step)
-            x, y, k = self.batch()
-            _, loss = self.model(x, y, key0=k)
+            x, y, k, c = self.batch()
+            _, loss = self.model(x, y, key0=k, chord0=c)
             assert loss is not None
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()

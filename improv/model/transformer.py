@@ -45,6 +45,8 @@ class TransformerConfig:
     key_start: int = 0  # id of KEY_0; the key in force is an input (see improv.model.keys)
     n_keys: int = 0  # 0: no key input (a vocabulary without KEY tokens)
     pitch_start: int = 0  # id of PITCH_0: pitches read relative to the key (keys.PitchFrame)
+    chord_start: int = 0  # id of the first CHORD token; the chord in force is an input
+    n_chords: int = 0  # 0: no chord input
     n_pitches: int = 0  # 0: pitches read as they are
 
 
@@ -147,6 +149,8 @@ class TransformerLM(nn.Module):
         self.wte = nn.Embedding(config.vocab_size + 1, config.n_embd)  # +1: BOS
         # key in force, n_keys + 1 rows: the last one is "no key yet"
         self.wke = nn.Embedding(config.n_keys + 1, config.n_embd) if config.n_keys else None
+        # chord in force, n_chords + 1 rows: the last one is "no chord yet"
+        self.wce = nn.Embedding(config.n_chords + 1, config.n_embd) if config.n_chords else None
         self.frame = (
             PitchFrame(config.vocab_size, config.pitch_start, config.n_pitches, config.n_keys)
             if config.n_keys and config.n_pitches
@@ -179,11 +183,13 @@ class TransformerLM(nn.Module):
         idx: torch.Tensor,
         targets: torch.Tensor | None = None,
         key0: torch.Tensor | None = None,
+        chord0: torch.Tensor | None = None,
         start_pos: int = 0,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits at every position (B, T, V), and the mean loss given targets (-1: skip).
 
-        ``key0`` (B,) is the key in force before ``idx`` (default: none yet).
+        ``key0`` and ``chord0`` (B,) are the key and chord in force before ``idx``
+        (default: none yet).
         ``start_pos`` is the absolute stream position of ``idx[:, 0]``; with rotary
         positions and banded attention it changes nothing but rounding, and is there so
         that a stream and a full pass use the very same angles.
@@ -196,6 +202,7 @@ class TransformerLM(nn.Module):
         )
         cos, sin = cos.to(idx.device), sin.to(idx.device)
         keys = None
+        idx0 = idx  # the tokens as heard (idx becomes the frame's tokens)
         if self.wke is not None:
             c = self.config
             keys = key_track(idx, c.key_start, c.n_keys, key0)  # (B, T)
@@ -204,6 +211,9 @@ class TransformerLM(nn.Module):
         x = self.wte(idx)  # (B, T, C)
         if self.wke is not None and keys is not None:
             x = x + self.wke(keys)
+        if self.wce is not None:
+            c = self.config
+            x = x + self.wce(key_track(idx0, c.chord_start, c.n_chords, chord0))
         x = self.drop(x)
         for block in self.h:
             x = block(x, cos, sin)
@@ -237,7 +247,9 @@ class TransformerStream:
         sd = {k: v.detach().cpu().float().numpy().copy() for k, v in model.state_dict().items()}
         self.wte = sd["wte.weight"]
         self.wke = sd["wke.weight"] if cfg.n_keys else None
+        self.wce = sd["wce.weight"] if cfg.n_chords else None
         self._key = cfg.n_keys  # none yet
+        self._chord = cfg.n_chords
         self.frame = model.frame
         self.layers = []
         for i in range(cfg.n_layer):
@@ -282,6 +294,7 @@ class TransformerStream:
     def reset(self) -> None:
         self._pos = 0
         self._key = self.config.n_keys
+        self._chord = self.config.n_chords
         self._step(self.config.vocab_size)  # BOS
 
     def advance(self, tokens: Sequence[int]) -> None:
@@ -313,6 +326,9 @@ class TransformerStream:
         x = self.wte[read]  # (C,)
         if self.wke is not None:
             x = x + self.wke[self._key]
+        if self.wce is not None:
+            self._chord = key_of(token, cfg.chord_start, cfg.n_chords, self._chord)
+            x = x + self.wce[self._chord]
         for i, layer in enumerate(self.layers):
             h = self._layer_norm(x, layer["ln1_w"], layer["ln1_b"])
             qkv = h @ layer["attn_w"] + layer["attn_b"]  # (3C,)
@@ -355,12 +371,12 @@ class TransformerStream:
     def snapshot(self) -> object:
         # Copies are bounded by the window; only the slots written since need saving,
         # but a whole copy is simpler and costs microseconds at these sizes.
-        state = (self._pos, self._key, self._x, self._log_probs)
+        state = (self._pos, self._key, self._chord, self._x, self._log_probs)
         return (*state, self._k.copy(), self._v.copy())
 
     def restore(self, state: object) -> None:
         assert isinstance(state, tuple)
-        self._pos, self._key, self._x, self._log_probs, k, v = state
+        self._pos, self._key, self._chord, self._x, self._log_probs, k, v = state
         np.copyto(self._k, k)
         np.copyto(self._v, v)
 

@@ -16,7 +16,15 @@ from improv.model.transformer import TransformerConfig, TransformerLM, Transform
 VOCAB = 50
 KEY0 = 5  # ids 5..16 are KEY tokens: random streams change key often
 PITCH0, PITCHES = 20, 30  # ids 20..49 are pitches, read relative to the key
-FRAME = {"key_start": KEY0, "n_keys": 12, "pitch_start": PITCH0, "n_pitches": PITCHES}
+CHORD0, CHORDS = 17, 3  # ids 17..19 are chords, the chord in force an input
+FRAME = {
+    "key_start": KEY0,
+    "n_keys": 12,
+    "pitch_start": PITCH0,
+    "n_pitches": PITCHES,
+    "chord_start": CHORD0,
+    "n_chords": CHORDS,
+}
 Maker = Callable[[], tuple[torch.nn.Module, StreamingLM]]
 
 
@@ -92,16 +100,21 @@ def test_transformer_window_is_a_band() -> None:
     tokens = _tokens(30)
     stream.advance(tokens)
     # full forward over only the last W tokens, at their absolute positions (BOS is 0),
-    # with the key in force before them
-    before = [t - KEY0 for t in tokens[:-6] if KEY0 <= t < KEY0 + 12]
-    key0 = torch.tensor([before[-1] if before else 12])
+    # with the key and chord in force before them
+    keys = [t - KEY0 for t in tokens[:-6] if KEY0 <= t < KEY0 + 12]
+    chords = [t - CHORD0 for t in tokens[:-6] if CHORD0 <= t < CHORD0 + CHORDS]
+    key0 = torch.tensor([keys[-1] if keys else 12])
+    chord0 = torch.tensor([chords[-1] if chords else CHORDS])
     with torch.no_grad():
-        logits, _ = model(torch.tensor([tokens[-6:]]), key0=key0, start_pos=len(tokens) + 1 - 6)
+        logits, _ = model(
+            torch.tensor([tokens[-6:]]), key0=key0, chord0=chord0, start_pos=len(tokens) + 1 - 6
+        )
     expected = F.log_softmax(logits[0, -1], dim=-1).numpy()
     _assert_close(stream.next_log_probs(), expected)
     # and a stream's far past does not matter: another history, same last W tokens and key
     other = TransformerStream(model)  # type: ignore[arg-type]
-    other.advance([KEY0 + int(key0)] * 3 + tokens[-27:])
+    prefix = [KEY0 + int(key0), CHORD0 + int(chord0)] if chords and keys else []
+    other.advance(prefix + tokens[-27:] if prefix else tokens)
     _assert_close(other.next_log_probs(), stream.next_log_probs())
 
 
