@@ -220,7 +220,7 @@ def test_memory_slope() -> None:
 
 
 def test_drift_is_flagged_only_when_errors_grow() -> None:
-    turns = [trade_turn(i) for i in range(12)]
+    turns = [trade_turn(i) for i in range(24)]
     steady = [e for t in turns for e in answer(t, [0, 1], [0.5, -0.5])]
     growing = [e for i, t in enumerate(turns) for e in answer(t, [0, 1], [0.5 * i, 0.5 * i])]
     assert drift_figures(analyse(steady, turns, GRID, follows_clock=True))["drifting"] == []
