@@ -106,6 +106,7 @@ def _figures(target: TargetData, analysis: Analysis | None, *, mqtt: bool) -> di
         if analysis is not None and isinstance(notes_out, int)
         else None
     )
+    out["messages_lost"] = _messages_lost(target, agent.get("messages_sent"))
     for key in AGENT_KEYS:
         out[key if key != "send_error_ms_p99" else "agent_send_error_ms_p99"] = agent.get(key)
     out["harness_send_error_ms_p99"] = _round(target.send_error_ms_p99)
@@ -120,6 +121,15 @@ def _figures(target: TargetData, analysis: Analysis | None, *, mqtt: bool) -> di
     out["agent"] = target.agent_summary
     out["agent_command"] = target.agent_command
     return out
+
+
+def _messages_lost(target: TargetData, sent: Any) -> int | None:
+    """Messages the agent says its scheduler sent (improv's ``messages_sent``: notes,
+    clicks, clock) that never arrived; controllers, sent outside it, are left out."""
+    if not isinstance(sent, int) or not target.turns:
+        return None
+    received = sum(1 for e in target.received if not 0xB0 <= e.data[0] <= 0xBF)
+    return max(0, sent - received - target.clock_ticks_in)
 
 
 def _round(value: float | None) -> float | None:
@@ -188,6 +198,7 @@ ROWS: tuple[tuple[str, str], ...] = (
     ("notes heard", "answer_notes"),
     ("stuck notes", "stuck_notes"),
     ("lost notes", "lost_notes"),
+    ("messages lost on the way", "messages_lost"),
     ("deadline misses", "deadline_misses"),
     ("fallback notes", "fallback_notes"),
     ("agent send error p99", "agent_send_error_ms_p99"),

@@ -44,7 +44,12 @@ def _target(config: object, error_ms: float, notes_out: int) -> TargetData:
                 Event(a, bytes((0x90, 60 + k, 90))),
                 Event(a + 0.1, bytes((0x80, 60 + k, 0))),
             ]
-    data.agent_summary = {"notes_out": notes_out, "deadline_misses": 0, "fallback_notes": 0}
+    data.agent_summary = {
+        "notes_out": notes_out,
+        "messages_sent": 2 * notes_out,
+        "deadline_misses": 0,
+        "fallback_notes": 0,
+    }
     data.rss = [(10.0 + i, (100 + i) * 2**20) for i in range(20)]
     return data
 
@@ -77,6 +82,7 @@ def test_json_holds_every_configuration_with_the_required_keys(run: RunData) -> 
     assert second["ratios"]["onset_error_ms_max"] == pytest.approx(2.0, abs=1e-3)
     assert first["ratios"]["onset_error_ms_max"] == pytest.approx(1.0)
     assert first["lost_notes"] == 0 and second["lost_notes"] == 2
+    assert first["messages_lost"] == 0 and second["messages_lost"] == 4
     assert first["stuck_notes"] == 0 and first["deadline_misses"] == 0
     assert first["onset_error_net_ms_max"] == pytest.approx(2.0 - 1.0, abs=1e-3)  # 2 x 0.5 ms
     assert first["rss_mb_end"] == pytest.approx(119.0)
