@@ -183,6 +183,7 @@ async def _jam(config: Any, args: argparse.Namespace) -> dict[str, Any]:
         timeline=timeline,
     )
     tasks: list[asyncio.Task[None]] = []
+    await agent.open_output()  # before control can come in
     if bridge is not None:
         attach(bridge, agent)
         await bridge.start()
@@ -211,31 +212,27 @@ async def _jam(config: Any, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _open_ports(config: Any, *, simulated: bool) -> tuple[Any, Any, Any]:
-    """(agent input, agent output, performer output or None)."""
-    from improv.io.midi import MidiInput, MidiOutput, open_input, open_output
-    from improv.io.transport import RecordingOutput, loopback
+    """(agent input, agent output, performer output or None).
+
+    The agent's output is opened by its sender process (an ``OutputSpec``), so no
+    thread of this one can delay a note; the demo's goes nowhere unless ``--out``.
+    """
+    from improv.engine.sender import OutputSpec
+    from improv.io.midi import MidiInput, open_input
+    from improv.io.transport import loopback
 
     api = config.midi_api
     midi_in: MidiInput
-    midi_out: MidiOutput
     if simulated:
         performer_out, midi_in = loopback("performer")
         if config.port_out:
-            midi_out = open_output(config.port_out, api=api, wait_s=2.0)
-        else:
-            midi_out = RecordingOutput("improv-out (in-process)")
-        return midi_in, midi_out, performer_out
+            return midi_in, OutputSpec(config.port_out, api=api, wait_s=2.0), performer_out
+        return midi_in, OutputSpec(discard=True), performer_out
     if config.virtual:
         midi_in = open_input(api=api, virtual=True, client_name="improv-in", port_name="in")
-        midi_out = open_output(api=api, virtual=True, client_name="improv-out", port_name="out")
-        return midi_in, midi_out, None
+        return midi_in, OutputSpec(api=api, virtual=True), None
     midi_in = open_input(config.port_in, api=api, wait_s=2.0)
-    try:
-        midi_out = open_output(config.port_out, api=api, wait_s=2.0)
-    except BaseException:
-        midi_in.close()
-        raise
-    return midi_in, midi_out, None
+    return midi_in, OutputSpec(config.port_out, api=api, wait_s=2.0), None
 
 
 def _calls(config: Any, args: argparse.Namespace) -> list[Any]:

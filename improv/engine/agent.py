@@ -43,7 +43,8 @@ from improv.engine.clock import (
 from improv.engine.config import JamConfig
 from improv.engine.context import ANSWER, CALL, ChordTimeline, Context
 from improv.engine.generator import AnswerPlayer, AnswerRequest, Generator, Responder
-from improv.engine.scheduler import Scheduler
+from improv.engine.scheduler import OutputScheduler, Scheduler
+from improv.engine.sender import OutputSpec, ProcessScheduler
 from improv.io.control import ControlChange, ControlError
 from improv.io.midi import (
     CC_ALL_NOTES_OFF,
@@ -52,7 +53,6 @@ from improv.io.midi import (
     MidiEvent,
     MidiInput,
     MidiOutput,
-    PortStats,
     control_change,
     note_off,
     now,
@@ -126,36 +126,6 @@ def _round(value: Any) -> Any:
     return round(value, 4) if isinstance(value, float) else value
 
 
-class _TimedOutput:
-    """The output, noting when each note-on really left (answer start error)."""
-
-    def __init__(self, output: MidiOutput) -> None:
-        self.output = output
-        self.name = output.name
-        self.stats: PortStats = output.stats
-        self.note_ons: deque[tuple[int, float]] = deque(maxlen=256)
-
-    @property
-    def connected(self) -> bool:
-        return self.output.connected
-
-    def send(self, data: bytes) -> bool:
-        ok = self.output.send(data)
-        if ok and data[0] & 0xF0 == 0x90 and data[0] < 0xF0 and data[2]:
-            self.note_ons.append((data[1] | (data[0] & 0x0F) << 7, now()))
-        return ok
-
-    def sent_at(self, channel: int, pitch: int, scheduled: float) -> float | None:
-        key = pitch | channel << 7
-        for k, t in list(self.note_ons):
-            if k == key and t >= scheduled - 0.0005:
-                return t
-        return None
-
-    def close(self) -> None:
-        self.output.close()
-
-
 @dataclass(slots=True)
 class _Turn:
     """Bookkeeping of the answer in progress."""
@@ -178,14 +148,20 @@ class _Stopped(Exception):
 
 
 class Agent:
-    """Listens on ``midi_in``, answers on ``midi_out``. Owns (and closes) both ports."""
+    """Listens on ``midi_in``, answers on ``midi_out``. Owns (and closes) both ports.
+
+    ``midi_out`` is a port to open in a sender process of its own (an
+    :class:`OutputSpec`: real ports, the demo), so that no thread of this process can
+    delay a send, or an output object of this process (the in-process loopback of the
+    tests), sent to by a thread.
+    """
 
     def __init__(
         self,
         config: JamConfig,
         *,
         midi_in: MidiInput,
-        midi_out: MidiOutput,
+        midi_out: MidiOutput | OutputSpec,
         primary: Responder,
         fallbacks: Sequence[Responder] = (),
         inline: Callable[[AnswerRequest], list[Note]],
@@ -196,7 +172,17 @@ class Agent:
     ) -> None:
         self.config = config
         self.midi_in = midi_in
-        self.output = _TimedOutput(midi_out)
+        self.scheduler: OutputScheduler
+        self._out_port: MidiOutput | None = None
+        if isinstance(midi_out, OutputSpec):
+            self.scheduler = ProcessScheduler(midi_out, on_sent=self._sent)
+        else:
+            self.scheduler = Scheduler(midi_out, on_sent=self._sent)
+            self._out_port = midi_out
+        self._send_errors: deque[float] = deque(maxlen=1 << 14)  # seconds, as reported
+        self._sent_count = 0
+        self._note_ons: deque[tuple[int, float, float]] = deque(maxlen=256)
+        self._output_open = False
         self.observers = list(observers)
         self.generator = Generator(
             primary,
@@ -219,7 +205,6 @@ class Agent:
             rewind=self.generator.rewind,
         )
         self.channel_out = config.channel_out - 1
-        self.scheduler = Scheduler(self.output)
         self.clock: MusicalClock = InternalClock(config.tempo, math.inf, self.metre)
         self.follower: MidiClockFollower | None = None
         self.state = turns.initial_state(self._turn_params(config))
@@ -250,7 +235,13 @@ class Agent:
 
     async def run(self) -> JamSummary:
         """Play until stopped (or the last chorus ends); the jam's figures."""
-        self._startup()
+        await self.open_output()
+        try:
+            self._startup()
+        except BaseException:
+            self.summary.stopped_by = "error"
+            self._shutdown()
+            raise
         stopped_by = "stop"
         try:
             async with asyncio.TaskGroup() as group:
@@ -271,6 +262,22 @@ class Agent:
             self.summary.stopped_by = stopped_by
             self._shutdown()
         return self.summary
+
+    async def open_output(self) -> None:
+        """Start the sender (a sender process opens its port: a moment). :meth:`run`
+        does it if not done; call it first where control may come in early (MQTT)."""
+        if self._output_open:
+            return
+        try:
+            if isinstance(self.scheduler, ProcessScheduler):
+                await asyncio.to_thread(self.scheduler.start)
+            else:
+                self.scheduler.start()
+        except BaseException:
+            self.summary.stopped_by = "error"
+            self._shutdown()
+            raise
+        self._output_open = True
 
     def request_stop(self, reason: str = "stop", grace_s: float = 0.0) -> None:
         """End the jam: at once, or after the answer in progress (``grace_s`` at most).
@@ -345,7 +352,6 @@ class Agent:
         if config.choruses is not None:
             self._end_beat = config.choruses * self.form.beats
         self._update_lead()
-        self.scheduler.start()
         self._listen_to_ports()
         if self._handle_signals and threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -376,19 +382,26 @@ class Agent:
         if self._clock_sender is not None:
             with contextlib.suppress(Exception):
                 self._clock_sender.stop(t)
-        self.scheduler.stop(release=False, timeout=1.0)
+        scheduler = self.scheduler
+        scheduler.stop(release=False, timeout=1.0)
         if self._clock_sender is not None:
-            self.output.send(bytes((0xFC,)))  # STOP: the sender thread is gone now
-        self.scheduler.panic()  # note-offs for all that sounds, pedal up, CC 123
-        self.output.send(control_change(self.channel_out, CC_ALL_NOTES_OFF, 0))
+            scheduler.send(bytes((0xFC,)))  # STOP: the sender is stopped now
+        scheduler.panic()  # note-offs for all that sounds, pedal up, CC 123
+        scheduler.send(control_change(self.channel_out, CC_ALL_NOTES_OFF, 0))
         for pitch in list(self._performer_open):  # keys still down: they end here
             self._performer_off(pitch, t)
         self.generator.close()
         self._finish_summary(t)
-        for port in (self.midi_in, self.output):
-            with contextlib.suppress(Exception):
-                port.close()
+        for close in (scheduler.close, self.midi_in.close, self._close_out_port):
+            try:
+                close()
+            except Exception:
+                log.exception("jam: closing failed")
         self._publish_state()
+
+    def _close_out_port(self) -> None:
+        if self._out_port is not None:
+            self._out_port.close()
 
     async def _watch_stop(self) -> None:
         await self._stop_event.wait()
@@ -467,10 +480,10 @@ class Agent:
         return quantize_beats(self.swing.unrender(beats)) if self.swing.ratio != 1.0 else beats
 
     def _listen_to_ports(self) -> None:
-        for role, port in (("in", self.midi_in), ("out", self.output.output)):
-            add = getattr(port, "add_status_listener", None)
-            if add is not None:
-                add(lambda connected, role=role: self._from_watchdog(role, connected))
+        add = getattr(self.midi_in, "add_status_listener", None)
+        if add is not None:
+            add(lambda connected: self._from_watchdog("in", connected))
+        self.scheduler.add_status_listener(lambda connected: self._from_watchdog("out", connected))
 
     def _from_watchdog(self, role: str, connected: bool) -> None:
         loop = self._loop
@@ -490,7 +503,7 @@ class Agent:
         else:
             log.warning("MIDI %s port back", role)
             if role == "out":  # whatever it held when it went: silence it
-                self.output.send(control_change(self.channel_out, CC_ALL_NOTES_OFF, 0))
+                self.scheduler.send(control_change(self.channel_out, CC_ALL_NOTES_OFF, 0))
 
     # --- time, turns and beats ---------------------------------------------------------
 
@@ -681,18 +694,39 @@ class Agent:
 
     # --- figures -----------------------------------------------------------------------
 
+    def _sent(self, data: bytes, scheduled: float, sent: float) -> None:
+        """What went out (on the sender's thread, or the sender process's reader)."""
+        self._send_errors.append(sent - scheduled)
+        self._sent_count += 1
+        if data[0] & 0xF0 == 0x90 and data[0] < 0xF0 and data[2]:
+            self._note_ons.append((data[0] << 7 | data[1], scheduled, sent))
+
     def _send_count(self) -> int:
-        return len(self.scheduler.send_errors())
+        return self._sent_count
+
+    def _sent_at(self, channel: int, pitch: int, scheduled: float) -> float | None:
+        """When the note-on of ``pitch`` scheduled for ``scheduled`` really went out."""
+        key = (0x90 | channel) << 7 | pitch
+        for k, at, sent in list(self._note_ons):
+            if k == key and abs(at - scheduled) < 1e-6:
+                return sent
+        return None
+
+    def _turn_errors(self, since: int) -> np.ndarray:
+        """Send errors (ms) reported since the count was ``since``."""
+        count = min(self._sent_count - since, len(self._send_errors))
+        errors = list(self._send_errors)[len(self._send_errors) - count :] if count > 0 else []
+        return np.asarray(errors, dtype=np.float64) * 1000.0
 
     def _turn_metrics(self, turn: _Turn, played: Sequence[Note]) -> None:
         figures = turn.player.figures if turn.player is not None else None
         start_error: float | None = None
         if figures is not None and figures.first_time is not None and played:
-            sent = self.output.sent_at(self.channel_out, played[0].pitch, figures.first_time)
+            sent = self._sent_at(self.channel_out, played[0].pitch, figures.first_time)
             if sent is not None:
                 start_error = (sent - figures.first_time) * 1000.0
                 self._answer_errors.append(start_error)
-        errors = self.scheduler.send_errors()[turn.send_index :] * 1000.0
+        errors = self._turn_errors(turn.send_index)
         metrics: dict[str, Any] = {
             "turn": turn.number,
             "notes_out": len(played),

@@ -141,16 +141,32 @@ class MidiClockFollower:
 
     Feed it every system real-time/common message with its receive time. Ticks count
     from the first clock after START (beat 0) or after CONTINUE (the stored song
-    position). Clock ticks while stopped still refine the tempo. A jump in the tick
-    period (an abrupt tempo change, or a gap) restarts the fit from the latest ticks.
+    position). Clock ticks while stopped still refine the tempo.
+
+    The fit is a line through (tick count, time) over the last ``window`` ticks, so the
+    tempo comes from counts over a long span, never from one interval. Ticks arrive
+    late and bunched when a thread or the machine stalls (a 40 ms stall delivers five
+    ticks of 300 BPM at once): a tick more than ``max(2 ms, a quarter period)`` off the
+    line stays out of the fit. Only ``confirm`` such ticks in a row that lie on a line
+    of their own with a playable tempo (a bunch does not: its slope is near zero) mean
+    a new tempo or phase, and restart the fit from them. START, CONTINUE and a pause
+    of a quarter second re-anchor the phase on the next tick and keep the tempo.
     """
 
     def __init__(
-        self, metre: Metre | None = None, initial_bpm: float = 120.0, window: int = 48
+        self,
+        metre: Metre | None = None,
+        initial_bpm: float = 120.0,
+        window: int = 48,
+        confirm: int = 6,
     ) -> None:
         self.metre = metre or Metre()
         self.window = max(2, window)
+        self.confirm = max(3, confirm)
         self._points: deque[tuple[int, float]] = deque(maxlen=self.window)  # (counter, t)
+        self._suspects: list[tuple[int, float]] = []  # ticks off the line, in a row
+        self._reanchor = False  # the next tick sets the phase afresh
+        self.outliers = 0  # ticks kept out of the fit
         self._counter = 0  # every tick, running or not
         self._period = 60.0 / (initial_bpm * PPQN)  # seconds per tick
         self._intercept: float | None = None  # fitted time of counter 0
@@ -192,6 +208,7 @@ class MidiClockFollower:
         return None
 
     def _start(self) -> None:
+        self._reanchor = True
         self.running = True
         self.ticks = 0
         self._anchor = (self._counter, self._next_index)  # the next tick is this index
@@ -200,41 +217,56 @@ class MidiClockFollower:
     def _tick(self, t: float) -> None:
         counter = self._counter
         self._counter += 1
-        if self._points:
-            last_t = self._points[-1][1]
-            predicted = self._predict(counter)
-            gap = t - last_t
-            if gap > 4 * self._period or abs(t - predicted) > max(0.004, 0.35 * self._period):
-                last = self._points[-1]
-                self._points.clear()  # a new tempo (or a gap): fit afresh from here
-                if gap <= 4 * self._period:
-                    self._points.append(last)
-        self._points.append((counter, t))
+        points = self._points
+        if points and (self._reanchor or t - points[-1][1] > max(4 * self._period, 0.25)):
+            points.clear()  # a new start or a pause: same tempo, new phase
+            self._suspects.clear()
+        self._reanchor = False
+        if len(points) >= 3 and abs(t - self._predict(counter)) > self._tolerance():
+            self._suspects.append((counter, t))
+            if not self._new_line():
+                self.outliers += 1
+                self._advance(counter)
+                return
+            points.clear()
+            points.extend(self._suspects)
+        else:
+            points.append((counter, t))
+        self._suspects.clear()
         self._fit()
+        self._advance(counter)
+
+    def _advance(self, counter: int) -> None:
         if self.running and self._anchor is not None:
             self._last_index = counter - self._anchor[0] + self._anchor[1]
             self.ticks += 1
 
+    def _tolerance(self) -> float:
+        return max(0.002, 0.25 * self._period)
+
+    def _new_line(self) -> bool:
+        """Whether the ticks off the line agree on a line of their own (a new tempo or
+        phase), rather than being late or bunched."""
+        suspects = self._suspects
+        if len(suspects) < self.confirm:
+            return False
+        del suspects[: -self.confirm]
+        period, intercept = _line(suspects)
+        if not _playable(period):
+            return False
+        worst = max(abs(t - intercept - period * x) for x, t in suspects)
+        return worst <= max(0.002, 0.25 * period)
+
     def _fit(self) -> None:
         points = self._points
-        n = len(points)
-        x0, t0 = points[0]
-        if n >= 3:
-            mx = sum(p[0] - x0 for p in points) / n
-            mt = sum(p[1] - t0 for p in points) / n
-            sxx = sum((p[0] - x0 - mx) ** 2 for p in points)
-            sxt = sum((p[0] - x0 - mx) * (p[1] - t0 - mt) for p in points)
-            slope = sxt / sxx
-            if slope > 0:
-                self._period = slope
-            self._intercept = t0 + mt - self._period * (x0 + mx)
-        elif n == 2:
-            (xa, ta), (xb, tb) = points
-            if tb > ta:
-                self._period = (tb - ta) / (xb - xa)
-            self._intercept = tb - self._period * xb
-        else:
-            self._intercept = t0 - self._period * x0
+        if len(points) >= 2:
+            period, intercept = _line(points)
+            if _playable(period):
+                self._period = period
+                self._intercept = intercept
+                return
+        x, t = points[-1]
+        self._intercept = t - self._period * x
 
     def _predict(self, counter: int) -> float:
         if self._intercept is None:
@@ -274,6 +306,23 @@ class MidiClockFollower:
     def _predict_float(self, counter: float) -> float:
         assert self._intercept is not None
         return self._intercept + self._period * counter
+
+
+def _playable(period: float) -> bool:
+    """Whether a tick period (seconds) is a tempo a master may play (20 to 400 BPM)."""
+    return 60.0 / (400.0 * PPQN) <= period <= 60.0 / (20.0 * PPQN)
+
+
+def _line(points: Sequence[tuple[int, float]]) -> tuple[float, float]:
+    """Least-squares (period, intercept) of ``t = intercept + period * counter``."""
+    n = len(points)
+    x0, t0 = points[0]
+    mx = sum(x - x0 for x, _ in points) / n
+    mt = sum(t - t0 for _, t in points) / n
+    sxx = sum((x - x0 - mx) ** 2 for x, _ in points)
+    sxt = sum((x - x0 - mx) * (t - t0 - mt) for x, t in points)
+    period = sxt / sxx if sxx > 0 else 0.0
+    return period, t0 + mt - period * (x0 + mx)
 
 
 # --- clock out: MIDI clock, metronome ------------------------------------------------

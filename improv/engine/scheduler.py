@@ -29,7 +29,7 @@ import sys
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import Protocol, TypeAlias
 
 import numpy as np
 
@@ -72,6 +72,33 @@ class SchedulerStats:
 
     def as_dict(self) -> dict[str, float | int]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
+
+
+class OutputScheduler(Protocol):
+    """What the agent plays through: a :class:`Scheduler` (a thread of this process) or
+    a :class:`~improv.engine.sender.ProcessScheduler` (a process of its own)."""
+
+    def start(self) -> object: ...
+
+    def stop(self, *, release: bool = True, timeout: float = 1.0) -> None: ...
+
+    def close(self) -> None: ...
+
+    def schedule(self, time: float, data: bytes) -> None: ...
+
+    def schedule_note(
+        self, pitch: int, velocity: int, on_time: float, off_time: float, channel: int = 0
+    ) -> int: ...
+
+    def cancel_after(self, time: float, channel: int | None = None) -> int: ...
+
+    def panic(self) -> int: ...
+
+    def send(self, data: bytes) -> bool: ...
+
+    def add_status_listener(self, listener: Callable[[bool], None]) -> None: ...
+
+    def stats(self) -> SchedulerStats: ...
 
 
 class Scheduler:
@@ -236,6 +263,24 @@ class Scheduler:
             self.tracker.reset()
             self._owner = [0] * (16 * 128)
         return len(messages)
+
+    def send(self, data: bytes) -> bool:
+        """Send ``data`` now, on the caller's thread (whether or not the sender runs):
+        for what must go out at once, such as CC 123 when a port comes back."""
+        with self._send_lock:
+            ok = self.output.send(data)
+            if ok:
+                self.tracker.feed(data)
+        if ok:
+            sent_at = self._clock()
+            self._report(data, sent_at, sent_at)
+        return ok
+
+    def add_status_listener(self, listener: Callable[[bool], None]) -> None:
+        """Call ``listener(connected)`` when the output's peer comes or goes (if it can tell)."""
+        add = getattr(self.output, "add_status_listener", None)
+        if add is not None:
+            add(listener)
 
     def pending(self) -> int:
         with self._cond:

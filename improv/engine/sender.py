@@ -18,6 +18,7 @@ and exits; Ctrl-C reaches the parent only, which stops the child in order.
 from __future__ import annotations
 
 import contextlib
+import gc
 import itertools
 import logging
 import os
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import threading
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -52,8 +54,13 @@ class OutputSpec:
     client_name: str = "improv-out"
     port_name: str = "out"
     wait_s: float = 0.0
+    discard: bool = False  # no port: what is sent is dropped (``improv jam --demo``)
 
     def open(self) -> Any:
+        if self.discard:
+            from improv.io.transport import NullOutput
+
+            return NullOutput()
         from improv.io.midi import open_output
 
         return open_output(
@@ -92,6 +99,9 @@ class ProcessScheduler:
         self._ids = itertools.count(1)
         self._note_ids = itertools.count(1)
         self._reader: threading.Thread | None = None
+        self._listeners: list[Callable[[bool], None]] = []
+        self._gone = False  # the child has ended (or never answered)
+        self._closing = False
         self._last_stats = SchedulerStats(0, 0, 0, 0, 0, 0.0, 0.0, 0.0, 0)
         self._unreachable = Throttled()
 
@@ -116,7 +126,9 @@ class ProcessScheduler:
         conn.send((self.spec, self._spin_s, self._capacity))
         if not conn.poll(30.0 + self.spec.wait_s):
             self._process.kill()
+            self._process.wait(5)
             self._process = None
+            conn.close()
             raise ImprovError("the MIDI sender process did not start")
         try:
             kind, detail = conn.recv()
@@ -126,7 +138,7 @@ class ProcessScheduler:
             self._process.wait(5)
             self._process = None
             conn.close()
-            raise ImprovError(detail)
+            raise detail if isinstance(detail, ImprovError) else ImprovError(str(detail))
         self.name = detail
         self._conn = conn
         self._reader = threading.Thread(target=self._read, name="improv-sender-reader", daemon=True)
@@ -145,6 +157,7 @@ class ProcessScheduler:
         process, conn = self._process, self._conn
         if process is None:
             return
+        self._closing = True
         self._call("close", timeout=self._timeout)
         try:
             process.wait(self._timeout)
@@ -166,6 +179,11 @@ class ProcessScheduler:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    def add_status_listener(self, listener: Callable[[bool], None]) -> None:
+        """Call ``listener(connected)`` (from a reader thread) when the child's port peer
+        comes or goes, and with False if the child itself dies."""
+        self._listeners.append(listener)
+
     # --- the Scheduler interface ----------------------------------------------------
 
     def schedule(self, time: float, data: bytes) -> None:
@@ -179,6 +197,10 @@ class ProcessScheduler:
         check_note(pitch, velocity, on_time, off_time, channel)
         self._post(("schedule_note", pitch, velocity, on_time, off_time, channel))
         return next(self._note_ids)
+
+    def send(self, data: bytes) -> bool:
+        """Send ``data`` at once (a round trip); False if it could not go out."""
+        return bool(self._call("send", bytes(data)))
 
     def cancel_after(self, time: float, channel: int | None = None) -> int:
         return int(self._call("cancel_after", time, channel) or 0)
@@ -206,6 +228,8 @@ class ProcessScheduler:
             if self._process is None:
                 self._backlog.append(command)
             return
+        if self._gone:
+            return
         try:
             with self._send_lock:
                 self._conn.send(command)
@@ -213,7 +237,7 @@ class ProcessScheduler:
             self._unreachable("MIDI sender process unreachable: %s", exc)
 
     def _call(self, op: str, *args: Any, timeout: float | None = None) -> Any:
-        if self._conn is None or self._process is None:
+        if self._conn is None or self._process is None or self._gone:
             return None
         call_id = next(self._ids)
         slot: list[Any] = [threading.Event(), None]
@@ -225,7 +249,7 @@ class ProcessScheduler:
         return slot[1]
 
     def _read(self) -> None:
-        """Parent side: deliver answers and what the child sent."""
+        """Parent side: deliver answers, port news and what the child sent."""
         conn = self._conn
         assert conn is not None
         while True:
@@ -233,35 +257,75 @@ class ProcessScheduler:
                 message = conn.recv()
             except (EOFError, OSError):
                 break
-            if message[0] == "sent":
+            kind = message[0]
+            if kind == "sent":
                 if self.on_sent is not None:
                     for data, scheduled, sent in message[1]:
                         try:
                             self.on_sent(data, scheduled, sent)
                         except Exception:
                             log.exception("on_sent callback failed")
-            elif message[0] == "reply":
+            elif kind == "reply":
                 slot = self._calls.get(message[1])
                 if slot is not None:
                     slot[1] = message[2]
                     slot[0].set()
+            elif kind == "status":
+                self._notify(message[1])
+        self._gone = True
         for slot in list(self._calls.values()):  # the child is gone: nobody will answer
             slot[0].set()
+        if not self._closing:
+            log.error("the MIDI sender process ended unexpectedly: nothing more is sent")
+            self._notify(False)
+
+    def _notify(self, connected: bool) -> None:
+        for listener in self._listeners:
+            try:
+                listener(connected)
+            except Exception:
+                log.exception("port status listener failed")
+
+
+class _Pipe:
+    """The child's end: sends from its threads (commands, port news) one at a time."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self._lock = threading.Lock()
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        with self._lock:
+            self.conn.send(message)
+
+    def status(self, connected: bool) -> None:
+        with contextlib.suppress(OSError, ValueError):
+            self.send(("status", connected))
 
 
 def _child_main(fd: int) -> None:
-    """The sender process: open the port, run a Scheduler, obey the pipe."""
+    """The sender process: open the port, run a Scheduler, obey the pipe.
+
+    It ignores SIGINT and SIGTERM (a terminal or service manager signals the whole
+    process group): the parent ends it in order, after the last note-off went out,
+    and a broken pipe (the parent died) makes it silence everything and exit.
+    """
     conn = Connection(fd)
     spec, spin_s, capacity = conn.recv()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING, format="improv-sender: %(message)s")
     with contextlib.suppress(AttributeError, OSError):
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(5))  # below the sender
     try:
         output = spec.open()
     except Exception as exc:
-        conn.send(("error", str(exc)))
+        conn.send(("error", exc if isinstance(exc, ImprovError) else str(exc)))
         return
+    pipe = _Pipe(conn)
+    add_listener = getattr(output, "add_status_listener", None)
+    if add_listener is not None:
+        add_listener(pipe.status)
     sent: deque[tuple[bytes, float, float]] = deque()
     scheduler = Scheduler(
         output,
@@ -271,31 +335,34 @@ def _child_main(fd: int) -> None:
         on_sent=lambda data, scheduled, at: sent.append((data, scheduled, at)),
     )
     scheduler.start()
-    conn.send(("ready", output.name))
+    gc.collect()
+    gc.freeze()  # what start-up made lives on: collections never walk it again
+    pipe.send(("ready", output.name))
     try:
-        _serve(conn, scheduler, sent)
+        _serve(pipe, scheduler, sent)
     finally:
         scheduler.stop(release=True)
         output.close()
 
 
-def _serve(conn: Connection, scheduler: Scheduler, sent: deque[tuple[bytes, float, float]]) -> None:
+def _serve(pipe: _Pipe, scheduler: Scheduler, sent: deque[tuple[bytes, float, float]]) -> None:
+    conn = pipe.conn
     while True:
         try:
             ready = conn.poll(_FLUSH_S)
             while ready:
                 command = conn.recv()
-                if not _obey(conn, scheduler, command):
+                if not _obey(pipe, scheduler, command):
                     return
                 ready = conn.poll(0)
             if sent:
                 batch = [sent.popleft() for _ in range(len(sent))]
-                conn.send(("sent", batch))
+                pipe.send(("sent", batch))
         except (EOFError, OSError):
             return  # the parent is gone: the finally clause silences everything
 
 
-def _obey(conn: Connection, scheduler: Scheduler, command: tuple[Any, ...]) -> bool:
+def _obey(pipe: _Pipe, scheduler: Scheduler, command: tuple[Any, ...]) -> bool:
     """Carry out one command; False when the child should exit."""
     kind = command[0]
     if kind == "schedule":
@@ -306,7 +373,9 @@ def _obey(conn: Connection, scheduler: Scheduler, command: tuple[Any, ...]) -> b
         return True
     _kind, call_id, op, *args = command
     result: Any = None
-    if op == "stop":
+    if op == "send":
+        result = scheduler.send(args[0])
+    elif op == "stop":
         scheduler.stop(release=args[0], timeout=args[1])
     elif op == "close":
         scheduler.stop(release=True)
@@ -320,7 +389,7 @@ def _obey(conn: Connection, scheduler: Scheduler, command: tuple[Any, ...]) -> b
         result = scheduler.stats()
     elif op == "send_errors":
         result = scheduler.send_errors()
-    conn.send(("reply", call_id, result))
+    pipe.send(("reply", call_id, result))
     return op != "close"
 
 

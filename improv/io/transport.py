@@ -53,6 +53,25 @@ def loopback(name: str = "loopback", capacity: int = 4096) -> tuple[LoopbackOutp
     return LoopbackOutput(name, midi_in), midi_in
 
 
+class NullOutput:
+    """An output that drops what it is sent (counting it): a jam nobody listens to."""
+
+    def __init__(self, name: str = "discard") -> None:
+        self.name = name
+        self.stats = PortStats()
+
+    @property
+    def connected(self) -> bool:
+        return True
+
+    def send(self, data: bytes) -> bool:
+        self.stats.sent += 1
+        return True
+
+    def close(self) -> None:
+        pass
+
+
 class RecordingOutput:
     """An output that keeps every message with its send time (tests, dry runs)."""
 

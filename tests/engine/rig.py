@@ -4,6 +4,7 @@ into its input on the agent's own clock, and a listener on its output."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -12,7 +13,8 @@ from improv.engine.agent import Agent, JamObserver
 from improv.engine.config import JamConfig
 from improv.engine.responders import RulesResponder, rules_answer
 from improv.engine.scheduler import Scheduler
-from improv.io.midi import MidiEvent, MidiInput, MidiOutput
+from improv.engine.sender import OutputSpec
+from improv.io.midi import MidiEvent, MidiInput, MidiOutput, now
 from improv.io.transport import loopback
 from improv.music.notes import Note, Phrase
 
@@ -59,7 +61,7 @@ class Rig:
         self,
         *,
         midi_in: MidiInput | None = None,
-        midi_out: MidiOutput | None = None,
+        midi_out: MidiOutput | OutputSpec | None = None,
         performer_out: MidiOutput | None = None,
         listener: MidiInput | None = None,
         **settings: Any,
@@ -99,9 +101,12 @@ class Rig:
         self.performer.stop(release=True)
         if self._task is None:
             return None
+        stopping = now()
         self.agent.request_stop("test")
         summary = await asyncio.wait_for(self._task, 5.0)
         self._task = None
+        with contextlib.suppress(TimeoutError):  # real ports deliver the last CC 123 later
+            await self.receive_until(lambda e: is_cc123(e) and e.time >= stopping, 2.0)
         await self.drain()
         return summary
 

@@ -99,6 +99,26 @@ def test_follower_converges_to_the_tempo_of_a_jittery_tick_stream() -> None:
     assert follower.time_at(8.0) == pytest.approx(t, abs=0.002)
 
 
+def test_follower_keeps_the_tempo_through_late_and_bunched_ticks() -> None:
+    # a loaded machine: every tick up to 1.5 ms late, and now and then a stall of 10 to
+    # 60 ms that delivers all the ticks due in it at once
+    follower = MidiClockFollower(initial_bpm=120.0)
+    follower.feed(bytes((START,)), 0.0)
+    period = 60.0 / (300.0 * PPQN)
+    rng = random.Random(3)
+    stall_end = -1.0
+    for i in range(24 * 32):
+        due = 0.01 + i * period
+        if due > stall_end and rng.random() < 0.02:
+            stall_end = due + rng.uniform(0.01, 0.06)
+        arrival = max(due, stall_end) + rng.uniform(0, 0.0015)
+        follower.feed(TICK, arrival)
+        if i >= 48:  # from the third beat on
+            assert follower.bpm == pytest.approx(300.0, rel=0.01), i
+            assert follower.time_at(i / 24 + 1) == pytest.approx(due + 0.2, abs=0.004), i
+    assert follower.outliers > 20
+
+
 def test_follower_tracks_a_tempo_change() -> None:
     follower = MidiClockFollower()
     follower.feed(bytes((START,)), 0.0)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from improv.engine.sender import OutputSpec
 from improv.io import midi
 from improv.io.midi import MidiEvent, note_off, note_on
 from tests.engine.rig import Rig, call_notes, is_cc123, unpaired
@@ -33,7 +35,7 @@ async def test_answer_on_the_bar_line_through_jack(
 ) -> None:
     performer, listener = test_ports
     agent_in = midi.open_input("performer", api="jack")
-    agent_out = midi.open_output("listener", api="jack")
+    agent_out = OutputSpec("listener", api="jack")  # a sender process, as improv jam's
     async with Rig(
         midi_in=agent_in, midi_out=agent_out, performer_out=performer, listener=listener
     ) as rig:
@@ -94,3 +96,33 @@ async def test_sigint_releases_everything(
     assert b'"stopped_by":"SIGINT"' in stdout
     assert not unpaired(events)  # every note-on got its note-off ...
     assert any(is_cc123(e) for e in events)  # ... and CC 123 went out
+
+
+async def test_a_vanished_output_port_is_reopened_by_the_sender_process(
+    test_ports: tuple[midi.RtMidiOutput, midi.RtMidiInput], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("IMPROV_MIDI_WATCHDOG_S", "0.05")  # the sender process's watchdog
+    performer, listener = test_ports
+    agent_in = midi.open_input("performer", api="jack")
+    spec = OutputSpec("listener", api="jack")
+    async with Rig(
+        midi_in=agent_in, midi_out=spec, performer_out=performer, listener=listener
+    ) as rig:
+        rig.play(call_notes(6.0))
+        await rig.receive_until(lambda e: e.is_note_on and e.channel == 0)
+        listener.close()  # the synth goes away in the middle of the answer ...
+        await asyncio.wait_for(rig.recorder.answered.wait(), 5.0)
+        cut = next(p for role, p, _ in rig.recorder.phrases if role == "answer")
+        assert cut.end - cut.onset < 7.0  # ... which ends there
+        rig.listener = listener = midi.open_input(virtual=True, api="jack", client_name="listener")
+        rig.received.clear()
+        await rig.receive_until(is_cc123)  # re-opened: whatever it held is silenced
+        start = 16.0 * math.ceil((rig.agent.position() + 2.0) / 16.0)
+        rig.play(call_notes(6.0), at_beat=start)
+        first = await rig.receive_until(lambda e: e.is_note_on and e.channel == 0, 10.0)
+        assert abs(first.time - rig.time_at(start + 8.0)) < 0.03  # kept its time
+        summary = await rig.stop()
+    listener.close()
+    assert summary.turns == 2
+    assert not unpaired(rig.received)
+    assert any(is_cc123(e) for e in rig.received[-3:])
