@@ -425,7 +425,7 @@ def lost_notes(notes_out: int | None, heard_notes: int) -> int | None:
 # --- transport, memory, drift, MQTT -------------------------------------------------
 
 
-def transport_figures(pairs: Sequence[tuple[float, float]]) -> dict[str, float | int | None]:
+def transport_figures(pairs: Sequence[tuple[float, float]]) -> dict[str, Any]:
     """Loopback latency (receive minus send) of ``(sent, received)`` pairs, in ms."""
     latencies = [(r - s) * 1000.0 for s, r in pairs]
     stats = Stats.of(latencies)
@@ -433,6 +433,7 @@ def transport_figures(pairs: Sequence[tuple[float, float]]) -> dict[str, float |
         "samples": stats.n,
         **stats.figures("latency_ms"),
         "latency_ms_mean": _r(stats.mean),
+        "histogram": Histogram.of(latencies).as_dict(),
     }
 
 
@@ -493,7 +494,7 @@ def drift_figures(analysis: Analysis) -> dict[str, Any]:
 def mqtt_delays(
     received: Sequence[tuple[float, str, dict[str, Any]]],
     analysis: Analysis,
-) -> dict[str, float | int | None]:
+) -> dict[str, Any]:
     """Delay from the wire to the broker: ``(receipt time, topic, payload)`` messages.
 
     - ``mqtt_beat_delay_ms``: a ``beat`` message's receipt minus its beat on the grid
@@ -530,10 +531,15 @@ def mqtt_delays(
             i = bisect.bisect_right(call_ends, t) - 1
             if i >= 0:
                 call_delays.append((t - call_ends[i]) * 1000.0)
-    out: dict[str, float | int | None] = {"mqtt_messages": len(received)}
-    out |= Stats.of(beat_delays).figures("mqtt_beat_delay_ms")
-    out |= Stats.of(answer_delays).figures("mqtt_answer_delay_ms")
-    out |= Stats.of(call_delays).figures("mqtt_call_delay_ms")
+    out: dict[str, Any] = {"mqtt_messages": len(received)}
+    series = {
+        "mqtt_beat_delay_ms": beat_delays,
+        "mqtt_answer_delay_ms": answer_delays,
+        "mqtt_call_delay_ms": call_delays,
+    }
+    for name, values in series.items():
+        out |= Stats.of(values).figures(name)
+    out["histograms"] = {name: Histogram.of(values).as_dict() for name, values in series.items()}
     return out
 
 

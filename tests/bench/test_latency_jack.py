@@ -64,13 +64,19 @@ def test_echo_agent_through_jack(
     assert {"call", "answer"} <= {e["role"] for e in events}
 
 
-def test_spawned_improv_with_rules_and_mqtt(
-    jack_server: str, mosquitto: Mosquitto, capsys: pytest.CaptureFixture[str]
+def test_spawned_improv_with_rules(
+    jack_server: str, request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    try:  # the MQTT figures too, where mosquitto is installed
+        broker: Mosquitto | None = request.getfixturevalue("mosquitto")
+    except pytest.skip.Exception:
+        broker = None
+    mqtt = ("--mqtt", broker.url) if broker is not None else ()
     summary = bench(
         capsys,
         *("--spawn", "--tempo", "240", "--bars", "2", "--turns", "2", "--warmup", "1"),
-        *("--mqtt", mosquitto.url, "--", "--model", "rules"),
+        *mqtt,
+        *("--", "--model", "rules"),
     )
     (entry,) = summary["configurations"]
     assert entry.get("error") is None, entry.get("error")
@@ -83,5 +89,7 @@ def test_spawned_improv_with_rules_and_mqtt(
     assert entry["agent_command"][:2] == ["improv", "jam"]
     assert entry["answer_start_error_ms_p99"] < 50.0  # generous: the numbers go to docs
     assert entry["rss_mb_end"] > 10
-    mqtt = entry["mqtt"]
-    assert mqtt["mqtt_messages"] > 0 and mqtt["mqtt_beat_delay_ms_p50"] is not None
+    if broker is not None:
+        figures = entry["mqtt"]
+        assert figures["mqtt_messages"] > 0 and figures["mqtt_beat_delay_ms_p50"] is not None
+        assert figures["mqtt_answer_delay_ms_p50"] is not None

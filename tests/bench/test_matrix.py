@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import pytest
 
 from improv.bench import matrix
-from improv.bench.calls import GeneratedCalls, call_limits, fit_call
+from improv.bench.calls import FileCalls, GeneratedCalls, call_limits, fit_call, midi_files
 from improv.bench.matrix import Base, expand, parse_matrix, rounds
 from improv.bench.procs import summary_from_stdout
 from improv.errors import UsageError
+from improv.io.midifile import Track, write_jam
 from improv.music.notes import Note
 from improv.music.time import Metre
 
@@ -78,6 +80,20 @@ def test_fit_call_clips_and_drops() -> None:
     notes = [Note(60, 90, 0.0, 1.0), Note(62, 90, 4.5, 4.0), Note(64, 90, 6.0, 1.0)]
     fitted = fit_call(notes, "trade", 2, Metre())
     assert [(n.pitch, n.end) for n in fitted] == [(60, 1.0), (62, 7.75)]
+
+
+def test_calls_are_cut_from_midi_files(tmp_path: Path) -> None:
+    notes = [Note(60 + i, 90, 2.0 * i, 1.0) for i in range(12)]  # one every two beats
+    write_jam(tmp_path / "take.mid", [Track("performer", notes)], bpm=100)
+    (tmp_path / "notes.txt").write_text("not MIDI")
+    assert midi_files(tmp_path) == [tmp_path / "take.mid"]
+    calls = FileCalls(midi_files(tmp_path), "trade", 2, Metre())
+    # 24 beats in 8-beat pieces; in each, onsets before beat 5 are played
+    assert [[n.onset for n in c] for c in calls.calls] == [[0.0, 2.0, 4.0]] * 3
+    assert [n.pitch for n in calls.call(0)] == [60, 61, 62]
+    assert [n.pitch for n in calls.call(0)] == [64, 65, 66]
+    with pytest.raises(UsageError):
+        midi_files(tmp_path / "missing")
 
 
 def test_summary_is_read_from_stdout() -> None:
