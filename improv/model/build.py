@@ -43,6 +43,7 @@ def build_model(
     key_ids: tuple[int, int] | None = None,
     pitch_ids: tuple[int, int] | None = None,
     chord_ids: tuple[int, int] | None = None,
+    pos_ids: tuple[int, int] | None = None,
 ) -> nn.Module:
     """A fresh model of a named architecture and size.
 
@@ -50,7 +51,8 @@ def build_model(
     force as an input (:mod:`improv.model.keys`); with ``pitch_ids`` (id of the first
     PITCH token, number of pitches) too, pitches are read relative to that key;
     ``chord_ids`` (id of the first CHORD token, number of chords) gives the chord in
-    force as an input in the same way.
+    force as an input in the same way; ``pos_ids`` (id of BAR, 1 + number of positions)
+    with all three adds the harmony bias (:class:`improv.model.keys.HarmonyBias`).
     """
     if arch not in SIZES:
         raise ImprovError(f"unknown architecture {arch!r} (choose from {', '.join(ARCHS)})")
@@ -64,6 +66,8 @@ def build_model(
         kwargs.update(pitch_start=pitch_ids[0], n_pitches=pitch_ids[1])
     if chord_ids is not None:
         kwargs.update(chord_start=chord_ids[0], n_chords=chord_ids[1])
+    if pos_ids is not None:
+        kwargs.update(pos_start=pos_ids[0], n_pos=pos_ids[1])
     if arch == "lstm":
         return LSTMLM(LSTMConfig(vocab_size=vocab_size, dropout=dropout, **kwargs))
     return TransformerLM(TransformerConfig(vocab_size=vocab_size, dropout=dropout, **kwargs))

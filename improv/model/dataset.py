@@ -41,6 +41,7 @@ class TokenData:
     key_ids: tuple[int, int] | None = None  # (first KEY id, number of keys), if any
     pitch_ids: tuple[int, int] | None = None  # (first PITCH id, number of pitches), if any
     chord_ids: tuple[int, int] | None = None  # (first CHORD id, number of chords), if any
+    pos_ids: tuple[int, int] | None = None  # (BAR id, 1 + number of POS ids) if contiguous
 
     @property
     def train_tokens(self) -> int:
@@ -152,8 +153,16 @@ def build_token_data(
         key_ids=(VOCAB.key_ids.start, len(VOCAB.key_ids)),
         pitch_ids=(VOCAB.pitch_ids.start, len(VOCAB.pitch_ids)),
         chord_ids=(VOCAB.chord_ids.start, len(VOCAB.chord_ids)),
+        pos_ids=_pos_ids(),
     )
     return data, {"train": train_solos, "val": kept_val}
+
+
+def _pos_ids() -> tuple[int, int] | None:
+    """BAR and the POS tokens as one range (BAR, POS_0, POS_1 ...), when they are one."""
+    if VOCAB.pos_ids.start != VOCAB.bar + 1:
+        return None
+    return VOCAB.bar, 1 + len(VOCAB.pos_ids)
 
 
 def _encode_or_skip(solo: Solo) -> np.ndarray | None:

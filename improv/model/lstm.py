@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from improv.model.keys import PitchFrame, key_of, key_track
+from improv.model.keys import HarmonyBias, PitchFrame, key_of, key_track
 
 State = tuple[torch.Tensor, torch.Tensor]
 
@@ -34,6 +34,8 @@ class LSTMConfig:
     pitch_start: int = 0  # id of PITCH_0: pitches read relative to the key (keys.PitchFrame)
     chord_start: int = 0  # id of the first CHORD token; the chord in force is an input
     n_chords: int = 0  # 0: no chord input
+    pos_start: int = 0  # id of BAR (POS_t follow it): the position in force, for the
+    n_pos: int = 0  # harmony bias (keys.HarmonyBias; with the pitch frame and chords)
     n_pitches: int = 0  # 0: pitches read as they are
 
 
@@ -49,6 +51,17 @@ class LSTMLM(nn.Module):
         self.frame = (
             PitchFrame(config.vocab_size, config.pitch_start, config.n_pitches, config.n_keys)
             if config.n_keys and config.n_pitches
+            else None
+        )
+        self.harmony = (
+            HarmonyBias(
+                config.n_chords,
+                config.n_pos,
+                config.pitch_start,
+                config.n_pitches,
+                config.vocab_size,
+            )
+            if self.frame is not None and config.n_chords and config.n_pos
             else None
         )
         self.drop = nn.Dropout(config.dropout)
@@ -71,12 +84,14 @@ class LSTMLM(nn.Module):
         targets: torch.Tensor | None = None,
         key0: torch.Tensor | None = None,
         chord0: torch.Tensor | None = None,
+        pos0: torch.Tensor | None = None,
         state: State | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits of the next token at every position, and the mean loss given targets.
 
-        ``idx`` (B, T) token ids; ``targets`` (B, T), -1 where not scored; ``key0`` and
-        ``chord0`` (B,) the key and chord in force before ``idx`` (default: none yet).
+        ``idx`` (B, T) token ids; ``targets`` (B, T), -1 where not scored; ``key0``,
+        ``chord0`` and ``pos0`` (B,) the key, chord and position state in force before
+        ``idx`` (default: none yet).
         """
         keys = None
         idx0 = idx  # the tokens as heard (idx becomes the frame's tokens)
@@ -88,12 +103,17 @@ class LSTMLM(nn.Module):
         x = self.wte(idx)  # (B, T, E)
         if self.wke is not None and keys is not None:
             x = x + self.wke(keys)
+        chords = None
         if self.wce is not None:
             c = self.config
-            x = x + self.wce(key_track(idx0, c.chord_start, c.n_chords, chord0))
+            chords = key_track(idx0, c.chord_start, c.n_chords, chord0)  # (B, T)
+            x = x + self.wce(chords)
         x = self.drop(x)
         h, _ = self.lstm(x, state)  # (B, T, H)
         logits = self.head(self.drop(h))  # (B, T, V)
+        if self.harmony is not None and chords is not None:
+            c = self.config
+            logits = self.harmony(logits, chords, key_track(idx0, c.pos_start, c.n_pos, pos0))
         if self.frame is not None and keys is not None:
             logits = self.frame.write_logits(logits, keys)
         loss = None
@@ -154,7 +174,12 @@ class LSTMStream:
         self._c: list[np.ndarray] = [zeros] * cfg.n_layer
         self._key = cfg.n_keys  # none yet
         self._chord = cfg.n_chords
+        self._where = cfg.n_pos  # position state (BAR, POS_t or none), for the harmony bias
         self.frame = model.frame
+        self.harmony = model.harmony.vectors() if model.harmony is not None else None
+        self.beat_class = (
+            model.harmony.beat_class.numpy() if model.harmony is not None else np.zeros(1, int)
+        )
         self._log_probs: np.ndarray | None = None
         self.reset()
 
@@ -172,6 +197,7 @@ class LSTMStream:
         self._c = [zeros] * self.config.n_layer
         self._key = self.config.n_keys
         self._chord = self.config.n_chords
+        self._where = self.config.n_pos
         self._step(self.model.bos)
 
     def advance(self, tokens: Sequence[int]) -> None:
@@ -184,6 +210,7 @@ class LSTMStream:
         cfg = self.config
         self._key = key_of(token, cfg.key_start, cfg.n_keys, self._key)
         self._chord = key_of(token, cfg.chord_start, cfg.n_chords, self._chord)
+        self._where = key_of(token, cfg.pos_start, cfg.n_pos, self._where)
         hidden = cfg.n_hidden
         h_out: list[np.ndarray] = []
         c_out: list[np.ndarray] = []
@@ -212,6 +239,8 @@ class LSTMStream:
     def next_log_probs(self) -> np.ndarray:
         if self._log_probs is None:
             logits = (self._h[-1] @ self.head_w + self.head_b).astype(np.float64)
+            if self.harmony is not None:
+                logits += self.harmony[self._chord, self.beat_class[self._where]]
             if self.frame is not None:
                 logits = logits[self.frame.write[self._key]] + self.frame.bias[self._key]
             m = logits.max()
@@ -220,11 +249,11 @@ class LSTMStream:
         return self._log_probs
 
     def snapshot(self) -> object:
-        return (self._h, self._c, self._key, self._chord, self._log_probs)
+        return (self._h, self._c, self._key, self._chord, self._where, self._log_probs)
 
     def restore(self, state: object) -> None:
         assert isinstance(state, tuple)
-        self._h, self._c, self._key, self._chord, self._log_probs = state
+        self._h, self._c, self._key, self._chord, self._where, self._log_probs = state
 
     def score(self, tokens: Sequence[int]) -> np.ndarray:
         """Log-likelihood of each token from a fresh stream, in one forward pass."""

@@ -30,7 +30,7 @@ from improv.model.dataset import TokenData
 from improv.model.markov import MarkovFit
 from improv.tokens import VOCAB
 
-Window = tuple[np.ndarray, np.ndarray, int, int]  # input, target, key0, chord0
+Window = tuple[np.ndarray, np.ndarray, int, int, int]  # input, target, key0, chord0, pos0
 
 
 def _count(ids: tuple[int, int] | None) -> int:
@@ -102,6 +102,7 @@ class Trainer:
             data.key_ids,
             data.pitch_ids if options.relative_pitch else None,
             data.chord_ids,
+            data.pos_ids,
         )
         self.model.to(device)
         decay = [p for p in self.model.parameters() if p.dim() >= 2]
@@ -127,13 +128,14 @@ class Trainer:
 
     # -- batches ------------------------------------------------------------------------
 
-    def _in_force(self, seq: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Key and chord index in force after each token of a stream ("none": count)."""
-        return _in_force(seq, self.data.key_ids), _in_force(seq, self.data.chord_ids)
+    def _in_force(self, seq: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Key, chord and position state after each token of a stream ("none": count)."""
+        d = self.data
+        return tuple(_in_force(seq, ids) for ids in (d.key_ids, d.chord_ids, d.pos_ids))
 
-    def _window(self, seq: np.ndarray, offset: int, state: tuple[np.ndarray, np.ndarray]) -> Window:
-        """Input, target, and key and chord in force before the input (targets -1 past
-        the stream's end). A window far into a stream knows its key and chord, as a
+    def _window(self, seq: np.ndarray, offset: int, state: tuple[np.ndarray, ...]) -> Window:
+        """Input, target, and key, chord and position state in force before the input
+        (targets -1 past the stream's end). A window far into a stream knows them, as a
         streaming model does; a window at offset 0 starts with the start token."""
         t, bos = self.options.seq_len, self.data.vocab_size
         x = np.zeros(t, dtype=np.int64)
@@ -142,19 +144,20 @@ class Trainer:
         y[: len(chunk)] = chunk
         x[0] = bos if offset == 0 else seq[offset - 1]
         x[1 : len(chunk)] = chunk[:-1]
-        keys, chords = state
         before = offset - 2  # x[0] is seq[offset - 1]: what was in force before it
-        key0 = int(keys[before]) if before >= 0 else _count(self.data.key_ids)
-        chord0 = int(chords[before]) if before >= 0 else _count(self.data.chord_ids)
-        return x, y, key0, chord0
+        d = self.data
+        nones = (_count(d.key_ids), _count(d.chord_ids), _count(d.pos_ids))
+        key0, chord0, pos0 = (
+            int(s[before]) if before >= 0 else none for s, none in zip(state, nones, strict=True)
+        )
+        return x, y, key0, chord0, pos0
 
     def _tensors(self, windows: list[Window]) -> tuple[torch.Tensor, ...]:
-        xs, ys, keys, chords = zip(*windows, strict=True)
+        xs, ys, *states = zip(*windows, strict=True)
         return (
             torch.from_numpy(np.stack(xs)),
             torch.from_numpy(np.stack(ys)),
-            torch.tensor(keys, dtype=torch.long),
-            torch.tensor(chords, dtype=torch.long),
+            *(torch.tensor(s, dtype=torch.long) for s in states),
         )
 
     def batch(self) -> tuple[torch.Tensor, ...]:
@@ -200,8 +203,8 @@ class Trainer:
         total, count = 0.0, 0
         size = self.options.batch_size
         for s in range(0, len(self._val_windows[0]), size):
-            x, y, k, c = (t[s : s + size].to(self.device) for t in self._val_windows)
-            _, loss = self.model(x, y, key0=k, chord0=c)
+            x, y, k, c, w = (t[s : s + size].to(self.device) for t in self._val_windows)
+            _, loss = self.model(x, y, key0=k, chord0=c, pos0=w)
             assert loss is not None
             n = int((y >= 0).sum())
             total += float(loss) * n
@@ -230,8 +233,8 @@ class Trainer:
             started = time.perf_counter()
             for group in self.optimizer.param_groups:
                 group["lr"] = self.lr_at(self.step)
-            x, y, k, c = self.batch()
-            _, loss = self.model(x, y, key0=k, chord0=c)
+            x, y, k, c, w = self.batch()
+            _, loss = self.model(x, y, key0=k, chord0=c, pos0=w)
             assert loss is not None
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()

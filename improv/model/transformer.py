@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from improv.model.keys import PitchFrame, key_of, key_track
+from improv.model.keys import HarmonyBias, PitchFrame, key_of, key_track
 
 _GELU_C = np.float32(math.sqrt(2.0 / math.pi))  # GELU, tanh form (as GPT-2)
 
@@ -47,6 +47,8 @@ class TransformerConfig:
     pitch_start: int = 0  # id of PITCH_0: pitches read relative to the key (keys.PitchFrame)
     chord_start: int = 0  # id of the first CHORD token; the chord in force is an input
     n_chords: int = 0  # 0: no chord input
+    pos_start: int = 0  # id of BAR (POS_t follow it): the position in force, for the
+    n_pos: int = 0  # harmony bias (keys.HarmonyBias; with the pitch frame and chords)
     n_pitches: int = 0  # 0: pitches read as they are
 
 
@@ -156,6 +158,17 @@ class TransformerLM(nn.Module):
             if config.n_keys and config.n_pitches
             else None
         )
+        self.harmony = (
+            HarmonyBias(
+                config.n_chords,
+                config.n_pos,
+                config.pitch_start,
+                config.n_pitches,
+                config.vocab_size,
+            )
+            if self.frame is not None and config.n_chords and config.n_pos
+            else None
+        )
         self.drop = nn.Dropout(config.dropout)
         self.h = nn.ModuleList([Block(config) for _ in range(config.n_layer)])
         self.ln_f = nn.LayerNorm(config.n_embd)
@@ -184,12 +197,13 @@ class TransformerLM(nn.Module):
         targets: torch.Tensor | None = None,
         key0: torch.Tensor | None = None,
         chord0: torch.Tensor | None = None,
+        pos0: torch.Tensor | None = None,
         start_pos: int = 0,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Logits at every position (B, T, V), and the mean loss given targets (-1: skip).
 
-        ``key0`` and ``chord0`` (B,) are the key and chord in force before ``idx``
-        (default: none yet).
+        ``key0``, ``chord0`` and ``pos0`` (B,) are the key, chord and position state in
+        force before ``idx`` (default: none yet).
         ``start_pos`` is the absolute stream position of ``idx[:, 0]``; with rotary
         positions and banded attention it changes nothing but rounding, and is there so
         that a stream and a full pass use the very same angles.
@@ -211,13 +225,18 @@ class TransformerLM(nn.Module):
         x = self.wte(idx)  # (B, T, C)
         if self.wke is not None and keys is not None:
             x = x + self.wke(keys)
+        chords = None
         if self.wce is not None:
             c = self.config
-            x = x + self.wce(key_track(idx0, c.chord_start, c.n_chords, chord0))
+            chords = key_track(idx0, c.chord_start, c.n_chords, chord0)  # (B, T)
+            x = x + self.wce(chords)
         x = self.drop(x)
         for block in self.h:
             x = block(x, cos, sin)
         logits = self.lm_head(self.ln_f(x))  # (B, T, V)
+        if self.harmony is not None and chords is not None:
+            c = self.config
+            logits = self.harmony(logits, chords, key_track(idx0, c.pos_start, c.n_pos, pos0))
         if self.frame is not None and keys is not None:
             logits = self.frame.write_logits(logits, keys)
         loss = None
@@ -250,7 +269,12 @@ class TransformerStream:
         self.wce = sd["wce.weight"] if cfg.n_chords else None
         self._key = cfg.n_keys  # none yet
         self._chord = cfg.n_chords
+        self._where = cfg.n_pos  # position state (BAR, POS_t or none), for the harmony bias
         self.frame = model.frame
+        self.harmony = model.harmony.vectors() if model.harmony is not None else None
+        self.beat_class = (
+            model.harmony.beat_class.numpy() if model.harmony is not None else np.zeros(1, int)
+        )
         self.layers = []
         for i in range(cfg.n_layer):
             p = f"h.{i}."
@@ -295,6 +319,7 @@ class TransformerStream:
         self._pos = 0
         self._key = self.config.n_keys
         self._chord = self.config.n_chords
+        self._where = self.config.n_pos
         self._step(self.config.vocab_size)  # BOS
 
     def advance(self, tokens: Sequence[int]) -> None:
@@ -329,6 +354,7 @@ class TransformerStream:
         if self.wce is not None:
             self._chord = key_of(token, cfg.chord_start, cfg.n_chords, self._chord)
             x = x + self.wce[self._chord]
+        self._where = key_of(token, cfg.pos_start, cfg.n_pos, self._where)
         for i, layer in enumerate(self.layers):
             h = self._layer_norm(x, layer["ln1_w"], layer["ln1_b"])
             qkv = h @ layer["attn_w"] + layer["attn_b"]  # (3C,)
@@ -361,6 +387,8 @@ class TransformerStream:
         if self._log_probs is None:
             h = self._layer_norm(self._x, self.lnf_w, self.lnf_b)
             logits = (h @ self.head_w).astype(np.float64)
+            if self.harmony is not None:
+                logits += self.harmony[self._chord, self.beat_class[self._where]]
             if self.frame is not None:
                 logits = logits[self.frame.write[self._key]] + self.frame.bias[self._key]
             m = logits.max()
@@ -371,12 +399,12 @@ class TransformerStream:
     def snapshot(self) -> object:
         # Copies are bounded by the window; only the slots written since need saving,
         # but a whole copy is simpler and costs microseconds at these sizes.
-        state = (self._pos, self._key, self._chord, self._x, self._log_probs)
+        state = (self._pos, self._key, self._chord, self._where, self._x, self._log_probs)
         return (*state, self._k.copy(), self._v.copy())
 
     def restore(self, state: object) -> None:
         assert isinstance(state, tuple)
-        self._pos, self._key, self._chord, self._x, self._log_probs, k, v = state
+        self._pos, self._key, self._chord, self._where, self._x, self._log_probs, k, v = state
         np.copyto(self._k, k)
         np.copyto(self._v, v)
 

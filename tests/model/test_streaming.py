@@ -15,8 +15,9 @@ from improv.model.transformer import TransformerConfig, TransformerLM, Transform
 
 VOCAB = 50
 KEY0 = 5  # ids 5..16 are KEY tokens: random streams change key often
-PITCH0, PITCHES = 20, 30  # ids 20..49 are pitches, read relative to the key
 CHORD0, CHORDS = 17, 3  # ids 17..19 are chords, the chord in force an input
+BAR, WHERE = 20, 6  # ids 20..25 are BAR and POS_0..4: the position state
+PITCH0, PITCHES = 26, 24  # ids 26..49 are pitches, read relative to the key
 FRAME = {
     "key_start": KEY0,
     "n_keys": 12,
@@ -24,6 +25,8 @@ FRAME = {
     "n_pitches": PITCHES,
     "chord_start": CHORD0,
     "n_chords": CHORDS,
+    "pos_start": BAR,
+    "n_pos": WHERE,
 }
 Maker = Callable[[], tuple[torch.nn.Module, StreamingLM]]
 
@@ -103,17 +106,24 @@ def test_transformer_window_is_a_band() -> None:
     # with the key and chord in force before them
     keys = [t - KEY0 for t in tokens[:-6] if KEY0 <= t < KEY0 + 12]
     chords = [t - CHORD0 for t in tokens[:-6] if CHORD0 <= t < CHORD0 + CHORDS]
+    wheres = [t - BAR for t in tokens[:-6] if BAR <= t < BAR + WHERE]
     key0 = torch.tensor([keys[-1] if keys else 12])
     chord0 = torch.tensor([chords[-1] if chords else CHORDS])
+    pos0 = torch.tensor([wheres[-1] if wheres else WHERE])
     with torch.no_grad():
         logits, _ = model(
-            torch.tensor([tokens[-6:]]), key0=key0, chord0=chord0, start_pos=len(tokens) + 1 - 6
+            torch.tensor([tokens[-6:]]),
+            key0=key0,
+            chord0=chord0,
+            pos0=pos0,
+            start_pos=len(tokens) + 1 - 6,
         )
     expected = F.log_softmax(logits[0, -1], dim=-1).numpy()
     _assert_close(stream.next_log_probs(), expected)
     # and a stream's far past does not matter: another history, same last W tokens and key
     other = TransformerStream(model)  # type: ignore[arg-type]
-    prefix = [KEY0 + int(key0), CHORD0 + int(chord0)] if chords and keys else []
+    prefix = [KEY0 + int(key0), CHORD0 + int(chord0), BAR + int(pos0)]
+    prefix = prefix if chords and keys and wheres else []
     other.advance(prefix + tokens[-27:] if prefix else tokens)
     _assert_close(other.next_log_probs(), stream.next_log_probs())
 
