@@ -242,22 +242,22 @@ class _Target:
         """Without a clock: lock the bar lines to the agent's count-in clicks, if any.
 
         Waits for the clicks (channel 10) until none has come for 1.5 beats after the
-        last, or ``timeout_s`` without any; the loudest click is the bar line.
+        last (a count-in), or until ``timeout_s`` (a metronome never stops; no clicks at
+        all); the loudest click is a bar line.
         """
         self.grid = Grid(now(), self.beat_s, self.metre.beats_per_bar)
         deadline = now() + timeout_s
-        while True:
+        while now() < deadline:
             clicks = self._clicks()
-            quiet_since = clicks[-1].t if clicks else None
-            if quiet_since is not None and now() > quiet_since + 1.5 * self.beat_s:
+            if clicks and now() > clicks[-1].t + 1.5 * self.beat_s:
                 break
-            if quiet_since is None and now() > deadline:
-                return
             self.heard.clear()
-            wake = quiet_since + 1.5 * self.beat_s if quiet_since is not None else deadline
+            wake = min(deadline, clicks[-1].t + 1.5 * self.beat_s) if clicks else deadline
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.heard.wait(), max(0.01, wake - now()))
         clicks = self._clicks()
+        if not clicks:
+            return
         accent = max(clicks, key=lambda e: (e.data[2], -e.t))
         self.grid = Grid(accent.t, self.beat_s, self.metre.beats_per_bar)
         self.data.aligned_by = "count-in"
