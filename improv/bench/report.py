@@ -39,7 +39,12 @@ REFERENCES = {
     "din_midi_ms_per_byte": 0.32,  # 31 250 baud, 10 bits a byte
     "din_midi_note_on_ms": 0.96,
 }
-AGENT_KEYS = ("notes_out", "deadline_misses", "fallback_notes", "send_error_ms_p99")
+AGENT_KEYS = {  # the agent's --json summary key -> ours
+    "notes_out": "notes_out",
+    "deadline_misses": "deadline_misses",
+    "fallback_notes": "fallback_notes",
+    "send_error_ms_p99": "agent_send_error_ms_p99",
+}
 RATIO_KEYS = (
     "answer_start_latency_ms_p50",
     "answer_start_error_ms_p99",
@@ -107,8 +112,8 @@ def _figures(target: TargetData, analysis: Analysis | None, *, mqtt: bool) -> di
         else None
     )
     out["messages_lost"] = _messages_lost(target, agent.get("messages_sent"))
-    for key in AGENT_KEYS:
-        out[key if key != "send_error_ms_p99" else "agent_send_error_ms_p99"] = agent.get(key)
+    for theirs, ours in AGENT_KEYS.items():
+        out[ours] = agent.get(theirs)
     out["harness_send_error_ms_p99"] = _round(target.send_error_ms_p99)
     out["clock_ticks_in"] = target.clock_ticks_in
     measured_from = min((t.call_start for t in target.turns if not t.warmup), default=0.0)
