@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import logging
 import math
@@ -183,6 +184,8 @@ async def _jam(config: Any, args: argparse.Namespace) -> dict[str, Any]:
         timeline=timeline,
     )
     tasks: list[asyncio.Task[None]] = []
+    gc.collect()
+    gc.freeze()  # start-up's objects (the model's) live on: collections never walk them again
     await agent.open_output()  # before control can come in
     if bridge is not None:
         attach(bridge, agent)

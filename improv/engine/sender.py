@@ -11,8 +11,11 @@ over a pipe, and reports what it sent. Both of its threads ask for real-time pri
 :class:`ProcessScheduler` offers the same methods as ``Scheduler``; queries
 (``stats``, ``cancel_after``, ``panic`` ...) are round trips of well under a millisecond.
 Times cross the process boundary unchanged: ``time.monotonic()`` is system-wide.
-The child never outlives the parent: when the pipe breaks it silences everything
-and exits; Ctrl-C reaches the parent only, which stops the child in order.
+The child never outlives the parent: when the pipe breaks (the parent died, even by
+SIGKILL) it silences everything and exits. It ignores SIGINT and SIGTERM, which a
+terminal or service manager sends to the whole process group: the parent stops it in
+order, after its last note-off. The child's port status (a vanished peer, its return)
+reaches the parent's status listeners, and the child's own death reads as a lost port.
 """
 
 from __future__ import annotations

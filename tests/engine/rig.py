@@ -54,7 +54,35 @@ class Recorder(JamObserver):
         self.metrics.append(metrics)
 
 
-class Rig:
+class Listening:
+    """Reads what the agent sends on ``listener``, keeping it in ``received``."""
+
+    def __init__(self, listener: MidiInput) -> None:
+        self.listener = listener
+        self.received: list[MidiEvent] = []
+
+    async def receive_until(
+        self, predicate: Callable[[MidiEvent], bool], timeout: float = 5.0
+    ) -> MidiEvent:
+        """Read the agent's output until a message matches (kept in ``received``)."""
+        async with asyncio.timeout(timeout):
+            while True:
+                event = await self.listener.receive()
+                self.received.append(event)
+                if predicate(event):
+                    return event
+
+    async def drain(self) -> None:
+        while (event := self.listener.poll()) is not None:
+            self.received.append(event)
+
+    def note_ons(self, channel: int | None = None) -> list[MidiEvent]:
+        return [
+            e for e in self.received if e.is_note_on and (channel is None or e.channel == channel)
+        ]
+
+
+class Rig(Listening):
     """``async with Rig(mode="phrase") as rig:`` runs an agent until the block ends."""
 
     def __init__(
@@ -72,8 +100,8 @@ class Rig:
         if midi_out is None:
             midi_out, listener = loopback("listener")
         assert performer_out is not None and listener is not None
+        super().__init__(listener)
         self.performer_out = performer_out
-        self.listener = listener
         self.recorder = Recorder()
         self.agent = Agent(
             self.config,
@@ -85,7 +113,6 @@ class Rig:
             handle_signals=False,
         )
         self.performer = Scheduler(performer_out, switch_interval_s=None)
-        self.received: list[MidiEvent] = []
         self._task: asyncio.Task[Any] | None = None
 
     async def __aenter__(self) -> Rig:
@@ -120,26 +147,6 @@ class Rig:
             self.performer.schedule_note(
                 note.pitch, note.velocity, on, self.time_at(at_beat + note.end), channel
             )
-
-    async def receive_until(
-        self, predicate: Callable[[MidiEvent], bool], timeout: float = 5.0
-    ) -> MidiEvent:
-        """Read the agent's output until a message matches (kept in ``received``)."""
-        async with asyncio.timeout(timeout):
-            while True:
-                event = await self.listener.receive()
-                self.received.append(event)
-                if predicate(event):
-                    return event
-
-    async def drain(self) -> None:
-        while (event := self.listener.poll()) is not None:
-            self.received.append(event)
-
-    def note_ons(self, channel: int | None = None) -> list[MidiEvent]:
-        return [
-            e for e in self.received if e.is_note_on and (channel is None or e.channel == channel)
-        ]
 
 
 def call_notes(beats: float = 6.0, step: float = 0.5, pitch: int = 65) -> list[Note]:

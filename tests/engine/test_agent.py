@@ -7,6 +7,7 @@ import asyncio
 import pytest
 
 from improv.engine import turns
+from improv.engine.agent import JamObserver
 from improv.io.control import ControlChange
 from improv.io.midi import CLOCK, START, now
 from improv.music.notes import Note
@@ -163,3 +164,27 @@ async def test_stop_releases_everything_and_sends_cc123() -> None:
         await rig.stop()  # ... in the middle of the answer
     assert not unpaired(rig.received)  # the held thru note and the answer's notes end
     assert is_cc123(rig.received[-1]) or any(is_cc123(e) for e in rig.received[-3:])
+
+
+class _Failing(JamObserver):
+    """Fails on the first beat of bar 2: in the middle of the answer."""
+
+    def on_beat(self, bar: int, beat: float, chord: str | None) -> None:
+        if (bar, beat) == (2, 1.0):
+            raise RuntimeError("an observer failed")
+
+
+async def test_an_exception_releases_everything_and_sends_cc123() -> None:
+    rig = Rig()
+    rig.agent.observers.append(_Failing())
+    async with rig:
+        rig.play(call_notes(6.0))
+        task, rig._task = rig._task, None
+        assert task is not None
+        with pytest.raises(ExceptionGroup):
+            await asyncio.wait_for(task, 8.0)
+        await rig.drain()
+    assert rig.agent.summary.stopped_by == "error"
+    assert rig.note_ons(0)  # the answer had begun ...
+    assert not unpaired(rig.received)  # ... and ended cleanly
+    assert is_cc123(rig.received[-1])

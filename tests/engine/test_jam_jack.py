@@ -4,18 +4,20 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from improv.engine.sender import OutputSpec
 from improv.io import midi
-from improv.io.midi import MidiEvent, note_off, note_on
-from tests.engine.rig import Rig, call_notes, is_cc123, unpaired
+from improv.io.midi import note_off, note_on
+from tests.engine.rig import Listening, Rig, call_notes, is_cc123, unpaired
 
 pytestmark = pytest.mark.jack
 
@@ -49,18 +51,20 @@ async def test_answer_on_the_bar_line_through_jack(
     assert any(is_cc123(e) for e in rig.received)
 
 
-async def _read(listener: midi.RtMidiInput, until: float) -> list[MidiEvent]:
-    events: list[MidiEvent] = []
-    try:
-        async with asyncio.timeout(until):
-            while True:
-                events.append(await listener.receive())
-    except TimeoutError:
-        return events
+def _children(pid: int) -> list[int]:
+    """Child processes of ``pid`` (started from any of its threads)."""
+    found: list[int] = []
+    for path in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            found += [int(c) for c in path.read_text().split()]
+    return found
 
 
-async def test_sigint_releases_everything(
-    test_ports: tuple[midi.RtMidiOutput, midi.RtMidiInput],
+@pytest.mark.parametrize(
+    "sig", [signal.SIGINT, signal.SIGTERM, signal.SIGKILL], ids=lambda s: s.name
+)
+async def test_a_signal_releases_everything(
+    test_ports: tuple[midi.RtMidiOutput, midi.RtMidiInput], sig: signal.Signals
 ) -> None:
     performer, listener = test_ports
     command = [
@@ -71,31 +75,39 @@ async def test_sigint_releases_everything(
     process = await asyncio.create_subprocess_exec(
         *command, stdout=subprocess.PIPE, stderr=subprocess.PIPE
     )
+    heard = Listening(listener)
     try:
         assert process.stderr is not None
         async with asyncio.timeout(30):
             while b"jam: " not in (line := await process.stderr.readline()):
                 assert line, "improv jam ended before it started"
+        senders = _children(process.pid)
         for i in range(8):  # a call of eight notes (the agent's clock: whenever it is)
             performer.send(note_on(0, 60 + i, 90))
             await asyncio.sleep(0.08)  # playing, not synchronising
             performer.send(note_off(0, 60 + i))
-        events: list[MidiEvent] = []
-        async with asyncio.timeout(10):
-            while not any(e.is_note_on for e in events):
-                events.append(await listener.receive())
-        process.send_signal(signal.SIGINT)  # in the middle of the answer
+        await heard.receive_until(lambda e: e.is_note_on, 10.0)
+        process.send_signal(sig)  # in the middle of the answer
         async with asyncio.timeout(10):
             stdout, _ = await process.communicate()
-        events += await _read(listener, 0.3)
+        await heard.receive_until(is_cc123, 5.0)  # the sender process sends it last
+        await asyncio.sleep(0.05)  # anything after it would show (playing, not syncing)
+        await heard.drain()
     finally:
         if process.returncode is None:
             process.kill()
             await process.wait()
-    assert process.returncode == 0
-    assert b'"stopped_by":"SIGINT"' in stdout
+    events = heard.received
     assert not unpaired(events)  # every note-on got its note-off ...
-    assert any(is_cc123(e) for e in events)  # ... and CC 123 went out
+    assert is_cc123(events[-1])  # ... and CC 123 went out last
+    if sig == signal.SIGKILL:  # the orphaned sender silenced everything and went
+        assert process.returncode == -signal.SIGKILL and senders
+        async with asyncio.timeout(5):
+            while any(Path(f"/proc/{pid}").exists() for pid in senders):
+                await asyncio.sleep(0.05)  # polling /proc: there is no event to await
+    else:
+        assert process.returncode == 0
+        assert f'"stopped_by":"{sig.name}"'.encode() in stdout
 
 
 async def test_a_vanished_output_port_is_reopened_by_the_sender_process(
