@@ -62,6 +62,7 @@ def _command(args: argparse.Namespace) -> str:
     parts += ["--seed", str(args.seed), "--blues-weight", str(args.blues_weight)]
     parts += ["--batch-size", str(args.batch_size), "--seq-len", str(args.seq_len)]
     parts += ["--lr", str(args.lr), "--dropout", str(args.dropout)]
+    parts += ["--threads", str(args.threads), "--device", args.device]
     if args.no_augment:
         parts.append("--no-augment")
     parts += ["--out", str(args.out)]
