@@ -100,6 +100,8 @@ class OutputScheduler(Protocol):
 
     def stats(self) -> SchedulerStats: ...
 
+    def send_errors(self) -> np.ndarray: ...
+
 
 class Scheduler:
     """Sends MIDI bytes to one output at absolute monotonic times.
