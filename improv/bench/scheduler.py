@@ -21,32 +21,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from improv.io.midi import CLOCK, MidiOutput, PortStats, now
+from improv.io.midi import CLOCK, MidiOutput, now
+from improv.io.transport import NullOutput
 
 if TYPE_CHECKING:  # the scheduler pulls in numpy: not at ``improv --help`` time
     from improv.engine.scheduler import Scheduler
     from improv.engine.sender import ProcessScheduler
 
 LOADS = ("idle", "thread", "process")
-
-
-class NullOutput:
-    """An output that only counts: measures the scheduler, not a port."""
-
-    def __init__(self) -> None:
-        self.name = "null"
-        self.stats = PortStats()
-
-    @property
-    def connected(self) -> bool:
-        return True
-
-    def send(self, data: bytes) -> bool:
-        self.stats.sent += 1
-        return True
-
-    def close(self) -> None:
-        pass
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +150,7 @@ def run(args: argparse.Namespace) -> int:
     from improv.engine.sender import OutputSpec, ProcessScheduler
     from improv.errors import UsageError
 
-    output: MidiOutput = NullOutput()
+    output: MidiOutput = NullOutput("null")
     spec = OutputSpec(virtual=True, api=args.midi_api, client_name="improv-bench")
     if args.process and not args.midi_api:
         raise UsageError("--process needs a real port: give --midi-api")
