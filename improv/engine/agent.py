@@ -1,7 +1,7 @@
 """The agent: the one place where MIDI I/O, the clock, turn-taking, the generator and the
 scheduler meet.
 
-Lifecycle, as uvicorn's server: :meth:`Agent.run` starts up (scheduler thread, clock,
+Lifecycle, as uvicorn's server: :meth:`Agent.run` starts up (the sender, the clock, the
 count-in), runs the main loop as named tasks in an ``asyncio.TaskGroup`` (``midi-in``
 reads the performer, ``conductor`` keeps time, turns and beats, ``clock-out`` fills
 metronome and MIDI clock ahead, ``stop`` waits for the end), and shuts down on every
@@ -9,10 +9,13 @@ exit path: stop, pause, SIGINT, SIGTERM, an exception or a vanished port release
 sounds and send CC 123; then the ports close. Signal handlers only set a flag.
 
 The loop thread moves small messages only: models run on the generator's workers and
-MIDI goes out from the scheduler's thread. Observers (the console view, the MQTT
-bridge) are told about state, beats, notes, phrases and per-turn figures through
-:class:`JamObserver`; control changes come in through :meth:`Agent.apply_control` and
-land at musically sensible moments.
+MIDI goes out from a sender process (:mod:`improv.engine.sender`: no thread of this
+process can delay a note, and should this process die, the sender still silences what
+sounds) or, for an output that lives in this process (the tests' loopback), from the
+scheduler's thread. Observers (the console view, the MQTT bridge) are told about
+state, beats, notes, phrases and per-turn figures through :class:`JamObserver`; control
+changes come in through :meth:`Agent.apply_control` and land at musically sensible
+moments.
 """
 
 from __future__ import annotations
