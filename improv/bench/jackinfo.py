@@ -9,6 +9,8 @@ Uses the libjack :mod:`improv.io.jackmon` loads, so both speak to the same serve
 from __future__ import annotations
 
 import ctypes
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,39 +37,45 @@ def _open() -> tuple[Any, int] | None:
     return (lib, client) if client else None
 
 
-def period() -> JackPeriod | None:
-    """The running server's period (frames, sample rate); None without a server."""
+@contextmanager
+def _info_client() -> Iterator[tuple[Any, int] | None]:
+    """A short-lived client of the running server (None without one), closed after use."""
     with jackmon.client_lock:
         opened = _open()
         if opened is None:
+            yield None
+            return
+        try:
+            yield opened
+        finally:
+            opened[0].jack_client_close(opened[1])
+
+
+def period() -> JackPeriod | None:
+    """The running server's period (frames, sample rate); None without a server."""
+    with _info_client() as opened:
+        if opened is None:
             return None
         lib, client = opened
-        try:
-            fn = lib.jack_get_buffer_size
-            fn.restype, fn.argtypes = ctypes.c_uint32, [ctypes.c_void_p]
-            rate_fn = lib.jack_get_sample_rate
-            rate_fn.restype, rate_fn.argtypes = ctypes.c_uint32, [ctypes.c_void_p]
-            return JackPeriod(int(fn(client)), int(rate_fn(client)))
-        finally:
-            lib.jack_client_close(client)
+        fn = lib.jack_get_buffer_size
+        fn.restype, fn.argtypes = ctypes.c_uint32, [ctypes.c_void_p]
+        rate_fn = lib.jack_get_sample_rate
+        rate_fn.restype, rate_fn.argtypes = ctypes.c_uint32, [ctypes.c_void_p]
+        return JackPeriod(int(fn(client)), int(rate_fn(client)))
 
 
 def connections(port: str) -> int | None:
     """How many connections a JACK port has (None: no server or no such port)."""
-    with jackmon.client_lock:
-        opened = _open()
+    with _info_client() as opened:
         if opened is None:
             return None
         lib, client = opened
-        try:
-            by_name = lib.jack_port_by_name
-            by_name.restype, by_name.argtypes = ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_char_p]
-            connected = lib.jack_port_connected
-            connected.restype, connected.argtypes = ctypes.c_int, [ctypes.c_void_p]
-            handle = by_name(client, port.encode())
-            return int(connected(handle)) if handle else None
-        finally:
-            lib.jack_client_close(client)
+        by_name = lib.jack_port_by_name
+        by_name.restype, by_name.argtypes = ctypes.c_void_p, [ctypes.c_void_p, ctypes.c_char_p]
+        connected = lib.jack_port_connected
+        connected.restype, connected.argtypes = ctypes.c_int, [ctypes.c_void_p]
+        handle = by_name(client, port.encode())
+        return int(connected(handle)) if handle else None
 
 
 _XrunCallback = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p)
