@@ -147,6 +147,7 @@ class Scheduler:
     # --- life cycle -----------------------------------------------------------------
 
     def start(self) -> Scheduler:
+        """Start the sender thread."""
         if self._thread is not None:
             return self
         if self._switch_interval_s is not None:
@@ -155,6 +156,15 @@ class Scheduler:
         self._running = True
         self._thread = threading.Thread(target=self._run, name="improv-sender", daemon=True)
         self._thread.start()
+        return self
+
+    def start_inline(self) -> Scheduler:
+        """Start without a thread: the caller sends by calling :meth:`serve_due` in time.
+
+        For a process whose only thread is the sender (:mod:`improv.engine.sender`): a
+        second thread would compete with it for the GIL at the worst moments.
+        """
+        self._running = True
         return self
 
     def stop(self, *, release: bool = True, timeout: float = 1.0) -> None:
@@ -290,30 +300,47 @@ class Scheduler:
 
     # --- the sender thread ----------------------------------------------------------
 
+    def next_due(self) -> float | None:
+        """When the next pending message is due (None when nothing is pending)."""
+        with self._cond:
+            return self._heap[0][0] if self._heap else None
+
+    def serve_due(self) -> float | None:
+        """Send every message due within ``spin_s``, each spun to its exact time.
+
+        Returns when the next one is due (None when nothing is pending, or stopped).
+        """
+        clock = self._clock
+        while True:
+            with self._cond:
+                if not self._running or not self._heap:
+                    return None
+                deadline = self._heap[0][0]
+                if deadline - clock() > self.spin_s:
+                    return deadline
+                item = heapq.heappop(self._heap)
+                generation = self._generation
+            while clock() < deadline:
+                pass
+            self._dispatch(item, generation)
+
     def _run(self) -> None:
-        _try_realtime_priority()
+        try_realtime_priority()
         clock = self._clock
         cond = self._cond
         heap = self._heap
         while True:
             with cond:
-                while True:
-                    if not self._running:
-                        return
-                    if not heap:
-                        cond.wait()
-                        continue
-                    deadline = heap[0][0]
-                    wait = deadline - clock() - self.spin_s
-                    if wait > 0:
-                        cond.wait(wait)
-                        continue
-                    item = heapq.heappop(heap)
-                    generation = self._generation
-                    break
-            while clock() < deadline:
-                pass
-            self._dispatch(item, generation)
+                if not self._running:
+                    return
+                if not heap:
+                    cond.wait()
+                    continue
+                wait = heap[0][0] - clock() - self.spin_s
+                if wait > 0:
+                    cond.wait(wait)
+                    continue
+            self.serve_due()
 
     def _dispatch(self, item: _Item, generation: int) -> None:
         deadline, _seq, kind, data, note_id = item
@@ -401,7 +428,7 @@ def _is_note(data: bytes, channel: int | None) -> bool:
     return channel is None or status & 0x0F == channel
 
 
-def _try_realtime_priority() -> None:
+def try_realtime_priority() -> None:
     """Ask for a real-time or raised priority for this thread; fine if refused."""
     try:
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))

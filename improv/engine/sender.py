@@ -21,10 +21,11 @@ reaches the parent's status listeners, and the child's own death reads as a lost
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import gc
 import itertools
 import logging
-import os
+import select
 import signal
 import socket
 import subprocess
@@ -38,13 +39,22 @@ from typing import Any
 
 import numpy as np
 
-from improv.engine.scheduler import Scheduler, SchedulerStats, SentCallback, check_note
+from improv.engine.scheduler import (
+    Scheduler,
+    SchedulerStats,
+    SentCallback,
+    check_note,
+    try_realtime_priority,
+)
 from improv.errors import ImprovError
 from improv.io.messages import Throttled
+from improv.io.midi import now
 
 log = logging.getLogger(__name__)
 
 _FLUSH_S = 0.02  # how often the child reports what it sent
+_QUIET_S = 0.003  # chores and calls only when no message is due sooner
+_CALL_WAIT_S = 0.05  # longest a round-trip call waits for a quiet moment
 
 
 @dataclass(frozen=True, slots=True)
@@ -291,15 +301,13 @@ class ProcessScheduler:
 
 
 class _Pipe:
-    """The child's end: sends from its threads (commands, port news) one at a time."""
+    """The child's end of the pipe, with the port news it has to pass on."""
 
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        self._lock = threading.Lock()
 
     def send(self, message: tuple[Any, ...]) -> None:
-        with self._lock:
-            self.conn.send(message)
+        self.conn.send(message)
 
     def status(self, connected: bool) -> None:
         with contextlib.suppress(OSError, ValueError):
@@ -309,18 +317,25 @@ class _Pipe:
 def _child_main(fd: int) -> None:
     """The sender process: open the port, run a Scheduler, obey the pipe.
 
-    It ignores SIGINT and SIGTERM (a terminal or service manager signals the whole
-    process group): the parent ends it in order, after the last note-off went out,
-    and a broken pipe (the parent died) makes it silence everything and exit.
+    One thread does everything (see :class:`_Loop`). It ignores SIGINT and SIGTERM (a
+    terminal or service manager signals the whole process group): the parent ends it
+    in order, after the last note-off went out, and a broken pipe (the parent died)
+    makes it silence everything and exit.
     """
     conn = Connection(fd)
     spec, spin_s, capacity = conn.recv()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING, format="improv-sender: %(message)s")
-    with contextlib.suppress(AttributeError, OSError):
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(5))  # below the sender
+    try_realtime_priority()
+    _lock_memory()
+    check_ports: Callable[[], None] | None = None
+    check_every = 0.2
     try:
+        if not spec.discard:
+            from improv.io.midi import watch_ports_inline
+
+            check_ports, check_every = watch_ports_inline()
         output = spec.open()
     except Exception as exc:
         conn.send(("error", exc if isinstance(exc, ImprovError) else str(exc)))
@@ -329,6 +344,7 @@ def _child_main(fd: int) -> None:
     add_listener = getattr(output, "add_status_listener", None)
     if add_listener is not None:
         add_listener(pipe.status)
+    _warm_up(spin_s)
     sent: deque[tuple[bytes, float, float]] = deque()
     scheduler = Scheduler(
         output,
@@ -336,64 +352,150 @@ def _child_main(fd: int) -> None:
         capacity=capacity,
         switch_interval_s=None,
         on_sent=lambda data, scheduled, at: sent.append((data, scheduled, at)),
-    )
-    scheduler.start()
+    ).start_inline()
     gc.collect()
     gc.freeze()  # what start-up made lives on: collections never walk it again
+    gc.disable()  # and the loop collects in its quiet moments only
     pipe.send(("ready", output.name))
     try:
-        _serve(pipe, scheduler, sent)
+        _Loop(pipe, scheduler, sent, check_ports, check_every).run()
     finally:
         scheduler.stop(release=True)
         output.close()
 
 
-def _serve(pipe: _Pipe, scheduler: Scheduler, sent: deque[tuple[bytes, float, float]]) -> None:
-    conn = pipe.conn
-    while True:
+class _Loop:
+    """The sender process's only thread: sends on time, and does the rest in between.
+
+    Each round sends what is due (spinning the last ``spin_s`` to each message's time),
+    then waits on the pipe until the next message is due. Schedule commands are taken
+    at once, since they may bring an earlier deadline; everything that can take a while
+    (round-trip calls, reporting what was sent, port checks, garbage collection) waits
+    for a quiet moment, when no message is due within ``_QUIET_S``. A call is never
+    held longer than ``_CALL_WAIT_S``. With no second thread nothing competes for the
+    GIL when a message is due: a thread woken at its deadline in a process with other
+    busy threads waits for the GIL, which costs milliseconds now and then.
+    """
+
+    def __init__(
+        self,
+        pipe: _Pipe,
+        scheduler: Scheduler,
+        sent: deque[tuple[bytes, float, float]],
+        check_ports: Callable[[], None] | None,
+        check_every: float,
+    ) -> None:
+        self.pipe = pipe
+        self.scheduler = scheduler
+        self.sent = sent
+        self.check_ports = check_ports
+        self.check_every = check_every
+        self.calls: deque[tuple[float, tuple[Any, ...]]] = deque()  # (arrived, call)
+        self._rounds = 0  # chore rounds since the last port check
+
+    def run(self) -> None:
+        conn = self.pipe.conn
+        fds = [conn.fileno()]
+        scheduler = self.scheduler
+        spin = scheduler.spin_s
+        next_chore = now()
         try:
-            ready = conn.poll(_FLUSH_S)
-            while ready:
-                command = conn.recv()
-                if not _obey(pipe, scheduler, command):
+            while True:
+                due = scheduler.serve_due()
+                t = now()
+                quiet = due is None or due - t > _QUIET_S
+                overdue = bool(self.calls) and t - self.calls[0][0] > _CALL_WAIT_S
+                if (quiet or overdue) and not self._answer_calls():
                     return
-                ready = conn.poll(0)
-            if sent:
-                batch = [sent.popleft() for _ in range(len(sent))]
-                pipe.send(("sent", batch))
+                if quiet and t >= next_chore:
+                    self._chores()
+                    next_chore = t + _FLUSH_S
+                    continue  # the chores took time: look at the heap again
+                timeout = next_chore - t
+                if due is not None:
+                    timeout = min(timeout, due - t - spin)
+                if self.calls:
+                    timeout = min(timeout, _CALL_WAIT_S)
+                # select, not conn.poll: poll(2) rounds its timeout up to a millisecond
+                if select.select(fds, (), (), max(0.0, timeout))[0]:
+                    self._take(conn.recv())
         except (EOFError, OSError):
-            return  # the parent is gone: the finally clause silences everything
+            return  # the parent is gone: the caller silences everything
+
+    def _take(self, command: tuple[Any, ...]) -> None:
+        kind = command[0]
+        if kind == "schedule":
+            self.scheduler.schedule(command[1], command[2])
+        elif kind == "schedule_note":
+            self.scheduler.schedule_note(*command[1:])
+        else:
+            self.calls.append((now(), command))
+
+    def _answer_calls(self) -> bool:
+        """Carry out the waiting calls; False when one of them says to exit."""
+        while self.calls:
+            _arrived, (_kind, call_id, op, *args) = self.calls.popleft()
+            result = _call(self.scheduler, op, args)
+            self.pipe.send(("reply", call_id, result))
+            if op == "close":
+                return False
+        return True
+
+    def _chores(self) -> None:
+        if self.sent:
+            batch = [self.sent.popleft() for _ in range(len(self.sent))]
+            self.pipe.send(("sent", batch))
+        self._rounds += 1
+        if self.check_ports is not None and self._rounds * _FLUSH_S >= self.check_every:
+            self._rounds = 0
+            self.check_ports()
+        gc.collect(0)
 
 
-def _obey(pipe: _Pipe, scheduler: Scheduler, command: tuple[Any, ...]) -> bool:
-    """Carry out one command; False when the child should exit."""
-    kind = command[0]
-    if kind == "schedule":
-        scheduler.schedule(command[1], command[2])
-        return True
-    if kind == "schedule_note":
-        scheduler.schedule_note(*command[1:])
-        return True
-    _kind, call_id, op, *args = command
-    result: Any = None
+def _call(scheduler: Scheduler, op: str, args: list[Any]) -> Any:
+    """One round-trip call on the scheduler; its result goes back to the parent."""
     if op == "send":
-        result = scheduler.send(args[0])
-    elif op == "stop":
+        return scheduler.send(args[0])
+    if op == "stop":
         scheduler.stop(release=args[0], timeout=args[1])
     elif op == "close":
         scheduler.stop(release=True)
     elif op == "cancel_after":
-        result = scheduler.cancel_after(args[0], args[1])
+        return scheduler.cancel_after(args[0], args[1])
     elif op == "panic":
-        result = scheduler.panic()
+        return scheduler.panic()
     elif op == "pending":
-        result = scheduler.pending()
+        return scheduler.pending()
     elif op == "stats":
-        result = scheduler.stats()
+        return scheduler.stats()
     elif op == "send_errors":
-        result = scheduler.send_errors()
-    pipe.send(("reply", call_id, result))
-    return op != "close"
+        return scheduler.send_errors()
+    return None
+
+
+def _lock_memory() -> None:
+    """Keep every page of this process in RAM (no page faults while sending); best effort."""
+    with contextlib.suppress(Exception):
+        libc = ctypes.CDLL(None, use_errno=True)
+        mcl_current, mcl_future = 1, 2
+        if libc.mlockall(mcl_current | mcl_future) != 0:
+            log.debug("mlockall refused (errno %d)", ctypes.get_errno())
+
+
+def _warm_up(spin_s: float) -> None:
+    """Run the send path a few hundred times into nowhere, so the first real message
+    finds its code and data warm (Python specialises bytecode as it runs)."""
+    from improv.io.transport import NullOutput
+
+    scheduler = Scheduler(NullOutput(), spin_s=spin_s, capacity=512, switch_interval_s=None)
+    scheduler.start_inline()
+    t = now()
+    for i in range(128):
+        scheduler.schedule_note(60 + i % 12, 80, t, t + 1e-6)
+    while scheduler.serve_due() is not None:
+        pass
+    scheduler.stats()
+    scheduler.stop(release=True)
 
 
 if __name__ == "__main__":

@@ -718,6 +718,7 @@ class _Watchdog:
         self._thread: threading.Thread | None = None
         self._wake = threading.Event()
         self._monitor: Any = None  # jackmon.Monitor while JACK ports are open
+        self.threaded = True  # False: the process's own loop calls check_now()
 
     def open(self, port: RtMidiInput | RtMidiOutput, wait_s: float) -> None:
         """Open ``port`` (under the client lock, JACK monitor first) and watch it."""
@@ -730,6 +731,8 @@ class _Watchdog:
         port.name = port.port.describe()
         with self._lock:
             self._ports.append(port)
+            if not self.threaded:
+                return
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(
                     target=self._run, name="improv-midi-watchdog", daemon=True
@@ -764,6 +767,13 @@ class _Watchdog:
             self.check(ports)
             self._wake.wait(self.interval_s)
             self._wake.clear()
+
+    def check_now(self) -> None:
+        """One round of checks on the caller's thread (the inline mode's tick)."""
+        with self._lock:
+            ports = list(self._ports)
+        if ports:
+            self.check(ports)
 
     def check(self, ports: list[RtMidiInput | RtMidiOutput]) -> None:
         changes: list[tuple[RtMidiInput | RtMidiOutput, bool]] = []
@@ -804,6 +814,17 @@ class _Watchdog:
 
 
 _watchdog = _Watchdog(float(os.environ.get("IMPROV_MIDI_WATCHDOG_S", "0.2")))
+
+
+def watch_ports_inline() -> tuple[Callable[[], None], float]:
+    """Keep this process's ports connected from its own loop instead of a thread.
+
+    For a process that must stay single-threaded (the MIDI sender process): call before
+    opening ports, then call the returned check every returned interval (seconds), at
+    moments when it may take a millisecond or two (it asks the MIDI system for ports).
+    """
+    _watchdog.threaded = False
+    return _watchdog.check_now, _watchdog.interval_s
 
 
 def open_input(

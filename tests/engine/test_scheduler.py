@@ -185,3 +185,19 @@ def test_bad_notes_are_refused(scheduler: Scheduler) -> None:
         scheduler.schedule_note(60, 100, 2.0, 1.0)
     with pytest.raises(ValueError):
         scheduler.schedule(1.0, b"")
+
+
+def test_inline_scheduler_sends_only_what_is_due_when_served(out: SignalOutput) -> None:
+    scheduler = Scheduler(out, spin_s=0.005).start_inline()
+    t = now()
+    scheduler.schedule(t + 10.0, control_change(0, 7, 100))
+    scheduler.schedule_note(60, 100, t, t + 0.002)
+    assert scheduler.next_due() == t
+    # the note-on is due and its note-off within the spin window: both go, each on time
+    assert scheduler.serve_due() == t + 10.0
+    on, off = out.events
+    assert on.data == note_on(0, 60, 100) and off.is_note_off and off.time >= t + 0.002
+    assert not scheduler.running  # no thread: nothing more goes out unless served
+    scheduler.stop()  # drops the pending controller, sends CC 123
+    assert scheduler.serve_due() is None and scheduler.pending() == 0
+    assert [e.data for e in out.events[2:]] == [control_change(0, CC_ALL_NOTES_OFF, 0)]
