@@ -350,6 +350,7 @@ class StreamEncoder:
         # chord changes not yet emitted: ticks and tokens, consumed from index _ci
         self._cticks: list[int] = []
         self._ctoks: list[int] = []
+        self._cchords: list[Chord | None] = []  # to re-token them when the key changes
         self._ci = 0
         self._chord_fn: Callable[[float], ChordChange | None] | None = None
         self._polled = 0  # callable source: ticks below this have been polled
@@ -358,6 +359,7 @@ class StreamEncoder:
         else:
             self._load_chords(chords)
         self._chord = -1  # CHORD token in force in the stream, -1 before the first
+        self._chord_obj: Chord | None = None  # and its chord
         self._bar = 0  # bars crossed since the stream start
         self._pos = -1  # last POS in this bar, -1 when none since the bar line
         self._cursor = 0  # absolute tick of the stream's present (last BAR or POS)
@@ -367,6 +369,7 @@ class StreamEncoder:
         self._restrike = -1  # tick where the sounding note cut a note of its own pitch
         self._last_end = 0  # end tick of the last note (monophony floor)
         self._role: Role | None = None
+        self._key_due = False  # a key change waits for the sounding note's DUR tokens
 
     # -- state for callers -----------------------------------------------------------
     @property
@@ -393,6 +396,7 @@ class StreamEncoder:
         new = copy.copy(self)
         new._cticks = self._cticks[self._ci :]
         new._ctoks = self._ctoks[self._ci :]
+        new._cchords = self._cchords[self._ci :]
         new._ci = 0
         return new
 
@@ -429,6 +433,27 @@ class StreamEncoder:
         if pitch == self._on_pitch:
             self._note_off(self._tick(at_beats), out)
         return out
+
+    def change_key(self, key: int) -> list[int]:
+        """The key changes now: its KEY token, and chord changes from here on relative to
+        the new key. While a note sounds the token follows its DUR tokens (the grammar
+        keeps a note's tokens together); the chord in force is restated a tick later,
+        since its token depends on the key."""
+        key %= 12
+        if key == self.key:
+            return []
+        self.key = key
+        ci = self._ci
+        self._ctoks[ci:] = [VOCAB.chord_of(chord, key) for chord in self._cchords[ci:]]
+        restate = self._cursor + 1  # a position of its own: CHORD follows a POS
+        if self._chord >= 0 and (ci == len(self._cticks) or self._cticks[ci] > restate):
+            self._cticks.insert(ci, restate)  # restate the chord in force
+            self._ctoks.insert(ci, VOCAB.chord_of(self._chord_obj, key))
+            self._cchords.insert(ci, self._chord_obj)
+        if self._on_pitch >= 0:
+            self._key_due = True
+            return []
+        return [VOCAB.key(key)]
 
     def advance(self, to_beats: float) -> list[int]:
         """Time has reached ``to_beats``: bar lines and chord changes before it."""
@@ -496,9 +521,11 @@ class StreamEncoder:
             token = VOCAB.chord_of(change.chord, self.key)
             if self._cticks and self._cticks[-1] == tick:
                 self._ctoks[-1] = token  # the last change at one position wins
+                self._cchords[-1] = change.chord
             else:
                 self._cticks.append(tick)
                 self._ctoks.append(token)
+                self._cchords.append(change.chord)
 
     def _poll(self, limit: int) -> None:
         """Ask the chord function at every beat, every bar line and just before ``limit``."""
@@ -527,6 +554,7 @@ class StreamEncoder:
                 tick = max(tick, self._cticks[-1])
             self._cticks.append(tick)
             self._ctoks.append(token)
+            self._cchords.append(change.chord)
 
     def _flush(self, limit: int, out: list[int]) -> None:
         """Emit bar lines and chord changes before tick ``limit`` (held while a note sounds)."""
@@ -558,8 +586,9 @@ class StreamEncoder:
                     self._place(c, out)
                     out.append(token)
                     self._chord = token
+                    self._chord_obj = self._cchords[self._ci - 1]
         if self._chord_fn is not None and self._ci > 256:
-            del self._cticks[: self._ci], self._ctoks[: self._ci]
+            del self._cticks[: self._ci], self._ctoks[: self._ci], self._cchords[: self._ci]
             self._ci = 0
 
     def _place(self, tick: int, out: list[int]) -> None:
@@ -600,6 +629,9 @@ class StreamEncoder:
         out.append(_DUR0 + dur)
         self._last_end = max(tick, self._on_tick + 1)
         self._on_pitch = -1
+        if self._key_due:
+            out.append(VOCAB.key(self.key))
+            self._key_due = False
         if self._pending > self._cursor:
             self._flush(self._pending, out)
 

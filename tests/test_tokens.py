@@ -472,6 +472,32 @@ def test_key_change_and_bare_phrases() -> None:
     ]
 
 
+def test_live_key_change_waits_for_the_note_and_restates_the_chord() -> None:
+    dom = QualityClass.DOMINANT
+    encoder = StreamEncoder(7, Metre(4, 4), [change(0, 7, dom), change(96, 0, dom)])
+    stream = encoder.header() + encoder.start_phrase(Role.PERFORMER, 0.0)
+    stream += encoder.note_on(67, 80, 1.0)
+    assert encoder.change_key(0) == []  # the note sounds: KEY follows its DUR
+    assert VOCAB.describe(encoder.note_off(67, 2.0)) == "DUR_12 KEY_0"
+    # G7 restated relative to C a tick after the present, then C7 at bar 2
+    assert VOCAB.describe(encoder.advance(9.0)) == "POS_13 CHORD_7_dom BAR BAR POS_0 CHORD_0_dom"
+    assert encoder.change_key(0) == []  # no change
+    assert VOCAB.describe(encoder.change_key(5)) == "KEY_5"
+    stream += VOCAB.parse("DUR_12 KEY_0 POS_13 CHORD_7_dom BAR BAR POS_0 CHORD_0_dom KEY_5")
+    stream += encoder.note_on(65, 80, 9.0)
+    grammar = GrammarState(Metre(4, 4))
+    for token in stream:
+        assert allowed_mask(Phase(grammar.phase))[token], VOCAB.describe([token])
+        grammar.feed(token)
+    decoded = StreamDecoder(7).feed_all(stream)
+    assert [(c.onset, c.symbol) for c in decoded if isinstance(c, ChordChange)] == [
+        (0.0, "G7"),
+        (13 / 12, "G7"),
+        (8.0, "C7"),
+        (8 + 1 / 12, "C7"),
+    ]
+
+
 # -- grammar ---------------------------------------------------------------------------
 
 

@@ -826,11 +826,14 @@ class Agent:
         self.state = turns.with_params(self.state, self._turn_params(self.config))
 
     def _set_key(self, key: Key, at: float) -> None:
+        """The chords move at the next bar line; the models hear the new key at once (a
+        note's worth early at most), since their input cannot go back in time."""
         bar_line = self._next_bar_line(at)
         self.key = key
         self.form = self.form.in_key(key.tonic)
         self.timeline.set_form(self.form, bar_line, keep_origin=True)
         self.config = replace(self.config, key=key.name)
+        self.context.key_change(key.tonic, self.clock.beat_at(at))
 
     def _set_form(self, name: str, at: float) -> None:
         from improv.music.forms import get_form

@@ -32,7 +32,8 @@ class ContextEvent:
     """One thing that happened in the music, for the responders' rolling state.
 
     ``kind``: ``"on"`` / ``"off"`` (a note; ``velocity`` on note-ons), ``"start"`` /
-    ``"end"`` (a phrase of ``role`` begins or ends). ``at`` is the jam position (beats).
+    ``"end"`` (a phrase of ``role`` begins or ends), ``"key"`` (the key changes: its
+    tonic in ``pitch``). ``at`` is the jam position (beats).
     """
 
     kind: str
@@ -146,6 +147,10 @@ class Context:
     def phrase(self, kind: str, role: str, at: float) -> None:
         """A phrase of ``role`` starts (``"start"``) or ends (``"end"``) at ``at``."""
         self._emit(ContextEvent(kind, quantize_beats(at), role))
+
+    def key_change(self, tonic: int, at: float) -> None:
+        """The key changes at ``at`` (the responders re-key their chord input from there)."""
+        self._emit(ContextEvent("key", quantize_beats(at), pitch=tonic % 12))
 
     def release_all(self, role: str, at: float) -> None:
         """End every open note of ``role`` (stuck notes, a vanished port, the end)."""

@@ -123,7 +123,7 @@ class TokenResponder:
         self.model = model
         self.name = name
         self.device = device
-        self.key = key
+        self.tonic = key.tonic  # follows key changes (ContextEvent "key")
         self.metre = metre
         self._chords = chords
         self._encoder = StreamEncoder(key.tonic, metre, self._chord_in_force)
@@ -158,6 +158,9 @@ class TokenResponder:
                 self._feed(encoder.start_phrase(role, event.at))
             elif event.kind == "end":
                 self._feed(encoder.end_phrase(event.at))
+            elif event.kind == "key":
+                self.tonic = event.pitch
+                self._feed(encoder.change_key(event.pitch))
 
     def rewind(self) -> None:
         saved, self._saved = self._saved, None
@@ -177,7 +180,7 @@ class TokenResponder:
                 self.model.snapshot(), copy.deepcopy(self._encoder), self._grammar.copy()
             )
         self._feed(self._encoder.start_phrase(Role.AGENT, request.start))
-        decoder = StreamDecoder(self.key.tonic, self.metre)
+        decoder = StreamDecoder(self.tonic, self.metre)
         for slot in GrammarState.__slots__:
             setattr(decoder, slot, getattr(self._grammar, slot))
         sampler = ResponseSampler(
@@ -218,7 +221,7 @@ class TokenResponder:
             [ChordChange(c.onset - origin, c.symbol, c.chord) for c in chords],
             self.metre,
         )
-        self.model.learn(encode_phrase(phrase, self.key.tonic, Role.PERFORMER))
+        self.model.learn(encode_phrase(phrase, self.tonic, Role.PERFORMER))
 
 
 # --- choosing ---------------------------------------------------------------------------

@@ -1,0 +1,76 @@
+"""The token responder keeps a model's input in step with the jam, key changes included."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from improv.engine.context import ChordTimeline, ContextEvent
+from improv.engine.responders import TokenResponder
+from improv.music.forms import get_form
+from improv.music.notes import ChordChange
+from improv.music.pitch import Key
+from improv.music.time import Metre
+from improv.tokens import VOCAB, Kind, StreamDecoder
+
+
+class Recorder:
+    """A streaming model that only records what it was fed."""
+
+    name = "recorder"
+    vocab_size = VOCAB.size
+
+    def __init__(self) -> None:
+        self.fed: list[int] = []
+
+    def reset(self) -> None:
+        self.fed.clear()
+
+    def advance(self, tokens: Sequence[int]) -> None:
+        self.fed.extend(tokens)
+
+    def next_log_probs(self) -> np.ndarray:
+        return np.full(VOCAB.size, -np.log(VOCAB.size))
+
+    def snapshot(self) -> object:
+        return len(self.fed)
+
+    def restore(self, state: Any) -> None:
+        del self.fed[state:]
+
+    def describe(self) -> dict[str, Any]:
+        return {}
+
+
+def test_a_key_change_reaches_the_model_and_rekeys_the_chords() -> None:
+    metre = Metre()
+    timeline = ChordTimeline(get_form("blues", Key(5), metre))  # F blues
+    model = Recorder()
+    responder = TokenResponder(model, name="recorder", key=Key(5), metre=metre, chords=timeline)
+    assert model.fed == [VOCAB.key(5)]
+    responder.listen(
+        [
+            ContextEvent("start", 0.0),
+            ContextEvent("on", 0.0, pitch=65, velocity=90),
+            ContextEvent("off", 1.0, pitch=65),
+        ]
+    )
+    timeline.set_form(get_form("blues", Key(10), metre), 4.0, keep_origin=True)  # to Bb
+    responder.listen(
+        [
+            ContextEvent("key", 2.0, pitch=10),
+            ContextEvent("on", 4.0, pitch=70, velocity=90),
+            ContextEvent("off", 5.0, pitch=70),
+            ContextEvent("end", 5.0),
+        ]
+    )
+    assert responder.tonic == 10
+    keys = [t for t in model.fed if VOCAB.kinds[t] is Kind.KEY]
+    assert keys == [VOCAB.key(5), VOCAB.key(10)]
+    decoder = StreamDecoder(0, metre)
+    chords = [e for e in decoder.feed_all(model.fed) if isinstance(e, ChordChange)]
+    # F7 in force (restated in the new key), then Bb7 at bar 1: absolute roots are right
+    assert [c.chord.root for c in chords if c.chord] == [5, 5, 10]
+    assert chords[-1].onset == 4.0
