@@ -214,10 +214,12 @@ def _pitch(text: str) -> int:
 
 _FIELDS = {f.name for f in fields(JamConfig)}
 _PATHS = {"record"}
+_OTHER_TABLES = {"mqtt"}  # ``[mqtt]``: see improv.io.mqtt_settings.mqtt_table
 
 
 def load_toml(path: Path) -> dict[str, Any]:
-    """Settings from a TOML file: top-level keys (``-`` or ``_``), or a ``[jam]`` table."""
+    """Settings from a TOML file: top-level keys (``-`` or ``_``), or a ``[jam]`` table
+    (an ``[mqtt]`` table beside it holds the broker's settings)."""
     try:
         with path.open("rb") as handle:
             data = tomllib.load(handle)
@@ -228,6 +230,8 @@ def load_toml(path: Path) -> dict[str, Any]:
     table = data.get("jam", data) if isinstance(data.get("jam"), dict) else data
     settings: dict[str, Any] = {}
     for raw, value in table.items():
+        if raw in _OTHER_TABLES and isinstance(value, dict):
+            continue  # read by their own modules
         name = raw.replace("-", "_")
         if name not in _FIELDS:
             raise UsageError(f"--config {path}: unknown setting {raw!r}")

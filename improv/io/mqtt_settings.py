@@ -143,22 +143,58 @@ def add_mqtt_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--mqtt-key", metavar="FILE", type=Path, help="client private key")
 
 
+_TABLE_KEYS = ("url", "prefix", "id", "ca", "cert", "key")
+
+
+def mqtt_table(path: Path | None) -> dict[str, Any]:
+    """The ``[mqtt]`` table of a ``--config`` file (``url``, ``prefix``, ``id``, ``ca``,
+    ``cert``, ``key``; files relative to the config file); empty when there is none."""
+    if path is None:
+        return {}
+    import tomllib
+
+    try:
+        with path.open("rb") as handle:
+            table = tomllib.load(handle).get("mqtt", {})
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise UsageError(f"--config {path}: {exc}") from None
+    if not isinstance(table, dict):
+        raise UsageError(f"--config {path}: [mqtt] must be a table")
+    out: dict[str, Any] = {}
+    for name, value in table.items():
+        if name not in _TABLE_KEYS:
+            raise UsageError(
+                f"--config {path}: unknown [mqtt] setting {name!r} "
+                f"(known: {', '.join(_TABLE_KEYS)})"
+            )
+        if not isinstance(value, str) or not value.strip():
+            raise UsageError(f"--config {path}: [mqtt] {name} must be a non-empty string")
+        out[name] = path.parent / value if name in ("ca", "cert", "key") else value
+    return out
+
+
 def settings_from_args(args: argparse.Namespace) -> MqttSettings | None:
-    """The bridge settings the options ask for; None without ``--mqtt``."""
-    url: str | None = args.mqtt
-    tls_files = {"ca": args.mqtt_ca, "cert": args.mqtt_cert, "key": args.mqtt_key}
+    """The bridge settings the options ask for (the command line over the ``--config``
+    file's ``[mqtt]`` table); None without a broker URL."""
+    table = mqtt_table(getattr(args, "config", None))
+    url: str | None = args.mqtt or table.get("url")
+    tls_files = {
+        name: getattr(args, f"mqtt_{name}") or table.get(name) for name in ("ca", "cert", "key")
+    }
+    agent_id = args.mqtt_id or table.get("id")
+    prefix = args.mqtt_prefix or table.get("prefix")
     if url is None:
-        if any(tls_files.values()) or args.mqtt_prefix or args.mqtt_id:
+        if any(tls_files.values()) or prefix or agent_id:
             raise UsageError("the --mqtt-* options need --mqtt URL")
         return None
     for name, path in tls_files.items():
         if path is not None and not path.is_file():
             raise UsageError(f"--mqtt-{name}: no such file: {path}")
     options: dict[str, Any] = {k: v for k, v in tls_files.items() if v is not None}
-    if args.mqtt_id:
-        options["agent_id"] = args.mqtt_id
-    if args.mqtt_prefix:
-        options["prefix"] = args.mqtt_prefix
+    if agent_id:
+        options["agent_id"] = agent_id
+    if prefix:
+        options["prefix"] = prefix
     try:
         settings = MqttSettings.from_url(url, **options)
         settings.tls_context()  # bad certificates are a usage error now, not a retry loop

@@ -118,3 +118,50 @@ def test_a_file_that_is_not_a_certificate_is_a_usage_error(tmp_path: Path) -> No
     ca.write_text("not a certificate\n")
     with pytest.raises(UsageError, match="--mqtt"):
         settings_from_args(parse("--mqtt", "mqtts://x", "--mqtt-ca", str(ca)))
+
+
+def with_config(path: Path, *argv: str) -> argparse.Namespace:
+    args = parse(*argv)
+    args.config = path
+    return args
+
+
+def test_the_config_file_mqtt_table_is_read_and_the_command_line_wins(tmp_path: Path) -> None:
+    stage = tmp_path / "stage.toml"
+    stage.write_text(
+        '[jam]\ntempo = 140\n\n[mqtt]\nurl = "mqtt://broker.lan:1999"\nid = "left"\n'
+        'prefix = "club/"\n'
+    )
+    settings = settings_from_args(with_config(stage))
+    assert settings is not None
+    assert (settings.host, settings.port, settings.agent_id) == ("broker.lan", 1999, "left")
+    assert settings.topic_prefix == "club/"
+    settings = settings_from_args(with_config(stage, "--mqtt", "mqtt://other", "--mqtt-id", "r"))
+    assert settings is not None and (settings.host, settings.agent_id) == ("other", "r")
+    from improv.engine.config import build_config
+
+    assert build_config(stage).tempo == 140  # the jam's own settings ignore the table
+
+
+def test_the_shipped_stage_example_loads() -> None:
+    stage = Path(__file__).parents[2] / "examples" / "stage.toml"
+    assert settings_from_args(with_config(stage)) is None  # its [mqtt] url is commented out
+    from improv.engine.config import build_config
+
+    assert build_config(stage).key == "Bb"
+
+
+@pytest.mark.parametrize(
+    ("table", "error"),
+    [
+        ('host = "x"', "unknown \\[mqtt\\] setting 'host'"),
+        ("url = 5", "must be a non-empty string"),
+        ('url = "mqtts://x"\nca = "missing.pem"', "no such file"),
+        ('id = "x"', "need --mqtt"),
+    ],
+)
+def test_bad_mqtt_tables_are_usage_errors(tmp_path: Path, table: str, error: str) -> None:
+    stage = tmp_path / "stage.toml"
+    stage.write_text(f"[mqtt]\n{table}\n")
+    with pytest.raises(UsageError, match=error):
+        settings_from_args(with_config(stage))
