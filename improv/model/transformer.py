@@ -19,7 +19,6 @@ Id ``vocab_size`` is a start-of-stream token (BOS) the model reads first.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -28,28 +27,19 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from improv.model.keys import HarmonyBias, PitchFrame, key_of, key_track
+from improv.model.inputs import ConditionedLM, InputsConfig, NumpyStream, lm_loss
 
 _GELU_C = np.float32(math.sqrt(2.0 / math.pi))  # GELU, tanh form (as GPT-2)
 
 
 @dataclass
-class TransformerConfig:
-    vocab_size: int
+class TransformerConfig(InputsConfig):
     n_layer: int = 4
     n_head: int = 4
     n_embd: int = 128
     window: int = 256  # attention span in tokens, the query included
     dropout: float = 0.1
     rope_base: float = 10000.0
-    key_start: int = 0  # id of KEY_0; the key in force is an input (see improv.model.keys)
-    n_keys: int = 0  # 0: no key input (a vocabulary without KEY tokens)
-    pitch_start: int = 0  # id of PITCH_0: pitches read relative to the key (keys.PitchFrame)
-    chord_start: int = 0  # id of the first CHORD token; the chord in force is an input
-    n_chords: int = 0  # 0: no chord input
-    pos_start: int = 0  # id of BAR (POS_t follow it): the position in force, for the
-    n_pos: int = 0  # harmony bias (keys.HarmonyBias; with the pitch frame and chords)
-    n_pitches: int = 0  # 0: pitches read as they are
 
 
 def rope_tables(
@@ -144,32 +134,10 @@ class Block(nn.Module):
         return x + self.mlp(self.ln_2(x))
 
 
-class TransformerLM(nn.Module):
+class TransformerLM(ConditionedLM):
     def __init__(self, config: TransformerConfig) -> None:
-        super().__init__()
-        self.config = config
-        self.wte = nn.Embedding(config.vocab_size + 1, config.n_embd)  # +1: BOS
-        # key in force, n_keys + 1 rows: the last one is "no key yet"
-        self.wke = nn.Embedding(config.n_keys + 1, config.n_embd) if config.n_keys else None
-        # chord in force, n_chords + 1 rows: the last one is "no chord yet"
-        self.wce = nn.Embedding(config.n_chords + 1, config.n_embd) if config.n_chords else None
-        self.frame = (
-            PitchFrame(config.vocab_size, config.pitch_start, config.n_pitches, config.n_keys)
-            if config.n_keys and config.n_pitches
-            else None
-        )
-        self.harmony = (
-            HarmonyBias(
-                config.n_chords,
-                config.n_pos,
-                config.pitch_start,
-                config.n_pitches,
-                config.vocab_size,
-            )
-            if self.frame is not None and config.n_chords and config.n_pos
-            else None
-        )
-        self.drop = nn.Dropout(config.dropout)
+        super().__init__(config)
+        self.config: TransformerConfig = config
         self.h = nn.ModuleList([Block(config) for _ in range(config.n_layer)])
         self.ln_f = nn.LayerNorm(config.n_embd)
         self.lm_head = nn.Linear(config.n_embd, config.vocab_size, bias=False)
@@ -186,10 +154,6 @@ class TransformerLM(nn.Module):
                 nn.init.zeros_(module.bias)
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
-
-    @property
-    def bos(self) -> int:
-        return self.config.vocab_size
 
     def forward(
         self,
@@ -215,39 +179,14 @@ class TransformerLM(nn.Module):
             self.config.rope_base,
         )
         cos, sin = cos.to(idx.device), sin.to(idx.device)
-        keys = None
-        idx0 = idx  # the tokens as heard (idx becomes the frame's tokens)
-        if self.wke is not None:
-            c = self.config
-            keys = key_track(idx, c.key_start, c.n_keys, key0)  # (B, T)
-        if self.frame is not None and keys is not None:
-            idx = self.frame.read_tokens(idx, keys)
-        x = self.wte(idx)  # (B, T, C)
-        if self.wke is not None and keys is not None:
-            x = x + self.wke(keys)
-        chords = None
-        if self.wce is not None:
-            c = self.config
-            chords = key_track(idx0, c.chord_start, c.n_chords, chord0)  # (B, T)
-            x = x + self.wce(chords)
-        x = self.drop(x)
+        x, tracks = self.embed(idx, key0, chord0)
         for block in self.h:
             x = block(x, cos, sin)
-        logits = self.lm_head(self.ln_f(x))  # (B, T, V)
-        if self.harmony is not None and chords is not None:
-            c = self.config
-            logits = self.harmony(logits, chords, key_track(idx0, c.pos_start, c.n_pos, pos0))
-        if self.frame is not None and keys is not None:
-            logits = self.frame.write_logits(logits, keys)
-        loss = None
-        if targets is not None:
-            loss = F.cross_entropy(
-                logits.reshape(-1, logits.size(-1)), targets.reshape(-1), ignore_index=-1
-            )
-        return logits, loss
+        logits = self.read_out(self.lm_head(self.ln_f(x)), tracks, pos0)
+        return logits, lm_loss(logits, targets)
 
 
-class TransformerStream:
+class TransformerStream(NumpyStream):
     """:class:`improv.model.api.StreamingLM` over a :class:`TransformerLM`.
 
     Each layer keeps a ring buffer of ``window`` rotated keys and values; a step writes
@@ -257,24 +196,15 @@ class TransformerStream:
     """
 
     def __init__(self, model: TransformerLM, name: str = "transformer") -> None:
+        super().__init__(model, name)
         cfg = model.config
-        self.model = model.eval()
-        self.config = cfg
-        self._name = name
+        self.config: TransformerConfig = cfg
         self._params = sum(p.numel() for p in model.parameters())
         self.head_dim = cfg.n_embd // cfg.n_head
         sd = {k: v.detach().cpu().float().numpy().copy() for k, v in model.state_dict().items()}
         self.wte = sd["wte.weight"]
         self.wke = sd["wke.weight"] if cfg.n_keys else None
         self.wce = sd["wce.weight"] if cfg.n_chords else None
-        self._key = cfg.n_keys  # none yet
-        self._chord = cfg.n_chords
-        self._where = cfg.n_pos  # position state (BAR, POS_t or none), for the harmony bias
-        self.frame = model.frame
-        self.harmony = model.harmony.vectors() if model.harmony is not None else None
-        self.beat_class = (
-            model.harmony.beat_class.numpy() if model.harmony is not None else np.zeros(1, int)
-        )
         self.layers = []
         for i in range(cfg.n_layer):
             p = f"h.{i}."
@@ -304,29 +234,10 @@ class TransformerStream:
         self._v = np.zeros(shape, dtype=np.float32)
         self._pos = 0
         self._x: np.ndarray = np.zeros(cfg.n_embd, dtype=np.float32)
-        self._log_probs: np.ndarray | None = None
         self.reset()
 
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def vocab_size(self) -> int:
-        return self.config.vocab_size
-
-    def reset(self) -> None:
+    def _reset_core(self) -> None:
         self._pos = 0
-        self._key = self.config.n_keys
-        self._chord = self.config.n_chords
-        self._where = self.config.n_pos
-        self._step(self.config.vocab_size)  # BOS
-
-    def advance(self, tokens: Sequence[int]) -> None:
-        for token in tokens:
-            if not 0 <= token < self.vocab_size:
-                raise ValueError(f"token id out of range 0..{self.vocab_size - 1}: {token}")
-            self._step(token)
 
     @staticmethod
     def _layer_norm(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -336,7 +247,7 @@ class TransformerStream:
         out: np.ndarray = d * (1.0 / np.sqrt(var + 1e-5)) * w + b
         return out
 
-    def _step(self, token: int) -> None:
+    def _core(self, read: int) -> None:
         cfg = self.config
         nh, hd, half = cfg.n_head, self.head_dim, self.head_dim // 2
         angles = self._pos * self.inv_freq
@@ -345,16 +256,11 @@ class TransformerStream:
         slot = self._pos % cfg.window
         filled = min(self._pos + 1, cfg.window)
         scale = np.float32(1.0 / math.sqrt(hd))
-        if self.wke is not None:
-            self._key = key_of(token, cfg.key_start, cfg.n_keys, self._key)
-        read = token if self.frame is None else int(self.frame.read[self._key, token])
         x = self.wte[read]  # (C,)
         if self.wke is not None:
             x = x + self.wke[self._key]
         if self.wce is not None:
-            self._chord = key_of(token, cfg.chord_start, cfg.n_chords, self._chord)
             x = x + self.wce[self._chord]
-        self._where = key_of(token, cfg.pos_start, cfg.n_pos, self._where)
         for i, layer in enumerate(self.layers):
             h = self._layer_norm(x, layer["ln1_w"], layer["ln1_b"])
             qkv = h @ layer["attn_w"] + layer["attn_b"]  # (3C,)
@@ -381,20 +287,10 @@ class TransformerStream:
             x = x + (h @ layer["fc2_w"] + layer["fc2_b"])
         self._x = x
         self._pos += 1
-        self._log_probs = None
 
-    def next_log_probs(self) -> np.ndarray:
-        if self._log_probs is None:
-            h = self._layer_norm(self._x, self.lnf_w, self.lnf_b)
-            logits = (h @ self.head_w).astype(np.float64)
-            if self.harmony is not None:
-                logits += self.harmony[self._chord, self.beat_class[self._where]]
-            if self.frame is not None:
-                logits = logits[self.frame.write[self._key]] + self.frame.bias[self._key]
-            m = logits.max()
-            lp = logits - (m + np.log(np.exp(logits - m).sum()))
-            self._log_probs = lp.astype(np.float32)
-        return self._log_probs
+    def _core_logits(self) -> np.ndarray:
+        logits: np.ndarray = self._layer_norm(self._x, self.lnf_w, self.lnf_b) @ self.head_w
+        return logits
 
     def snapshot(self) -> object:
         # Copies are bounded by the window; only the slots written since need saving,
@@ -407,17 +303,6 @@ class TransformerStream:
         self._pos, self._key, self._chord, self._where, self._x, self._log_probs, k, v = state
         np.copyto(self._k, k)
         np.copyto(self._v, v)
-
-    def score(self, tokens: Sequence[int]) -> np.ndarray:
-        """Log-likelihood of each token from a fresh stream, in one full (banded) pass."""
-        if len(tokens) == 0:
-            return np.zeros(0)
-        with torch.inference_mode():
-            idx = torch.tensor([[self.config.vocab_size, *tokens[:-1]]], dtype=torch.long)
-            logits, _ = self.model(idx.to(next(self.model.parameters()).device))
-            lp = F.log_softmax(logits[0].double().cpu(), dim=-1)
-            target = torch.tensor(list(tokens), dtype=torch.long)
-            return lp.gather(1, target[:, None])[:, 0].numpy()
 
     def describe(self) -> dict[str, Any]:
         return {
