@@ -15,9 +15,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import subprocess
-import sys
-import tempfile
 import time
 from typing import Any
 from urllib.parse import urlsplit
@@ -110,37 +107,10 @@ async def run(url: str, prefix: str) -> None:
 
 
 async def demo() -> None:
-    from improv.bench.mosquitto import Mosquitto
+    """A private broker and ``improv jam --demo`` publishing to it, followed here."""
+    from improv.bench.mosquitto import follow_demo_jam
 
-    with Mosquitto() as broker, tempfile.TemporaryDirectory() as folder:
-        jam = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "improv.cli",
-                "jam",
-                "--demo",
-                "--choruses",
-                "2",
-                "--mqtt",
-                broker.url,
-                "--mqtt-id",
-                "demo",
-                "--record",
-                f"{folder}/demo.mid",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        lights = asyncio.create_task(run(broker.url, "improv/demo/"))
-        try:
-            await asyncio.to_thread(jam.wait)
-        finally:
-            lights.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await lights
-            jam.terminate()
-            jam.wait()
+    await follow_demo_jam(run)
 
 
 def main() -> None:

@@ -15,9 +15,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import subprocess
-import sys
-import tempfile
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -110,38 +107,9 @@ def handle(topic: str, payload: Any, prefix: str | None) -> None:
 
 async def demo() -> None:
     """A private broker and ``improv jam --demo`` publishing to it, followed here."""
-    from improv.bench.mosquitto import Mosquitto
+    from improv.bench.mosquitto import follow_demo_jam
 
-    with Mosquitto() as broker, tempfile.TemporaryDirectory() as folder:
-        jam = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "improv.cli",
-                "jam",
-                "--demo",
-                "--choruses",
-                "2",
-                "--mqtt",
-                broker.url,
-                "--mqtt-id",
-                "demo",
-                "--record",
-                f"{folder}/demo.mid",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        watcher = asyncio.create_task(follow(broker.url, "improv/demo/"))
-        try:
-            await asyncio.to_thread(jam.wait)
-            await asyncio.sleep(0.5)  # the last messages
-        finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
-            jam.terminate()
-            jam.wait()
+    await follow_demo_jam(follow)
 
 
 def main() -> None:

@@ -15,10 +15,10 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 SEARCH = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto", "/opt/homebrew/sbin/mosquitto")
 
@@ -145,3 +145,35 @@ class Mosquitto:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+async def follow_demo_jam(
+    follow: Callable[[str, str], Coroutine[Any, Any, None]],
+    *,
+    agent_id: str = "demo",
+    choruses: int = 2,
+) -> None:
+    """A private broker, ``improv jam --demo`` publishing to it, and ``follow(url,
+    prefix)`` watching it until the jam ends (the MQTT examples' ``--demo``)."""
+    import asyncio
+    import contextlib
+    import sys
+
+    with Mosquitto() as broker, tempfile.TemporaryDirectory() as folder:
+        options = ["--choruses", str(choruses), "--record", f"{folder}/demo.mid"]
+        options += ["--mqtt", broker.url, "--mqtt-id", agent_id]
+        jam = subprocess.Popen(
+            [sys.executable, "-m", "improv.cli", "jam", "--demo", *options],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        watcher = asyncio.create_task(follow(broker.url, f"improv/{agent_id}/"))
+        try:
+            await asyncio.to_thread(jam.wait)
+            await asyncio.sleep(0.5)  # the last messages
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+            jam.terminate()
+            jam.wait()
