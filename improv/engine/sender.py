@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 
 _FLUSH_S = 0.02  # how often the child reports what it sent
 _QUIET_S = 0.003  # chores and calls only when no message is due sooner
-_CALL_WAIT_S = 0.05  # longest a round-trip call waits for a quiet moment
+_HOLD_S = 0.05  # longest a call or a chore waits for a quiet moment
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,10 +371,10 @@ class _Loop:
     then waits on the pipe until the next message is due. Schedule commands are taken
     at once, since they may bring an earlier deadline; everything that can take a while
     (round-trip calls, reporting what was sent, port checks, garbage collection) waits
-    for a quiet moment, when no message is due within ``_QUIET_S``. A call is never
-    held longer than ``_CALL_WAIT_S``. With no second thread nothing competes for the
-    GIL when a message is due: a thread woken at its deadline in a process with other
-    busy threads waits for the GIL, which costs milliseconds now and then.
+    for a quiet moment, when no message is due within ``_QUIET_S``; none is held longer
+    than ``_HOLD_S``. With no second thread nothing competes for the GIL when a message
+    is due: a thread woken at its deadline in a process with other busy threads waits
+    for the GIL, which costs milliseconds now and then.
     """
 
     def __init__(
@@ -404,20 +404,21 @@ class _Loop:
                 due = scheduler.serve_due()
                 t = now()
                 quiet = due is None or due - t > _QUIET_S
-                overdue = bool(self.calls) and t - self.calls[0][0] > _CALL_WAIT_S
-                if (quiet or overdue) and not self._answer_calls():
+                call_late = bool(self.calls) and t - self.calls[0][0] > _HOLD_S
+                if (quiet or call_late) and not self._answer_calls():
                     return
-                if quiet and t >= next_chore:
+                if t >= next_chore and (quiet or t - next_chore > _HOLD_S):
                     self._chores()
                     next_chore = t + _FLUSH_S
                     continue  # the chores took time: look at the heap again
-                timeout = next_chore - t
+                # sleep until a message is due, a chore or call may wait no longer
+                wake = next_chore if t < next_chore else next_chore + _HOLD_S
                 if due is not None:
-                    timeout = min(timeout, due - t - spin)
+                    wake = min(wake, due - spin)
                 if self.calls:
-                    timeout = min(timeout, _CALL_WAIT_S)
+                    wake = min(wake, self.calls[0][0] + _HOLD_S)
                 # select, not conn.poll: poll(2) rounds its timeout up to a millisecond
-                if select.select(fds, (), (), max(0.0, timeout))[0]:
+                if select.select(fds, (), (), max(0.0, wake - t))[0]:
                     self._take(conn.recv())
         except (EOFError, OSError):
             return  # the parent is gone: the caller silences everything
