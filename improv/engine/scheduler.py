@@ -14,10 +14,11 @@ same process costs milliseconds at p99. For real ports use
 own (p99 about 0.06 ms under the same load).
 
 Send error (send time minus scheduled time) is recorded for every message into a
-preallocated numpy ring. Note-off bookkeeping lives here too: every note-on sent gets
-its note-off, a re-struck pitch is released before it sounds again, ``cancel_after``
-(barge-in) drops what has not started and ends what sounds, and ``panic`` silences
-everything, pedal included.
+preallocated ring (a plain ``array``: the sender process never imports numpy, whose
+buffers would cost it 100 MB of locked memory). Note-off bookkeeping lives here too:
+every note-on sent gets its note-off, a re-struck pitch is released before it sounds
+again, ``cancel_after`` (barge-in) drops what has not started and ends what sounds, and
+``panic`` silences everything, pedal included.
 """
 
 from __future__ import annotations
@@ -27,11 +28,10 @@ import logging
 import os
 import sys
 import threading
+from array import array
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, TypeAlias
-
-import numpy as np
+from typing import TYPE_CHECKING, Protocol, TypeAlias
 
 from improv.io.midi import (
     NOTE_OFF,
@@ -42,6 +42,9 @@ from improv.io.midi import (
     note_on,
     now,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -136,7 +139,7 @@ class Scheduler:
         self._thread: threading.Thread | None = None
         self.tracker = NoteTracker()  # what sounds on the output, as sent
         self._owner = [0] * (16 * 128)  # note id owning each (channel, pitch)
-        self._errors = np.zeros(capacity, dtype=np.float64)  # seconds, a ring
+        self._errors = array("d", bytes(8 * capacity))  # seconds, a ring
         self._count = 0
         self._max_error = 0.0
         self._late = 0
@@ -387,11 +390,8 @@ class Scheduler:
     # --- figures --------------------------------------------------------------------
 
     def stats(self) -> SchedulerStats:
-        n = min(self._count, len(self._errors))
-        if n:
-            p50, p99 = np.percentile(self._errors[:n], [50, 99]) * 1000.0
-        else:
-            p50 = p99 = 0.0
+        errors = sorted(self._errors[: min(self._count, len(self._errors))])
+        p50, p99 = percentile(errors, 50) * 1000.0, percentile(errors, 99) * 1000.0
         return SchedulerStats(
             sent=self._count - self._failed,
             failed=self._failed,
@@ -406,11 +406,26 @@ class Scheduler:
 
     def send_errors(self) -> np.ndarray:
         """A copy of the recorded send errors in seconds (the last ``capacity`` of them)."""
-        n = min(self._count, len(self._errors))
+        import numpy as np
+
+        return np.asarray(self.send_error_array())
+
+    def send_error_array(self) -> array[float]:
+        """:meth:`send_errors` as a plain ``array``, oldest first (no numpy needed)."""
         if self._count <= len(self._errors):
-            return self._errors[:n].copy()
+            return self._errors[: self._count]
         start = self._count % len(self._errors)
-        return np.concatenate([self._errors[start:], self._errors[:start]])
+        return self._errors[start:] + self._errors[:start]
+
+
+def percentile(ordered: list[float], q: float) -> float:
+    """The ``q``-th percentile of sorted values, interpolated as numpy's default does."""
+    if not ordered:
+        return 0.0
+    rank = (len(ordered) - 1) * q / 100.0
+    low = int(rank)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def check_note(pitch: int, velocity: int, on_time: float, off_time: float, channel: int) -> None:

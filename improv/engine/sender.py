@@ -37,9 +37,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from improv.engine.scheduler import (
     Scheduler,
@@ -51,6 +49,9 @@ from improv.engine.scheduler import (
 from improv.errors import ImprovError
 from improv.io.messages import Throttled
 from improv.io.midi import now
+
+if TYPE_CHECKING:
+    import numpy as np
 
 log = logging.getLogger(__name__)
 
@@ -233,8 +234,10 @@ class ProcessScheduler:
         return self._last_stats
 
     def send_errors(self) -> np.ndarray:
+        import numpy as np  # here only: the sender process itself never imports numpy
+
         errors = self._call("send_errors")
-        return errors if isinstance(errors, np.ndarray) else np.zeros(0)
+        return np.asarray(errors if errors is not None else (), dtype=np.float64)
 
     # --- the pipe -------------------------------------------------------------------
 
@@ -472,18 +475,18 @@ def _call(scheduler: Scheduler, op: str, args: list[Any]) -> Any:
     elif op == "stats":
         return scheduler.stats()
     elif op == "send_errors":
-        return scheduler.send_errors()
+        return scheduler.send_error_array()
     return None
 
 
 def _lock_memory() -> None:
-    """Keep the pages this process touches in RAM (never paged out while it waits for
-    the next note); best effort. ``MCL_ONFAULT``: locked as touched, not all at once,
-    which would fault in some 100 MB of untouched buffers (numpy's among them)."""
+    """Keep every page of this process in RAM, and have new ones mapped in when they are
+    allocated, not at their first touch mid-send; best effort. The process keeps numpy
+    out (its buffers alone would be 100 MB locked)."""
     with contextlib.suppress(Exception):
         libc = ctypes.CDLL(None, use_errno=True)
-        mcl_current, mcl_future, mcl_onfault = 1, 2, 4
-        if libc.mlockall(mcl_current | mcl_future | mcl_onfault) != 0:
+        mcl_current, mcl_future = 1, 2
+        if libc.mlockall(mcl_current | mcl_future) != 0:
             log.debug("mlockall refused (errno %d)", ctypes.get_errno())
 
 

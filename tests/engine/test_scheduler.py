@@ -201,3 +201,16 @@ def test_inline_scheduler_sends_only_what_is_due_when_served(out: SignalOutput) 
     scheduler.stop()  # drops the pending controller, sends CC 123
     assert scheduler.serve_due() is None and scheduler.pending() == 0
     assert [e.data for e in out.events[2:]] == [control_change(0, CC_ALL_NOTES_OFF, 0)]
+
+
+def test_percentile_matches_numpy() -> None:
+    import numpy as np
+
+    from improv.engine.scheduler import percentile
+
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 7, 100, 1001):
+        values = rng.exponential(size=n)
+        for q in (0, 50, 99, 100):
+            assert percentile(sorted(values), q) == pytest.approx(np.percentile(values, q))
+    assert percentile([], 50) == 0.0

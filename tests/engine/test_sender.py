@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -37,3 +38,11 @@ def test_calls_are_answered_while_messages_are_due_every_two_milliseconds() -> N
     assert len(errors) == 400
     assert max(waits) < 0.5  # held for a quiet moment at most 50 ms, then answered
     assert float(np.percentile(errors, 50)) < 0.002  # generous: timing is benchmarked
+
+
+def test_the_sender_process_keeps_numpy_out() -> None:
+    """Its memory is locked: numpy's reserved buffers would make that 100 MB more."""
+    with ProcessScheduler(OutputSpec(discard=True)) as scheduler:
+        assert scheduler._process is not None
+        maps = Path(f"/proc/{scheduler._process.pid}/maps").read_text()
+    assert "numpy" not in maps and "python" in maps
