@@ -119,7 +119,10 @@ async def test_the_music_does_not_notice_the_broker_dying_and_coming_back(
     errors = agent.scheduler.send_errors() * 1000.0
     up, down = errors[:sent_up], errors[sent_up:sent_down]
     assert len(up) > 10 and len(down) > 10
-    assert np.percentile(down, 99) < np.percentile(up, 99) + 1.0, (up, down)
+    # a dozen messages each: medians, and a generous bound on the worst (the host's
+    # stalls reach a millisecond or two now and then; the benchmarks measure the tails)
+    assert np.median(down) < np.median(up) + 0.5, (up, down)
+    assert down.max() < 10.0, down
     assert misses_up == misses_down == 0
     assert state.at - back < 2.0
     assert live.bridge.stats.connections == 2
