@@ -33,6 +33,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -58,6 +59,7 @@ log = logging.getLogger(__name__)
 _FLUSH_S = 0.02  # how often the child reports what it sent
 _QUIET_S = 0.003  # chores and calls only when no message is due sooner
 _HOLD_S = 0.05  # longest a call or a chore waits for a quiet moment
+_NAP_S = 0.002  # the last stretch before a message's spin is slept, not selected
 
 
 @dataclass(frozen=True, slots=True)
@@ -381,7 +383,10 @@ class _Loop:
     """The sender process's only thread: sends on time, and does the rest in between.
 
     Each round sends what is due (spinning the last ``spin_s`` to each message's time),
-    then waits on the pipe until the next message is due. Schedule commands are taken
+    then waits on the pipe until the next message is due; the last ``_NAP_S`` before the
+    spin is a plain sleep instead (on this project's VM ``time.sleep`` woke on time more
+    often than ``select``: fewer messages over 0.1 ms late in four of four alternated
+    runs, 42 to 50 against 50 to 100 of 600). Schedule commands are taken
     at once, since they may bring an earlier deadline; everything that can take a while
     (round-trip calls, reporting what was sent, port checks, garbage collection) waits
     for a quiet moment, when no message is due within ``_QUIET_S``; none is held longer
@@ -427,7 +432,13 @@ class _Loop:
                 # sleep until a message is due, a chore or call may wait no longer
                 wake = next_chore if t < next_chore else next_chore + _HOLD_S
                 if due is not None:
-                    wake = min(wake, due - spin)
+                    if t >= due - spin - _NAP_S:  # the last stretch: time.sleep wakes
+                        if select.select(fds, (), (), 0.0)[0]:  # closer to time than
+                            self._take(conn.recv())  # select, but take what came first
+                        else:
+                            time.sleep(max(0.0, due - spin - t))
+                        continue
+                    wake = min(wake, due - spin - _NAP_S)
                 if self.calls:
                     wake = min(wake, self.calls[0][0] + _HOLD_S)
                 # select, not conn.poll: poll(2) rounds its timeout up to a millisecond
