@@ -303,11 +303,6 @@ class Scheduler:
 
     # --- the sender thread ----------------------------------------------------------
 
-    def next_due(self) -> float | None:
-        """When the next pending message is due (None when nothing is pending)."""
-        with self._cond:
-            return self._heap[0][0] if self._heap else None
-
     def serve_due(self) -> float | None:
         """Send every message due within ``spin_s``, each spun to its exact time.
 

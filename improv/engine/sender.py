@@ -521,7 +521,6 @@ def _warm_up(spin_s: float) -> None:
         scheduler.schedule_note(60 + i % 12, 80, t, t + 1e-6)
     while scheduler.serve_due() is not None:
         pass
-    scheduler.stats()
     scheduler.stop(release=True)
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -22,14 +21,6 @@ from improv.model.checkpoint import (
 from improv.model.markov import fit_markov
 from improv.model.registry import DEFAULT_MODEL, models_dir, resolve_model
 from improv.tokens import TOKENIZER_VERSION, VOCAB
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def _tokens(n: int, seed: int) -> list[int]:

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
-import pytest
 import torch
 
 from improv.model.build import stream_for
@@ -14,14 +11,6 @@ from improv.model.keys import UNPLAYABLE, HarmonyBias, PitchFrame, beat_classes,
 from improv.model.train import Trainer, TrainOptions
 from improv.music.chords import QualityClass
 from improv.tokens import VOCAB
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def test_key_track_follows_the_last_key_token() -> None:

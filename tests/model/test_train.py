@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -23,15 +22,6 @@ def _stream(rng: np.random.Generator, n: int) -> np.ndarray:
         noisy = rng.random() < 0.1
         out.append(int(rng.integers(VOCAB)) if noisy else (out[-1] * 5 + 1) % VOCAB)
     return np.asarray(out, dtype=np.int16)
-
-
-@pytest.fixture(autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny models train fastest on one thread (and do not fight other processes)."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")
