@@ -1,11 +1,12 @@
-"""A test rig: the agent between two in-process loopback pairs, a performer that plays
-into its input on the agent's own clock, and a listener on its output."""
+"""A test rig: the agent between two port pairs (in-process loopback, or real rtmidi
+ports on a JACK server), a performer that plays into its input on the agent's own
+clock, and a listener on its output."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,6 +15,7 @@ from improv.engine.config import JamConfig
 from improv.engine.responders import RulesResponder, rules_answer
 from improv.engine.scheduler import Scheduler
 from improv.engine.sender import OutputSpec
+from improv.io import midi
 from improv.io.midi import MidiEvent, MidiInput, MidiOutput, now
 from improv.io.transport import loopback
 from improv.music.notes import Note, Phrase
@@ -147,6 +149,27 @@ class Rig(Listening):
             self.performer.schedule_note(
                 note.pitch, note.velocity, on, self.time_at(at_beat + note.end), channel
             )
+
+
+@contextlib.contextmanager
+def jack_wiring() -> Iterator[dict[str, Any]]:
+    """:class:`Rig` arguments for real ports on the JACK server ``$JACK_DEFAULT_SERVER``
+    names: the test's performer and listener as virtual ports, the agent's input on the
+    performer's, and its output through a sender process on the listener's, as in
+    ``improv jam --in performer --out listener``."""
+    performer = midi.open_output(virtual=True, api="jack", client_name="performer")
+    listener = midi.open_input(virtual=True, api="jack", client_name="listener")
+    agent_in = midi.open_input("performer", api="jack")
+    try:
+        yield {
+            "midi_in": agent_in,
+            "midi_out": OutputSpec("listener", api="jack"),
+            "performer_out": performer,
+            "listener": listener,
+        }
+    finally:
+        for port in (agent_in, listener, performer):
+            port.close()
 
 
 def call_notes(beats: float = 6.0, step: float = 0.5, pitch: int = 65) -> list[Note]:

@@ -1,8 +1,12 @@
-"""The agent end to end through the in-process transport (fast tempo, 2-bar trades)."""
+"""The agent end to end (fast tempo, 2-bar trades): through the in-process transport,
+and, where the ``wiring`` fixture says so, through real rtmidi ports on a JACK dummy
+server with the agent's output in a sender process, as ``improv jam`` runs."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -12,14 +16,25 @@ from improv.io.control import ControlChange
 from improv.io.midi import CLOCK, START, now
 from improv.music.notes import Note
 from improv.music.pitch import Key
-from tests.engine.rig import Rig, call_notes, is_cc123, unpaired
+from tests.engine.rig import Rig, call_notes, is_cc123, jack_wiring, unpaired
 
 BEAT_S = 0.2  # 300 BPM
-TOLERANCE_S = 0.02
+TOLERANCE_S = 0.02  # one JACK period is 1.3 ms
 
 
-async def test_trade_answer_starts_on_the_next_bar_line() -> None:
-    async with Rig() as rig:
+@pytest.fixture(params=["loopback", pytest.param("jack", marks=pytest.mark.jack)])
+def wiring(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
+    """:class:`Rig` arguments for the ports between the test and the agent."""
+    if request.param == "loopback":
+        yield {}
+        return
+    request.getfixturevalue("jack_server")
+    with jack_wiring() as ports:
+        yield ports
+
+
+async def test_trade_answer_starts_on_the_next_bar_line(wiring: dict[str, Any]) -> None:
+    async with Rig(**wiring) as rig:
         rig.play(call_notes(6.0))  # bars 0-1 (2-bar trade)
         first = await rig.receive_until(lambda e: e.is_note_on and e.channel == 0)
         assert abs(first.time - rig.time_at(8.0)) < TOLERANCE_S
@@ -40,8 +55,8 @@ async def test_trade_answer_starts_on_the_next_bar_line() -> None:
     assert metrics["answer_start_error_ms"] is not None and metrics["notes_out"] == len(ons)
 
 
-async def test_phrase_answer_follows_the_silence_gap_on_a_beat() -> None:
-    async with Rig(mode="phrase", gap=1.0) as rig:
+async def test_phrase_answer_follows_the_silence_gap_on_a_beat(wiring: dict[str, Any]) -> None:
+    async with Rig(**wiring, mode="phrase", gap=1.0) as rig:
         notes = call_notes(3.0)  # six eighths, silent from beat 2.9
         rig.play(notes, at_beat=1.0)
         first = await rig.receive_until(lambda e: e.is_note_on and e.channel == 0)
@@ -57,8 +72,8 @@ async def test_phrase_answer_follows_the_silence_gap_on_a_beat() -> None:
 
 
 @pytest.mark.parametrize("barge_in", ["yield", "keep"])
-async def test_barge_in(barge_in: str) -> None:
-    async with Rig(barge_in=barge_in) as rig:
+async def test_barge_in(barge_in: str, wiring: dict[str, Any]) -> None:
+    async with Rig(**wiring, barge_in=barge_in) as rig:
         rig.play(call_notes(6.0))
         await rig.receive_until(lambda e: e.is_note_on and e.channel == 0)  # answer began
         rig.play([Note(80, 100, 0.0, 0.3)], at_beat=10.0)  # over the answer (bars 2-3)
@@ -75,13 +90,14 @@ async def test_barge_in(barge_in: str) -> None:
     assert not unpaired(rig.received)
 
 
-async def test_malformed_input_is_survived() -> None:
-    async with Rig() as rig:
+async def test_malformed_input_is_survived(wiring: dict[str, Any]) -> None:
+    async with Rig(**wiring) as rig:
         out = rig.performer_out
         out.send(bytes([0x90, 60, 100, 62]))  # running status cut short
         out.send(bytes([0x3C, 0x40, 0x41]))  # stray data bytes
         for _ in range(200):
             out.send(bytes([0xF0]) + bytes(range(100)) * 20)  # a sysex flood, unterminated
+        out.send(bytes([0xF7]))  # a lone end (rtmidi's JACK API glues all before it onto it)
         out.send(bytes([0xF4, 0xF5, 0xFD]))  # undefined status bytes
         out.send(bytes([0x90, 50, 100]))  # a note that never ends
         await asyncio.wait_for(rig.recorder.answered.wait(), 8.0)  # answered, even that
@@ -116,9 +132,9 @@ async def test_a_vanished_input_port_is_waited_for_and_time_goes_on() -> None:
     assert not unpaired(rig.received)
 
 
-async def test_follows_midi_clock() -> None:
+async def test_follows_midi_clock(wiring: dict[str, Any]) -> None:
     beat_s = 0.2  # the master plays 300 BPM; improv's own setting (120) must not matter
-    async with Rig(clock="midi", tempo=120.0) as rig:
+    async with Rig(**wiring, clock="midi", tempo=120.0) as rig:
         period = beat_s / 24
         t0 = now() + 0.3
         rig.performer.schedule(t0 - 0.01, bytes([START]))
@@ -155,8 +171,8 @@ async def test_control_changes_land_at_sensible_moments() -> None:
     )
 
 
-async def test_stop_releases_everything_and_sends_cc123() -> None:
-    async with Rig(thru=True) as rig:
+async def test_stop_releases_everything_and_sends_cc123(wiring: dict[str, Any]) -> None:
+    async with Rig(**wiring, thru=True) as rig:
         rig.performer_out.send(bytes([0x90, 61, 100]))  # thru: sounds on the output ...
         await rig.receive_until(lambda e: e.is_note_on and e.pitch == 61)
         rig.play(call_notes(6.0), at_beat=4.0)
@@ -174,8 +190,10 @@ class _Failing(JamObserver):
             raise RuntimeError("an observer failed")
 
 
-async def test_an_exception_releases_everything_and_sends_cc123() -> None:
-    rig = Rig()
+async def test_an_exception_releases_everything_and_sends_cc123(
+    wiring: dict[str, Any],
+) -> None:
+    rig = Rig(**wiring)
     rig.agent.observers.append(_Failing())
     async with rig:
         rig.play(call_notes(6.0))
@@ -183,6 +201,7 @@ async def test_an_exception_releases_everything_and_sends_cc123() -> None:
         assert task is not None
         with pytest.raises(ExceptionGroup):
             await asyncio.wait_for(task, 8.0)
+        await rig.receive_until(lambda e: is_cc123(e) and e.time > rig.time_at(8.0))
         await rig.drain()
     assert rig.agent.summary.stopped_by == "error"
     assert rig.note_ons(0)  # the answer had begun ...
