@@ -110,6 +110,7 @@ class TargetData:
     aligned_by: str = "none"  # "clock", "count-in" or "none"
     agent_summary: dict[str, Any] | None = None
     agent_command: list[str] | None = None
+    agent_warnings: list[str] = field(default_factory=list)  # the last 50 it logged
     rss: list[tuple[float, int]] = field(default_factory=list)
     mqtt: list[Received] = field(default_factory=list)
     clock_ticks_in: int = 0
@@ -535,6 +536,7 @@ class Harness:
         for (target, agent), summary in zip(agents, summaries, strict=True):
             target.data.agent_summary = summary
             target.data.rss = list(agent.rss)
+            target.data.agent_warnings = list(agent.warnings)
             if summary is None:
                 target.data.error = (
                     f"agent exited with {agent.returncode} and no --json summary: "

@@ -28,6 +28,7 @@ from improv.io.midi import now
 log = logging.getLogger(__name__)
 
 READY = re.compile(r"\bjam: .*\bBPM\b")
+WARNING = re.compile(r"^\s*(?:\[[^]]*\]\s*)?(?:WARNING|ERROR|CRITICAL)\b|^improv-sender: ")
 """The agent's start-up log line (``improv.engine.agent``): it is listening."""
 
 
@@ -57,6 +58,7 @@ class SpawnedAgent:
         self.exited = threading.Event()
         self._stdout: list[str] = []
         self._stderr: deque[str] = deque(maxlen=200)
+        self.warnings: deque[str] = deque(maxlen=50)  # its logged warnings and errors
         self._rss_period_s = rss_period_s
         self._process: subprocess.Popen[str] | None = None
         self._threads: list[threading.Thread] = []
@@ -99,6 +101,8 @@ class SpawnedAgent:
     def _read_stderr(self, stream: IO[str]) -> None:
         for line in stream:
             self._stderr.append(line.rstrip())
+            if WARNING.search(line):
+                self.warnings.append(" ".join(line.split()))
             if not self.ready.is_set() and READY.search(line):
                 self.ready.set()
         self.exited.set()

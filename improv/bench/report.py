@@ -125,6 +125,7 @@ def _figures(target: TargetData, analysis: Analysis | None, *, mqtt: bool) -> di
         out["histograms"] = analysis.histograms()
     out["agent"] = target.agent_summary
     out["agent_command"] = target.agent_command
+    out["agent_warnings"] = target.agent_warnings
     return out
 
 

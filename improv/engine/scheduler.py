@@ -143,6 +143,7 @@ class Scheduler:
         self._count = 0
         self._max_error = 0.0
         self._late = 0
+        self.last_late: tuple[float, float] = (0.0, 0.0)  # (deadline, error) of the latest
         self._failed = 0
         self._cancelled = 0
         self._superseded = 0
@@ -372,6 +373,7 @@ class Scheduler:
                 self._max_error = error
             if error > 0.001:
                 self._late += 1
+                self.last_late = (deadline, error)
         if ok:
             self._report(data, deadline, sent_at)
 
@@ -383,6 +385,11 @@ class Scheduler:
                 log.exception("on_sent callback failed")
 
     # --- figures --------------------------------------------------------------------
+
+    @property
+    def late(self) -> int:
+        """How many messages went out over a millisecond late."""
+        return self._late
 
     def stats(self, *, percentiles: bool = True) -> SchedulerStats:
         """Counts and send-error figures; without ``percentiles`` p50 and p99 are left 0

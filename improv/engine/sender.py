@@ -392,7 +392,9 @@ class _Loop:
     for a quiet moment, when no message is due within ``_QUIET_S``; none is held longer
     than ``_HOLD_S``. With no second thread nothing competes for the GIL when a message
     is due: a thread woken at its deadline in a process with other busy threads waits
-    for the GIL, which costs milliseconds now and then.
+    for the GIL, which costs milliseconds now and then. A message that still goes out
+    over a millisecond late is logged with its likely cause: the loop's own last work
+    if that ran past the message's time, else the host.
     """
 
     def __init__(
@@ -410,6 +412,9 @@ class _Loop:
         self.check_every = check_every
         self.calls: deque[tuple[float, tuple[Any, ...]]] = deque()  # (arrived, call)
         self._rounds = 0  # chore rounds since the last port check
+        self._last_work = ("nothing", 0.0, 0.0)  # what the loop did last: (what, from, to)
+        self._late_seen = 0
+        self._late_log = Throttled(first=10, every=100)
 
     def run(self) -> None:
         conn = self.pipe.conn
@@ -420,6 +425,8 @@ class _Loop:
         try:
             while True:
                 due = scheduler.serve_due()
+                if scheduler.late != self._late_seen:
+                    self._explain_late()
                 t = now()
                 quiet = due is None or due - t > _QUIET_S
                 call_late = bool(self.calls) and t - self.calls[0][0] > _HOLD_S
@@ -448,25 +455,31 @@ class _Loop:
             return  # the parent is gone: the caller silences everything
 
     def _take(self, command: tuple[Any, ...]) -> None:
+        started = now()
         kind = command[0]
         if kind == "schedule":
             self.scheduler.schedule(command[1], command[2])
         elif kind == "schedule_note":
             self.scheduler.schedule_note(*command[1:])
         else:
-            self.calls.append((now(), command))
+            self.calls.append((started, command))
+        self._last_work = ("a command from the pipe", started, now())
 
     def _answer_calls(self) -> bool:
         """Carry out the waiting calls; False when one of them says to exit."""
         while self.calls:
+            started = now()
             _arrived, (_kind, call_id, op, *args) = self.calls.popleft()
             result = _call(self.scheduler, op, args)
             self.pipe.send(("reply", call_id, result))
+            self._last_work = (f"the call {op!r}", started, now())
             if op == "close":
                 return False
         return True
 
     def _chores(self) -> None:
+        started = now()
+        what = "a sent report and gc"
         if self.sent:
             batch = [self.sent.popleft() for _ in range(len(self.sent))]
             self.pipe.send(("sent", batch))
@@ -474,7 +487,22 @@ class _Loop:
         if self.check_ports is not None and self._rounds * _FLUSH_S >= self.check_every:
             self._rounds = 0
             self.check_ports()
+            what = "a port check"
         gc.collect(0)
+        self._last_work = (what, started, now())
+
+    def _explain_late(self) -> None:
+        """Log a message sent over a millisecond late, with the loop's last work before
+        it: the cause when that work ran past the message's time, else the host (the
+        process was not running when it should have woken)."""
+        self._late_seen = self.scheduler.late
+        deadline, error = self.scheduler.last_late
+        what, started, ended = self._last_work
+        if ended > deadline - self.scheduler.spin_s - 0.0002:
+            cause = f"the sender was busy with {what} ({(ended - started) * 1e3:.1f} ms)"
+        else:
+            cause = "the sender was not running (host): its last work ended in time"
+        self._late_log("a MIDI message went out %.1f ms late: %s", error * 1e3, cause)
 
 
 def _call(scheduler: Scheduler, op: str, args: list[Any]) -> Any:

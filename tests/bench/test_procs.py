@@ -14,6 +14,8 @@ import json, signal, sys, threading
 stop = threading.Event()
 signal.signal(signal.SIGINT, lambda *_: stop.set())
 print("INFO     jam: blues, F 4/4, 120 BPM, trade 4 bars, model fake", file=sys.stderr, flush=True)
+print("[18:50:01] WARNING  no MQTT broker", file=sys.stderr, flush=True)
+print("improv-sender: a MIDI message went out 1.2 ms late", file=sys.stderr, flush=True)
 stop.wait(30)
 print(json.dumps({"turns": 2, "notes_out": 7, "deadline_misses": 0}))
 """
@@ -30,6 +32,10 @@ def test_spawned_agent_is_ready_stopped_by_sigint_and_summarised() -> None:
     assert summary == {"turns": 2, "notes_out": 7, "deadline_misses": 0}
     assert agent.returncode == 0
     assert agent.rss and all(b > 0 for _, b in agent.rss)
+    assert list(agent.warnings) == [
+        "[18:50:01] WARNING no MQTT broker",
+        "improv-sender: a MIDI message went out 1.2 ms late",
+    ]
 
 
 def test_an_agent_that_fails_says_why() -> None:

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import threading
 import time
+from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import pytest
 
-from improv.engine.sender import OutputSpec, ProcessScheduler
+from improv.engine.scheduler import Scheduler
+from improv.engine.sender import OutputSpec, ProcessScheduler, _Loop, _Pipe
 from improv.io.midi import control_change, now
+from improv.io.transport import NullOutput
 
 
 def test_calls_are_answered_while_messages_are_due_every_two_milliseconds() -> None:
@@ -46,3 +51,34 @@ def test_the_sender_process_keeps_numpy_out() -> None:
         assert scheduler._process is not None
         maps = Path(f"/proc/{scheduler._process.pid}/maps").read_text()
     assert "numpy" not in maps and "python" in maps
+
+
+def _loop_with(check_ports: Callable[[], None]) -> tuple[_Loop, Scheduler]:
+    scheduler = Scheduler(NullOutput(), switch_interval_s=None).start_inline()
+    loop = _Loop(_Pipe(None), scheduler, deque(), check_ports, check_every=0.0)  # type: ignore[arg-type]
+    return loop, scheduler
+
+
+def test_a_message_late_for_the_loops_own_work_is_logged_with_that_work(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    loop, scheduler = _loop_with(lambda: time.sleep(0.004))  # a port check that stalls
+    scheduler.schedule(now() + 0.001, control_change(0, 1, 0))
+    loop._chores()  # the message falls due during the port check
+    scheduler.serve_due()
+    loop._explain_late()
+    assert scheduler.late == 1
+    assert "ms late: the sender was busy with a port check" in caplog.text
+
+
+def test_a_message_late_with_no_work_in_the_way_is_put_down_to_the_host(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    loop, scheduler = _loop_with(lambda: None)
+    loop._chores()
+    scheduler.schedule(now() + 0.002, control_change(0, 1, 0))
+    time.sleep(0.005)  # the process wakes 3 ms late (the host ran something else)
+    scheduler.serve_due()
+    loop._explain_late()
+    assert scheduler.late == 1
+    assert "the sender was not running (host)" in caplog.text
