@@ -72,6 +72,7 @@ class SchedulerStats:
     send_error_ms_p99: float
     send_error_ms_max: float
     late: int  # messages sent more than 1 ms after their time
+    by_standby: int = 0  # messages a standby sender sent (see serve_overdue)
 
     def as_dict(self) -> dict[str, float | int]:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
@@ -143,6 +144,7 @@ class Scheduler:
         self._count = 0
         self._max_error = 0.0
         self._late = 0
+        self._by_standby = 0
         self.last_late: tuple[float, float] = (0.0, 0.0)  # (deadline, error) of the latest
         self._failed = 0
         self._cancelled = 0
@@ -323,6 +325,31 @@ class Scheduler:
                 pass
             self._dispatch(item, generation)
 
+    def next_deadline(self) -> float | None:
+        """When the next message is due (None when nothing is pending, or stopped); no
+        lock taken."""
+        heap = self._heap
+        return heap[0][0] if heap and self._running else None
+
+    def serve_overdue(self, late_s: float) -> int:
+        """Send every message more than ``late_s`` past its time, at once; how many.
+
+        For a standby sender on another CPU: what :meth:`serve_due` should have sent, had
+        its thread been running.
+        """
+        clock = self._clock
+        served = 0
+        while True:
+            with self._cond:
+                heap = self._heap
+                if not self._running or not heap or heap[0][0] > clock() - late_s:
+                    self._by_standby += served
+                    return served
+                item = heapq.heappop(heap)
+                generation = self._generation
+            self._dispatch(item, generation)
+            served += 1
+
     def _run(self) -> None:
         try_realtime_priority()
         clock = self._clock
@@ -408,6 +435,7 @@ class Scheduler:
             send_error_ms_p99=float(p99),
             send_error_ms_max=self._max_error * 1000.0,
             late=self._late,
+            by_standby=self._by_standby,
         )
 
     def send_errors(self) -> np.ndarray:

@@ -27,6 +27,7 @@ import ctypes
 import gc
 import itertools
 import logging
+import os
 import select
 import signal
 import socket
@@ -47,6 +48,7 @@ from improv.engine.scheduler import (
     check_note,
     try_realtime_priority,
 )
+from improv.engine.standby import Standby, pin_this_thread, split_cpus
 from improv.errors import ImprovError
 from improv.io.messages import Throttled
 from improv.io.midi import now
@@ -368,6 +370,7 @@ def _child_main(fd: int) -> None:
         switch_interval_s=None,
         on_sent=lambda data, scheduled, at: sent.append((data, scheduled, at)),
     ).start_inline()
+    standby = _start_standby(scheduler)
     gc.collect()
     gc.freeze()  # what start-up made lives on: collections never walk it again
     gc.disable()  # and the loop collects in its quiet moments only
@@ -375,8 +378,20 @@ def _child_main(fd: int) -> None:
     try:
         _Loop(pipe, scheduler, sent, check_ports, check_every).run()
     finally:
+        if standby is not None:
+            standby.close()
         scheduler.stop(release=True)
         output.close()
+
+
+def _start_standby(scheduler: Scheduler) -> Standby | None:
+    """Pin this (the sending) thread to one CPU and start a standby sender on another
+    (see :mod:`improv.engine.standby`); None where there is one CPU, or it is off."""
+    cpus = split_cpus()
+    if cpus is None or os.environ.get("IMPROV_STANDBY", "1") == "0":
+        return None
+    pin_this_thread(cpus[0])
+    return Standby(scheduler, cpus[1]).start()
 
 
 class _Loop:
