@@ -110,6 +110,8 @@ class JamSummary:
     generation_ms_p50: float | None = None
     generation_ms_max: float | None = None
     messages_sent: int = 0
+    messages_late: int = 0  # sent more than 1 ms after their time
+    messages_by_standby: int = 0  # sent by the standby thread (improv.engine.standby)
     send_failures: int = 0
     malformed_in: int = 0
     dropped_in: int = 0
@@ -757,6 +759,8 @@ class Agent:
         s.send_error_ms_max = stats.send_error_ms_max
         s.messages_sent = stats.sent
         s.send_failures = stats.failed
+        s.messages_late = stats.late
+        s.messages_by_standby = stats.by_standby
         if self._answer_errors:
             s.answer_start_error_ms_p99 = float(np.percentile(self._answer_errors, 99))
             s.answer_start_error_ms_max = float(max(self._answer_errors))
