@@ -167,8 +167,8 @@ class Scheduler:
     def start_inline(self) -> Scheduler:
         """Start without a thread: the caller sends by calling :meth:`serve_due` in time.
 
-        For a process whose only thread is the sender (:mod:`improv.engine.sender`): a
-        second thread would compete with it for the GIL at the worst moments.
+        For a process whose one busy thread is the sender (:mod:`improv.engine.sender`):
+        a second busy thread would compete with it for the GIL at the worst moments.
         """
         self._running = True
         return self
@@ -477,13 +477,16 @@ def _is_note(data: bytes, channel: int | None) -> bool:
     return channel is None or status & 0x0F == channel
 
 
-def try_realtime_priority() -> None:
-    """Ask for a real-time or raised priority for this thread; fine if refused."""
+def try_realtime_priority() -> bool:
+    """Ask for a real-time or raised priority for this thread; fine if refused. True
+    when it runs ``SCHED_FIFO``."""
     try:
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
         log.debug("sender thread runs SCHED_FIFO")
+        return True
     except (AttributeError, OSError):
         try:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), -5)
         except (AttributeError, OSError):
             log.debug("sender thread keeps normal priority")
+    return False

@@ -7,7 +7,9 @@ loaded two-core machine that costs milliseconds at the 99th percentile. Here the
 :class:`~improv.engine.scheduler.Scheduler` runs in a child process that does nothing
 else: it opens the output port itself (from an :class:`OutputSpec`), takes commands
 over a pipe, and reports what it sent, all on one thread (see :class:`_Loop`) that asks
-for real-time priority.
+for real-time priority. Beside it, pinned to another CPU, a standby thread that holds
+the GIL only for a glance sends what that thread leaves unsent past its time, when the
+host stalls its CPU (:mod:`improv.engine.standby`).
 
 :class:`ProcessScheduler` offers the same methods as ``Scheduler``; queries
 (``stats``, ``cancel_after``, ``panic`` ...) are round trips, answered within 50 ms
@@ -62,6 +64,9 @@ _FLUSH_S = 0.02  # how often the child reports what it sent
 _QUIET_S = 0.003  # chores and calls only when no message is due sooner
 _HOLD_S = 0.05  # longest a call or a chore waits for a quiet moment
 _NAP_S = 0.002  # the last stretch before a message's spin is slept, not selected
+# calls carried out as they arrive, not at a quiet moment: each takes well under a
+# millisecond, and waiting would let a barge-in's cut notes out, or keep a silence in
+_URGENT_CALLS = frozenset({"cancel_after", "panic", "send"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -233,7 +238,7 @@ class ProcessScheduler:
 
     def stats(self) -> SchedulerStats:
         """The child counts; the percentiles are computed here, from its raw errors (a
-        sort of up to 65,536 values would hold the child's one thread for milliseconds)."""
+        sort of up to 65,536 values would hold the child's sending thread for milliseconds)."""
         import numpy as np
 
         stats = self._call("stats", False)
@@ -334,8 +339,9 @@ class _Pipe:
 def _child_main(fd: int) -> None:
     """The sender process: open the port, run a Scheduler, obey the pipe.
 
-    One thread does everything (see :class:`_Loop`). It ignores SIGINT and SIGTERM (a
-    terminal or service manager signals the whole process group): the parent ends it
+    One thread does everything but the standby's watch (see :class:`_Loop`). It
+    ignores SIGINT and SIGTERM (a terminal or service manager signals the whole process
+    group): the parent ends it
     in order, after the last note-off went out, and a broken pipe (the parent died)
     makes it silence everything and exit.
     """
@@ -344,7 +350,7 @@ def _child_main(fd: int) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, signal.SIG_IGN)
     logging.basicConfig(level=logging.WARNING, format="improv-sender: %(message)s")
-    try_realtime_priority()
+    realtime = try_realtime_priority()
     _lock_memory()
     check_ports: Callable[[], None] | None = None
     check_every = 0.2
@@ -370,7 +376,7 @@ def _child_main(fd: int) -> None:
         switch_interval_s=None,
         on_sent=lambda data, scheduled, at: sent.append((data, scheduled, at)),
     ).start_inline()
-    standby = _start_standby(scheduler)
+    standby = _start_standby(scheduler) if realtime else None
     gc.collect()
     gc.freeze()  # what start-up made lives on: collections never walk it again
     gc.disable()  # and the loop collects in its quiet moments only
@@ -386,7 +392,9 @@ def _child_main(fd: int) -> None:
 
 def _start_standby(scheduler: Scheduler) -> Standby | None:
     """Pin this (the sending) thread to one CPU and start a standby sender on another
-    (see :mod:`improv.engine.standby`); None where there is one CPU, or it is off."""
+    (see :mod:`improv.engine.standby`); None where there is one CPU, or it is off. Only
+    for a real-time thread: a pinned thread of normal priority would wait for whatever
+    else runs on its CPU."""
     cpus = split_cpus()
     if cpus is None or os.environ.get("IMPROV_STANDBY", "1") == "0":
         return None
@@ -395,19 +403,21 @@ def _start_standby(scheduler: Scheduler) -> Standby | None:
 
 
 class _Loop:
-    """The sender process's only thread: sends on time, and does the rest in between.
+    """The sender process's sending thread: sends on time, and does the rest in between.
 
     Each round sends what is due (spinning the last ``spin_s`` to each message's time),
     then waits on the pipe until the next message is due; the last ``_NAP_S`` before the
     spin is a plain sleep instead (on this project's VM ``time.sleep`` woke on time more
     often than ``select``: fewer messages over 0.1 ms late in four of four alternated
     runs, 42 to 50 against 50 to 100 of 600). Schedule commands are taken
-    at once, since they may bring an earlier deadline; everything that can take a while
-    (round-trip calls, reporting what was sent, port checks, garbage collection) waits
+    at once, since they may bring an earlier deadline, and so are the urgent calls
+    (``_URGENT_CALLS``: a barge-in's cut, a panic); everything that can take a while
+    (other round-trip calls, reporting what was sent, port checks, garbage collection) waits
     for a quiet moment, when no message is due within ``_QUIET_S``; none is held longer
-    than ``_HOLD_S``. With no second thread nothing competes for the GIL when a message
-    is due: a thread woken at its deadline in a process with other busy threads waits
-    for the GIL, which costs milliseconds now and then. A message that still goes out
+    than ``_HOLD_S``. With no second busy thread nothing competes for the GIL when a
+    message is due (the standby sleeps outside it): a thread woken at its deadline in a
+    process with other busy threads waits for the GIL, which costs milliseconds now and
+    then. A message that still goes out
     over a millisecond late is logged with its likely cause: the loop's own last work
     if that ran past the message's time, else the host.
     """
@@ -476,6 +486,9 @@ class _Loop:
             self.scheduler.schedule(command[1], command[2])
         elif kind == "schedule_note":
             self.scheduler.schedule_note(*command[1:])
+        elif command[2] in _URGENT_CALLS:
+            self._answer(command)
+            return
         else:
             self.calls.append((started, command))
         self._last_work = ("a command from the pipe", started, now())
@@ -483,14 +496,19 @@ class _Loop:
     def _answer_calls(self) -> bool:
         """Carry out the waiting calls; False when one of them says to exit."""
         while self.calls:
-            started = now()
-            _arrived, (_kind, call_id, op, *args) = self.calls.popleft()
-            result = _call(self.scheduler, op, args)
-            self.pipe.send(("reply", call_id, result))
-            self._last_work = (f"the call {op!r}", started, now())
-            if op == "close":
+            _arrived, command = self.calls.popleft()
+            if not self._answer(command):
                 return False
         return True
+
+    def _answer(self, command: tuple[Any, ...]) -> bool:
+        """Carry out one call and send its reply; False when it says to exit."""
+        started = now()
+        _kind, call_id, op, *args = command
+        result = _call(self.scheduler, op, args)
+        self.pipe.send(("reply", call_id, result))
+        self._last_work = (f"the call {op!r}", started, now())
+        return op != "close"
 
     def _chores(self) -> None:
         started = now()

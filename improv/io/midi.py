@@ -819,7 +819,7 @@ _watchdog = _Watchdog(float(os.environ.get("IMPROV_MIDI_WATCHDOG_S", "0.2")))
 def watch_ports_inline() -> tuple[Callable[[], None], float]:
     """Keep this process's ports connected from its own loop instead of a thread.
 
-    For a process that must stay single-threaded (the MIDI sender process): call before
+    For a process with one busy thread (the MIDI sender process): call before
     opening ports, then call the returned check every returned interval (seconds), at
     moments when it may take a millisecond or two (it asks the MIDI system for ports).
     """

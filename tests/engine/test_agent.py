@@ -20,6 +20,7 @@ from tests.engine.rig import Rig, call_notes, is_cc123, jack_wiring, unpaired
 
 BEAT_S = 0.2  # 300 BPM
 TOLERANCE_S = 0.02  # one JACK period is 1.3 ms
+YIELD_BEATS = 0.1  # how soon a barge-in cuts the answer (at 300 BPM, 20 ms)
 
 
 @pytest.fixture(params=["loopback", pytest.param("jack", marks=pytest.mark.jack)])
@@ -79,12 +80,14 @@ async def test_barge_in(barge_in: str, wiring: dict[str, Any]) -> None:
         rig.play([Note(80, 100, 0.0, 0.3)], at_beat=10.0)  # over the answer (bars 2-3)
         await rig.receive_until(lambda e: e.time > rig.time_at(15.5), timeout=5.0)
         await rig.stop()
-    cut = rig.time_at(10.0) + 0.01
+    # "at once", generously: a loaded two-core machine may take milliseconds to carry
+    # the performer's note through JACK and the event loop
+    cut = rig.time_at(10.0 + YIELD_BEATS)
     late = [e for e in rig.note_ons(0) if cut < e.time < rig.time_at(15.5)]
     if barge_in == "yield":
         assert not late  # stopped at once ...
         assert rig.recorder.phrases[1][0] == "answer"
-        assert rig.recorder.phrases[1][1].end <= 2.0 + 0.01  # ... cut at beat 10 (bar 2 + 2)
+        assert rig.recorder.phrases[1][1].end <= 2.0 + YIELD_BEATS  # ... at beat 10 (bar 2 + 2)
     else:
         assert late  # played on
     assert not unpaired(rig.received)

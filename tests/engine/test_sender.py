@@ -45,6 +45,33 @@ def test_calls_are_answered_while_messages_are_due_every_two_milliseconds() -> N
     assert float(np.percentile(errors, 50)) < 0.002  # generous: timing is benchmarked
 
 
+def test_a_barge_in_cut_is_carried_out_at_once_while_notes_are_due() -> None:
+    """Other calls wait up to 50 ms for a quiet moment; a cut must not, or the notes
+    it cuts go out meanwhile."""
+    first = threading.Event()
+    note_ons: list[float] = []  # the scheduled times of the note-ons that went out
+
+    def on_sent(data: bytes, scheduled: float, at: float) -> None:
+        if data[0] & 0xF0 == 0x90 and data[2]:
+            note_ons.append(scheduled)
+        first.set()
+
+    with ProcessScheduler(OutputSpec(discard=True), on_sent=on_sent) as scheduler:
+        start = now() + 0.2
+        for i in range(200):  # a note every 2 ms: never a quiet moment
+            on = start + i * 0.002
+            scheduler.schedule_note(60 + i % 12, 100, on, on + 0.001)
+        assert first.wait(5.0)
+        t = time.monotonic()
+        cut = now() + 0.005
+        dropped = scheduler.cancel_after(cut)
+        waited = time.monotonic() - t
+        scheduler.stop()
+    assert waited < 0.025  # generous; held for a quiet moment it would be 50 ms
+    assert dropped > 100
+    assert note_ons and max(note_ons) < cut
+
+
 def test_the_sender_process_keeps_numpy_out() -> None:
     """Its memory is locked: numpy's reserved buffers would make that 100 MB more."""
     with ProcessScheduler(OutputSpec(discard=True)) as scheduler:
