@@ -477,11 +477,24 @@ def _is_note(data: bytes, channel: int | None) -> bool:
     return channel is None or status & 0x0F == channel
 
 
+def realtime_priority() -> int:
+    """The ``SCHED_FIFO`` priority of improv's sending threads: ``IMPROV_RT_PRIORITY``
+    (1 to 99), else 10. Beside a JACK server, whose clients run at its priority less 5,
+    a lower setting lets a JACK client preempt a sender spinning to a message's time
+    (measured in docs/realtime-io.md)."""
+    setting = os.environ.get("IMPROV_RT_PRIORITY", "10")
+    try:
+        return max(1, min(99, int(setting)))
+    except ValueError:
+        log.warning("IMPROV_RT_PRIORITY=%r is not a number: using 10", setting)
+        return 10
+
+
 def try_realtime_priority() -> bool:
     """Ask for a real-time or raised priority for this thread; fine if refused. True
     when it runs ``SCHED_FIFO``."""
     try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(10))
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(realtime_priority()))
         log.debug("sender thread runs SCHED_FIFO")
         return True
     except (AttributeError, OSError):

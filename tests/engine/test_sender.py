@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from collections import deque
@@ -11,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from improv.engine.scheduler import Scheduler
+from improv.engine.scheduler import Scheduler, realtime_priority
 from improv.engine.sender import OutputSpec, ProcessScheduler, _Loop, _Pipe
 from improv.io.midi import control_change, now
 from improv.io.transport import NullOutput
@@ -78,6 +79,30 @@ def test_the_sender_process_keeps_numpy_out() -> None:
         assert scheduler._process is not None
         maps = Path(f"/proc/{scheduler._process.pid}/maps").read_text()
     assert "numpy" not in maps and "python" in maps
+
+
+@pytest.mark.parametrize(("setting", "expected"), [(None, 10), ("4", 4), ("0", 1), ("x", 10)])
+def test_the_realtime_priority_is_10_or_as_set(
+    setting: str | None, expected: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if setting is None:
+        monkeypatch.delenv("IMPROV_RT_PRIORITY", raising=False)
+    else:
+        monkeypatch.setenv("IMPROV_RT_PRIORITY", setting)
+    assert realtime_priority() == expected
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="SCHED_FIFO needs root or rtprio rights")
+def test_the_sending_thread_runs_at_the_set_realtime_priority(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("IMPROV_RT_PRIORITY", "3")  # the child inherits the environment
+    with ProcessScheduler(OutputSpec(discard=True)) as scheduler:
+        assert scheduler._process is not None
+        policy = os.sched_getscheduler(scheduler._process.pid)
+        param = os.sched_getparam(scheduler._process.pid)
+    assert policy == os.SCHED_FIFO
+    assert param.sched_priority == 3
 
 
 def _loop_with(check_ports: Callable[[], None]) -> tuple[_Loop, Scheduler]:
