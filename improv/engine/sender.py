@@ -12,8 +12,9 @@ the GIL only for a glance sends what that thread leaves unsent past its time, wh
 host stalls its CPU (:mod:`improv.engine.standby`).
 
 :class:`ProcessScheduler` offers the same methods as ``Scheduler``; queries
-(``stats``, ``cancel_after``, ``panic`` ...) are round trips, answered within 50 ms
-(at once unless a message is due within 3 ms).
+(``stats``, ``pending`` ...) are round trips, answered within 50 ms (at once unless a
+message is due within 3 ms); ``cancel_after``, ``panic`` and ``send`` are answered at
+once.
 Times cross the process boundary unchanged: ``time.monotonic()`` is system-wide.
 The child never outlives the parent: when the pipe breaks (the parent died, even by
 SIGKILL) it silences everything and exits. It ignores SIGINT and SIGTERM, which a
@@ -65,7 +66,8 @@ _QUIET_S = 0.003  # chores and calls only when no message is due sooner
 _HOLD_S = 0.05  # longest a call or a chore waits for a quiet moment
 _NAP_S = 0.002  # the last stretch before a message's spin is slept, not selected
 # calls carried out as they arrive, not at a quiet moment: each takes well under a
-# millisecond, and waiting would let a barge-in's cut notes out, or keep a silence in
+# millisecond, and waiting would let the notes a barge-in cuts go out meanwhile, or
+# hold back a panic's silence or a message that must go out now
 _URGENT_CALLS = frozenset({"cancel_after", "panic", "send"})
 
 
@@ -341,9 +343,8 @@ def _child_main(fd: int) -> None:
 
     One thread does everything but the standby's watch (see :class:`_Loop`). It
     ignores SIGINT and SIGTERM (a terminal or service manager signals the whole process
-    group): the parent ends it
-    in order, after the last note-off went out, and a broken pipe (the parent died)
-    makes it silence everything and exit.
+    group): the parent ends it in order, after the last note-off went out, and a broken
+    pipe (the parent died) makes it silence everything and exit.
     """
     conn = Connection(fd)
     spec, spin_s, capacity = conn.recv()
@@ -409,17 +410,17 @@ class _Loop:
     then waits on the pipe until the next message is due; the last ``_NAP_S`` before the
     spin is a plain sleep instead (on this project's VM ``time.sleep`` woke on time more
     often than ``select``: fewer messages over 0.1 ms late in four of four alternated
-    runs, 42 to 50 against 50 to 100 of 600). Schedule commands are taken
-    at once, since they may bring an earlier deadline, and so are the urgent calls
-    (``_URGENT_CALLS``: a barge-in's cut, a panic); everything that can take a while
-    (other round-trip calls, reporting what was sent, port checks, garbage collection) waits
-    for a quiet moment, when no message is due within ``_QUIET_S``; none is held longer
-    than ``_HOLD_S``. With no second busy thread nothing competes for the GIL when a
-    message is due (the standby sleeps outside it): a thread woken at its deadline in a
-    process with other busy threads waits for the GIL, which costs milliseconds now and
-    then. A message that still goes out
-    over a millisecond late is logged with its likely cause: the loop's own last work
-    if that ran past the message's time, else the host.
+    runs, 42 to 50 against 50 to 100 of 600). Schedule commands are taken at once,
+    since they may bring an earlier deadline, and so are the urgent calls
+    (``_URGENT_CALLS``: a barge-in's cut, a panic, a send-now); everything that can take
+    a while (other round-trip calls, reporting what was sent, port checks, garbage
+    collection) waits for a quiet moment, when no message is due within ``_QUIET_S``;
+    none is held longer than ``_HOLD_S``. With no second busy thread nothing competes
+    for the GIL when a message is due (the standby sleeps outside it): a thread woken at
+    its deadline in a process with other busy threads waits for the GIL, which costs
+    milliseconds now and then. A message that still goes out over a millisecond late is
+    logged with its likely cause: the loop's own last work if that ran past the
+    message's time, else the host.
     """
 
     def __init__(
