@@ -28,6 +28,11 @@ from improv.music.transforms import echo, is_strong_beat
 Cell = tuple[tuple[int, int], ...]
 """A rhythm cell: (onset, duration) pairs in ticks inside one beat."""
 
+EARLY_DOWNBEAT_BEATS = 0.125
+"""A call starting at most this far before a bar line starts on it, played early: a
+downbeat a hair early (a performer's lean, or a tick of clock jitter) must not put the
+echo almost a whole bar late. A 16th-note pickup (0.25) stays a pickup."""
+
 _SIXTH = TICKS_PER_BEAT // 2
 _THIRD = TICKS_PER_BEAT // 3
 # Swing lives in the grid as straight eighths (rendered swung) and as triplet figures.
@@ -381,8 +386,9 @@ def answer(
     ``chords`` are the changes under the answer, in beats from its own bar 0 (the result's
     reference, placed at ``start_bar``). The answer echoes the call (as is, sequenced up or
     down, or with a new ending) or, now and then, makes a fresh phrase; it starts at the
-    call's place in the bar, keeps the call's register, density and dynamics, fits the
-    chords under it and lands on a chord tone. Cheap: tens of microseconds per note.
+    call's place in the bar (a call a hair before a bar line is on it), keeps the call's
+    register, density and dynamics, fits the chords under it and lands on a chord tone.
+    Cheap: tens of microseconds per note.
     """
     metre = call.metre
     limit = bars * metre.beats_per_bar
@@ -415,6 +421,8 @@ def _echo_call(
         _density(call),
     )
     start = metre.beat_in_bar(call.onset)
+    if start > metre.beats_per_bar - EARLY_DOWNBEAT_BEATS:
+        start = 0.0
     delay = start - call.onset
     strategy = generator.rng.choices(("echo", "sequence", "vary", "fresh"), (3, 2, 3, 1))[0]
     if strategy == "fresh":

@@ -128,6 +128,21 @@ def test_answer_is_deterministic_fits_the_bars_and_follows_the_call() -> None:
     assert len(lengths) > 1  # seeds vary the answer
 
 
+def _line_from(first: float) -> Phrase:
+    notes = [Note(65 + i % 3, 100, first + 0.5 * i, 0.4) for i in range(8)]
+    return Phrase.of(notes, get_form("blues", "F").changes(1), Metre(), 0)
+
+
+def test_a_downbeat_played_early_is_answered_on_the_bar_line() -> None:
+    chords = get_form("blues", "F").changes(1)[:2]
+    for seed in range(40):  # every strategy: echo, sequence, vary, fresh
+        # 0.1 beat early: before the fix the answer began at 3.92, almost a bar late
+        assert answer(_line_from(3.9), chords, 2, seed=seed).notes[0].onset == 0.0
+        assert answer(_line_from(4.0), chords, 2, seed=seed).notes[0].onset == 0.0
+        # a sixteenth-note pickup is a pickup: the answer keeps its place in the bar
+        assert answer(_line_from(3.75), chords, 2, seed=seed).notes[0].onset == 3.75
+
+
 def test_answer_to_silence_and_its_cost(generated_corpus: Path) -> None:
     empty = Phrase.of([], (), Metre(), 0)
     assert answer(empty, get_form("blues", "C").changes(1), 2, seed=1).notes

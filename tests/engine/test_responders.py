@@ -1,16 +1,19 @@
-"""The token responder keeps a model's input in step with the jam, key changes included."""
+"""The responders: the token responder keeps a model's input in step with the jam, key
+changes included; the rules answer starts where the turn says."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from improv.engine.context import ChordTimeline, ContextEvent
-from improv.engine.responders import TokenResponder
+from improv.engine.generator import AnswerRequest
+from improv.engine.responders import TokenResponder, rules_answer
 from improv.music.forms import get_form
-from improv.music.notes import ChordChange
+from improv.music.notes import ChordChange, Note
 from improv.music.pitch import Key
 from improv.music.time import Metre
 from improv.tokens import VOCAB, Kind, StreamDecoder
@@ -74,3 +77,21 @@ def test_a_key_change_reaches_the_model_and_rekeys_the_chords() -> None:
     # F7 in force (restated in the new key), then Bb7 at bar 1: absolute roots are right
     assert [c.chord.root for c in chords if c.chord] == [5, 5, 10]
     assert chords[-1].onset == 4.0
+
+
+def test_a_rules_answer_to_a_call_on_an_early_downbeat_starts_on_its_bar_line() -> None:
+    """A trade call in bars 1-2 whose first note came 0.1 beat early (the performer's lean,
+    or clock jitter when following MIDI clock) is answered from bar 3's line, not 3.9
+    beats into it (a CI run of the MIDI clock test saw exactly that)."""
+    call = tuple(Note(65 + i % 3, 90, 3.9 + 0.5 * i, 0.4) for i in range(12))
+    request = AnswerRequest(
+        start=12.0,
+        end=20.0,
+        call=call,
+        chords=tuple(get_form("blues", "F").changes(1)),
+        metre=Metre(),
+        key=Key(5),
+        pitch_range=(48, 84),
+    )
+    firsts = {rules_answer(replace(request, seed=seed))[0].onset for seed in range(20)}
+    assert firsts == {12.0}
