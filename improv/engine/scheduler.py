@@ -131,11 +131,11 @@ class Scheduler:
         self._switch_interval_s = switch_interval_s
         self._saved_switch_interval: float | None = None
         self._heap: list[_Item] = []
-        self._cond = threading.Condition(threading.Lock())
+        self._lock = threading.Lock()  # the heap's; taken bare where every microsecond counts
+        self._cond = threading.Condition(self._lock)
         self._send_lock = threading.Lock()
         self._seq = 0
         self._next_note_id = 1
-        self._generation = 0  # bumped by panic: items popped before it are stale
         self._running = False
         self._thread: threading.Thread | None = None
         self.tracker = NoteTracker()  # what sounds on the output, as sent
@@ -271,7 +271,6 @@ class Scheduler:
         with self._cond:
             self._cancelled += sum(1 for item in self._heap if item[2] == _NOTE_ON)
             self._heap.clear()
-            self._generation += 1
         with self._send_lock:
             messages = self.tracker.release_messages()
             for data in messages:
@@ -309,7 +308,9 @@ class Scheduler:
     def serve_due(self) -> float | None:
         """Send every message due within ``spin_s``, each spun to its exact time.
 
-        Returns when the next one is due (None when nothing is pending, or stopped).
+        Returns when the next one is due (None when nothing is pending, or stopped). The
+        message spun for stays in the heap until its time: should this thread stall
+        meanwhile, a standby sender (:meth:`serve_overdue`) can still send it, in order.
         """
         clock = self._clock
         while True:
@@ -317,13 +318,11 @@ class Scheduler:
                 if not self._running or not self._heap:
                     return None
                 deadline = self._heap[0][0]
-                if deadline - clock() > self.spin_s:
-                    return deadline
-                item = heapq.heappop(self._heap)
-                generation = self._generation
+            if deadline - clock() > self.spin_s:
+                return deadline
             while clock() < deadline:
                 pass
-            self._dispatch(item, generation)
+            self._send_first(clock())
 
     def next_deadline(self) -> float | None:
         """When the next message is due (None when nothing is pending, or stopped); no
@@ -339,16 +338,30 @@ class Scheduler:
         """
         clock = self._clock
         served = 0
-        while True:
-            with self._cond:
-                heap = self._heap
-                if not self._running or not heap or heap[0][0] > clock() - late_s:
-                    self._by_standby += served
-                    return served
-                item = heapq.heappop(heap)
-                generation = self._generation
-            self._dispatch(item, generation)
+        while self._send_first(clock() - late_s):
             served += 1
+        with self._cond:
+            self._by_standby += served
+        return served
+
+    def _send_first(self, due_by: float) -> bool:
+        """Send the first message if it is due by ``due_by``; whether one was.
+
+        Taking it from the heap and sending it are one step under the send lock, so of
+        two threads sending (the sending thread and a standby) neither can send a later
+        message while the other holds an earlier one: none goes out of order, and no
+        note-off overtakes its note-on (which would leave the note hanging).
+        """
+        with self._send_lock:
+            with self._lock:
+                heap = self._heap
+                if not self._running or not heap or heap[0][0] > due_by:
+                    return False
+                item = heapq.heappop(heap)
+            sent = self._dispatch_locked(item)
+        if sent is not None:
+            self._report(item[3], item[0], sent)
+        return True
 
     def _run(self) -> None:
         try_realtime_priority()
@@ -368,41 +381,38 @@ class Scheduler:
                     continue
             self.serve_due()
 
-    def _dispatch(self, item: _Item, generation: int) -> None:
+    def _dispatch_locked(self, item: _Item) -> float | None:
+        """Send one message (the caller holds the send lock); when, or None if not sent."""
         deadline, _seq, kind, data, note_id = item
-        with self._send_lock:
-            if generation != self._generation:
-                return  # a panic came between pop and send
-            if kind == _NOTE_ON:
-                index = (data[0] & 0x0F) * 128 + data[1]
-                if self.tracker.is_down(data[0] & 0x0F, data[1]):
-                    retrigger = note_off(data[0] & 0x0F, data[1])
-                    if self.output.send(retrigger):
-                        self.tracker.feed(retrigger)
-                        self._report(retrigger, deadline, self._clock())
-                self._owner[index] = note_id
-            elif kind == _NOTE_OFF:
-                index = (data[0] & 0x0F) * 128 + data[1]
-                if self._owner[index] != note_id:
-                    self._superseded += 1  # the pitch was struck again: that note owns it
-                    return
-                self._owner[index] = 0
-            ok = self.output.send(data)
-            sent_at = self._clock()
-            if ok:
-                self.tracker.feed(data)
-            else:
-                self._failed += 1
-            error = sent_at - deadline
-            self._errors[self._count % len(self._errors)] = error
-            self._count += 1
-            if error > self._max_error:
-                self._max_error = error
-            if error > 0.001:
-                self._late += 1
-                self.last_late = (deadline, error)
+        if kind == _NOTE_ON:
+            index = (data[0] & 0x0F) * 128 + data[1]
+            if self.tracker.is_down(data[0] & 0x0F, data[1]):
+                retrigger = note_off(data[0] & 0x0F, data[1])
+                if self.output.send(retrigger):
+                    self.tracker.feed(retrigger)
+                    self._report(retrigger, deadline, self._clock())
+            self._owner[index] = note_id
+        elif kind == _NOTE_OFF:
+            index = (data[0] & 0x0F) * 128 + data[1]
+            if self._owner[index] != note_id:
+                self._superseded += 1  # the pitch was struck again: that note owns it
+                return None
+            self._owner[index] = 0
+        ok = self.output.send(data)
+        sent_at = self._clock()
         if ok:
-            self._report(data, deadline, sent_at)
+            self.tracker.feed(data)
+        else:
+            self._failed += 1
+        error = sent_at - deadline
+        self._errors[self._count % len(self._errors)] = error
+        self._count += 1
+        if error > self._max_error:
+            self._max_error = error
+        if error > 0.001:
+            self._late += 1
+            self.last_late = (deadline, error)
+        return sent_at if ok else None
 
     def _report(self, data: bytes, scheduled: float, sent_at: float) -> None:
         if self.on_sent is not None:

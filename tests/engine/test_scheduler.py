@@ -14,6 +14,7 @@ from improv.io.midi import (
     MidiEvent,
     NoteTracker,
     control_change,
+    note_off,
     note_on,
     now,
 )
@@ -214,3 +215,32 @@ def test_percentile_matches_numpy() -> None:
         for q in (0, 50, 99, 100):
             assert percentile(sorted(values), q) == pytest.approx(np.percentile(values, q))
     assert percentile([], 50) == 0.0
+
+
+def test_a_note_off_never_overtakes_its_note_on_between_two_sending_threads() -> None:
+    """The sending thread spins towards a note-on while a second one (a standby sender)
+    finds it and its note-off overdue: both go out once, in order. Before, the spinning
+    thread held the note-on out of the heap, the other sent the note-off first (dropped:
+    not yet its pitch's owner), then the note-on went out: a hanging note."""
+    out = RecordingOutput()
+    in_spin = threading.Event()
+    clock_calls = 0
+
+    def clock() -> float:
+        nonlocal clock_calls
+        if threading.current_thread() is spinner:
+            clock_calls += 1
+            if clock_calls >= 3:  # past its check: spinning to the note-on
+                in_spin.set()
+        return now()
+
+    scheduler = Scheduler(out, spin_s=1.0, clock=clock).start_inline()
+    spinner = threading.Thread(target=lambda: scheduler.serve_due())
+    t = now() + 0.3
+    scheduler.schedule_note(60, 100, t, t + 0.001)
+    spinner.start()
+    assert in_spin.wait(5.0)
+    assert scheduler.serve_overdue(-1.0) == 2  # as if both were late: the standby's view
+    spinner.join(5.0)
+    assert [e.data for e in out.take()] == [note_on(0, 60, 100), note_off(0, 60)]
+    assert not scheduler.tracker.is_down(0, 60)
