@@ -236,7 +236,7 @@ def test_a_note_off_never_overtakes_its_note_on_between_two_sending_threads() ->
 
     scheduler = Scheduler(out, spin_s=1.0, clock=clock).start_inline()
     spinner = threading.Thread(target=lambda: scheduler.serve_due())
-    t = now() + 0.3
+    t = now() + 0.5  # ample time for this thread to act while the other spins
     scheduler.schedule_note(60, 100, t, t + 0.001)
     spinner.start()
     assert in_spin.wait(5.0)
