@@ -27,9 +27,9 @@ def register(subparsers: Any) -> None:
         "--data",
         type=Path,
         action="append",
-        required=True,
         metavar="DIR",
-        help="folder of MIDI files, searched recursively (repeat for several folders)",
+        help="folder of MIDI files, searched recursively (repeat for several folders; "
+        "default: data/wjazzd)",
     )
     stats.add_argument("--json", action="store_true", help="print one JSON object")
     stats.add_argument(
@@ -57,8 +57,10 @@ def register(subparsers: Any) -> None:
 def run_stats(args: argparse.Namespace) -> int:
     from improv.corpus.folder import read_folder
     from improv.corpus.stats import corpus_stats, total
+    from improv.model.registry import data_dir
 
-    per_folder = [corpus_stats(read_folder(d, args.key, args.form)) for d in args.data]
+    folders = args.data or [data_dir()]
+    per_folder = [corpus_stats(read_folder(d, args.key, args.form)) for d in folders]
     overall = total(per_folder)
     if args.json:
         report = overall.to_json()

@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from improv.model.registry import data_dir
+
 MARKOV = "markov"
 
 
@@ -26,7 +28,9 @@ def register(subparsers: Any) -> None:
         default=None,
         help="checkpoint path or shipped name (default: the default shipped model), or 'markov'",
     )
-    parser.add_argument("--data", required=True, type=Path, help="folder of MIDI solos")
+    parser.add_argument(
+        "--data", type=Path, default=data_dir(), help="folder of MIDI solos (default: data/wjazzd)"
+    )
     parser.add_argument(
         "--split",
         choices=("all", "val", "train"),

@@ -7,6 +7,8 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from improv.model.registry import data_dir
+
 SIZES = ("xs", "s", "m", "l")
 
 
@@ -19,7 +21,9 @@ def register(subparsers: Any) -> None:
         "the same data and stored in the checkpoint. Ctrl-C saves a state that --resume "
         "continues.",
     )
-    parser.add_argument("--data", required=True, type=Path, help="folder of MIDI files")
+    parser.add_argument(
+        "--data", type=Path, default=data_dir(), help="folder of MIDI files (default: data/wjazzd)"
+    )
     parser.add_argument("--arch", choices=("lstm", "transformer"), default="lstm")
     parser.add_argument("--size", choices=SIZES, default="s", help="model size (default s)")
     length = parser.add_mutually_exclusive_group()

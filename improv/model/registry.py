@@ -21,6 +21,12 @@ def models_dir() -> Path:
     return Path(improv.__file__).resolve().parents[1] / "models"
 
 
+def data_dir() -> Path:
+    """The training data the project carries (``data/wjazzd``: WJazzD, ODbL 1.0), the
+    default ``--data`` of ``improv train``, ``eval`` and ``corpus stats``."""
+    return Path(improv.__file__).resolve().parents[1] / "data" / "wjazzd"
+
+
 def shipped_models() -> list[str]:
     """Names of the checkpoints in ``models/``, sorted."""
     folder = models_dir()

@@ -18,7 +18,7 @@ from improv.music.chords import (
     transpose_symbol,
 )
 
-WJAZZD = Path(__file__).parents[2] / "../shared/data/wjazzd"
+WJAZZD = Path(__file__).parents[2] / "data" / "wjazzd"
 
 # A fixed sample of the corpus's symbols, covering every syntax feature it uses.
 WJAZZD_SAMPLE = [
@@ -148,7 +148,7 @@ def _corpus_symbols() -> set[str]:
 
 
 @pytest.mark.wjazzd
-@pytest.mark.skipif(not WJAZZD.is_dir(), reason="../shared/data/wjazzd not present")
+@pytest.mark.skipif(not WJAZZD.is_dir(), reason="data/wjazzd not present")
 def test_every_wjazzd_symbol_parses() -> None:
     symbols = _corpus_symbols()
     assert len(symbols) == 416

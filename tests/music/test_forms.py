@@ -23,7 +23,7 @@ from improv.music.notes import ChordChange
 from improv.music.pitch import Key
 from improv.music.time import Metre
 
-WJAZZD = Path(__file__).parents[2] / "../shared/data/wjazzd"
+WJAZZD = Path(__file__).parents[2] / "data" / "wjazzd"
 
 
 def _symbols(form: Form) -> list[str]:
@@ -202,7 +202,7 @@ def test_half_speed_blues() -> None:
 
 
 @pytest.mark.wjazzd
-@pytest.mark.skipif(not WJAZZD.is_dir(), reason="../shared/data/wjazzd not present")
+@pytest.mark.skipif(not WJAZZD.is_dir(), reason="data/wjazzd not present")
 def test_detector_agrees_with_wjazzd_annotations() -> None:
     import csv
 
