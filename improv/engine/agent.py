@@ -115,6 +115,7 @@ class JamSummary:
     send_failures: int = 0
     malformed_in: int = 0
     dropped_in: int = 0
+    notes_coalesced: int = 0  # input notes too dense for the models (engine.context)
     model: str = ""
     tempo: float = 0.0
     mode: str = ""
@@ -770,6 +771,7 @@ class Agent:
             s.generation_ms_max = float(max(gen.generation_ms))
         s.malformed_in = self.midi_in.stats.malformed
         s.dropped_in = self.midi_in.stats.dropped
+        s.notes_coalesced = self.context.coalesced
         s.tempo = self.config.tempo
         s.mode = self.config.mode
         s.bars = self.config.bars

@@ -11,7 +11,11 @@ from typing import Any
 
 import pytest
 
-from tests.engine.rig import Rig, call_notes, jack_wiring, unpaired
+from improv.engine.config import JamConfig
+from improv.engine.context import ChordTimeline
+from improv.engine.responders import TokenResponder, _markov_from_rules
+from improv.io.midi import note_off, note_on
+from tests.engine.rig import FAST, Rig, call_notes, jack_wiring, unpaired
 
 
 @pytest.fixture(params=["loopback", pytest.param("jack", marks=pytest.mark.jack)])
@@ -41,3 +45,33 @@ async def test_one_unterminated_sysex_does_not_make_improv_deaf(
     assert any("unterminated sysex" in r.getMessage() for r in caplog.records)
     assert summary.turns >= 1 and rig.note_ons(0)
     assert not unpaired(rig.received)
+
+
+async def test_after_a_dense_burst_the_model_answers_the_next_call() -> None:
+    """3,000 note pairs in about a second, then a normal call: the model (not a
+    fallback) answers it, and the burst is counted."""
+    config = JamConfig(**FAST)
+    markov = TokenResponder(
+        _markov_from_rules(choruses=8),
+        name="markov",
+        key=config.key_obj,
+        metre=config.metre_obj,
+        chords=ChordTimeline(config.form_obj()),  # the same chords as the agent's
+    )
+    async with Rig(primary=markov) as rig:
+        out = rig.performer_out
+        for i in range(3000):
+            pitch = 30 + i % 70
+            out.send(note_on(0, pitch, 90))
+            out.send(note_off(0, pitch))
+            if i % 100 == 99:
+                await asyncio.sleep(0.03)  # about a second in all, as the fuzzer sent it
+        rig.play(call_notes(6.0), at_beat=32.0)  # a normal call, bars 8-9
+        await rig.recorder.until_bar(13)
+        summary = await rig.stop()
+    turn = next(n for role, p, n in rig.recorder.phrases if role == "answer" and p.start_bar == 10)
+    answer = next(m for m in rig.recorder.metrics if m["turn"] == turn)
+    assert answer["notes_out"] > 0 and answer["fallback_notes"] == 0
+    assert answer["deadline_misses"] == 0
+    assert summary.notes_in == 3000 + len(call_notes(6.0))
+    assert summary.notes_coalesced > 2500
