@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +15,8 @@ import pytest
 from improv.engine.config import JamConfig
 from improv.engine.context import ChordTimeline
 from improv.engine.responders import TokenResponder, _markov_from_rules
-from improv.io.midi import note_off, note_on
+from improv.io.midi import note_off, note_on, now
+from improv.music.notes import Note
 from tests.engine.rig import FAST, Rig, call_notes, jack_wiring, unpaired
 
 
@@ -75,3 +77,25 @@ async def test_after_a_dense_burst_the_model_answers_the_next_call() -> None:
     assert answer["deadline_misses"] == 0
     assert summary.notes_in == 3000 + len(call_notes(6.0))
     assert summary.notes_coalesced > 2500
+
+
+async def test_what_is_sent_is_what_is_recorded_and_counted(wiring: dict[str, Any]) -> None:
+    """Barge-ins the agent hears late (its loop stalled while the answer plays on):
+    every answer note on the wire is in the record and in ``notes_out``, no other."""
+    async with Rig(**wiring, lookahead_ms=400.0) as rig:
+        for turn, into in enumerate((0.25, 1.0, 2.5)):  # how far into the answer (beats)
+            base = 16.0 * turn  # calls at bars 0, 4, 8; answers at bars 2-3, 6-7, 10-11
+            rig.play(call_notes(6.0), at_beat=base)
+            await rig.recorder.until_bar(4 * turn + 2)
+            barge = base + 8.0 + into
+            rig.play([Note(84, 100, 0.0, 0.3)], at_beat=barge)
+            while now() < rig.time_at(barge) - 0.01:
+                await asyncio.sleep(0.005)
+            time.sleep(0.3)  # the loop stalls: the barge-in is handled late
+        await rig.recorder.until_bar(13)
+        summary = await rig.stop()
+    wire = [e.pitch for e in rig.note_ons(0)]
+    record = [n.pitch for n in sorted(rig.agent.agent_notes, key=lambda n: n.onset)]
+    assert wire, "the answers were heard"
+    assert record == wire
+    assert summary.notes_out == len(wire)
