@@ -236,7 +236,7 @@ class Agent:
         self._answer_errors: list[float] = []
         self._pending_model: asyncio.Future[Responder] | None = None
         self._seed = config.seed if config.seed is not None else int(time.time()) & 0xFFFF
-        self._performer_open: dict[int, tuple[float, int]] = {}
+        self._performer_open: dict[int, tuple[float, int, bool]] = {}  # onset, velocity, kept
         self.performer_notes: list[Note] = []
         self.agent_notes: list[Note] = []
 
@@ -468,10 +468,11 @@ class Agent:
         if pitch in self._performer_open:
             self._performer_off(pitch, t)
         self._step(turns.NoteOn(pitch, velocity), beats)
-        self.context.note_on(CALL, pitch, velocity, self._grid(beats))
-        self._performer_open[pitch] = (beats, velocity)
-        for observer in self.observers:
-            observer.on_note(CALL, pitch, velocity, beats)
+        kept = self.context.note_on(CALL, pitch, velocity, self._grid(beats))
+        self._performer_open[pitch] = (beats, velocity, kept)
+        if kept:  # a note coalesced in a flood is counted, neither kept nor told
+            for observer in self.observers:
+                observer.on_note(CALL, pitch, velocity, beats)
 
     def _performer_off(self, pitch: int, t: float) -> None:
         opened = self._performer_open.pop(pitch, None)
@@ -479,8 +480,10 @@ class Agent:
             return
         beats = self.clock.beat_at(t)
         self._step(turns.NoteOff(pitch), beats)
+        onset, velocity, kept = opened
+        if not kept:
+            return
         self.context.note_off(CALL, pitch, self._grid(beats))
-        onset, velocity = opened
         self.performer_notes.append(Note(pitch, velocity, onset, max(1e-3, beats - onset)))
         for observer in self.observers:
             observer.on_note(CALL, pitch, 0, beats)

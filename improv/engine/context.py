@@ -141,17 +141,19 @@ class Context:
 
     # --- events -----------------------------------------------------------------------
 
-    def note_on(self, role: str, pitch: int, velocity: int, at: float) -> None:
+    def note_on(self, role: str, pitch: int, velocity: int, at: float) -> bool:
+        """A note starts; False when it is coalesced into the one before (left out)."""
         at = quantize_beats(at)
         last = self._last_onset.get(role)
         if last is not None and abs(at - last) < _TICK - 1e-9:  # (time may jump back)
             self._coalesce(role)
-            return
+            return False
         self._last_onset[role] = at
         if (role, pitch) in self._open:  # struck again without a note-off: end it here
             self.note_off(role, pitch, at)
         self._open[(role, pitch)] = (at, velocity)
         self._emit(ContextEvent("on", at, role, pitch, velocity))
+        return True
 
     def _coalesce(self, role: str) -> None:
         self.coalesced += 1

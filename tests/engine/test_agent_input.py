@@ -77,6 +77,7 @@ async def test_after_a_dense_burst_the_model_answers_the_next_call() -> None:
     assert answer["deadline_misses"] == 0
     assert summary.notes_in == 3000 + len(call_notes(6.0))
     assert summary.notes_coalesced > 2500
+    assert len(rig.agent.performer_notes) == summary.notes_in - summary.notes_coalesced  # bounded
 
 
 async def test_what_is_sent_is_what_is_recorded_and_counted(wiring: dict[str, Any]) -> None:
