@@ -240,23 +240,19 @@ class BufferedInput:
                 log.exception("port status listener failed")
 
     def _push(self, packet: bytes, t: float) -> None:
-        if len(self._buffer) >= self._capacity:  # dropped unparsed: the poller keeps up
-            self._drop()
-            return
         messages = self._parser.parse(packet)
         self.stats.malformed = self._parser.malformed
         for data in messages:
             if len(self._buffer) >= self._capacity:
-                self._drop()
+                self.stats.dropped += 1
+                self._drops(
+                    "MIDI in %r: buffer full (%d), event dropped", self.name, self._capacity
+                )
                 continue
             self._buffer.append(MidiEvent(data, t))
             self.stats.received += 1
         if messages:
             self._wake()
-
-    def _drop(self) -> None:
-        self.stats.dropped += 1
-        self._drops("MIDI in %r: buffer full (%d), event dropped", self.name, self._capacity)
 
     def _wake(self) -> None:
         loop = self._loop
