@@ -5,9 +5,14 @@ what goes out on the wire differ from what is recorded and counted."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,9 +20,10 @@ import pytest
 from improv.engine.config import JamConfig
 from improv.engine.context import ChordTimeline
 from improv.engine.responders import TokenResponder, _markov_from_rules
+from improv.io import midi
 from improv.io.midi import note_off, note_on, now
 from improv.music.notes import Note
-from tests.engine.rig import FAST, Rig, call_notes, jack_wiring, unpaired
+from tests.engine.rig import FAST, Listening, Rig, call_notes, is_cc123, jack_wiring, unpaired
 
 
 @pytest.fixture(params=["loopback", pytest.param("jack", marks=pytest.mark.jack)])
@@ -100,3 +106,56 @@ async def test_what_is_sent_is_what_is_recorded_and_counted(wiring: dict[str, An
     assert wire, "the answers were heard"
     assert record == wire
     assert summary.notes_out == len(wire)
+
+
+@pytest.mark.jack
+async def test_the_record_file_holds_what_went_out(jack_server: str, tmp_path: Path) -> None:
+    """``improv jam --record``: calls, a barge-in over an answer, SIGINT mid-answer; the
+    improv track of the file and ``notes_out`` are the notes the listener heard."""
+    import mido
+
+    performer = midi.open_output(virtual=True, api="jack", client_name="performer")
+    listener = midi.open_input(virtual=True, api="jack", client_name="listener")
+    record = tmp_path / "jam.mid"
+    command = [
+        *(sys.executable, "-m", "improv.cli", "jam", "--in", "performer", "--out", "listener"),
+        *("--midi-api", "jack", "--tempo", "300", "--bars", "2", "--count-in", "0"),
+        *("--model", "rules", "--json", "--seed", "5", "--record", str(record)),
+    ]
+    process = await asyncio.create_subprocess_exec(
+        *command, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    heard = Listening(listener)
+    try:
+        assert process.stderr is not None
+        async with asyncio.timeout(30):
+            while b"jam: " not in (line := await process.stderr.readline()):
+                assert line, "improv jam ended before it started"
+        for barge in (False, True, False):
+            for i in range(8):  # a call (on the agent's clock: whenever it is)
+                performer.send(note_on(0, 60 + i, 90))
+                await asyncio.sleep(0.08)  # playing, not synchronising
+                performer.send(note_off(0, 60 + i))
+            await heard.receive_until(lambda e: e.is_note_on and e.channel == 0, 10.0)
+            await asyncio.sleep(0.3 if barge else 1.2)  # into the answer, or past it
+            if barge:
+                performer.send(note_on(0, 84, 100))
+                performer.send(note_off(0, 84))
+        await heard.receive_until(lambda e: e.is_note_on and e.channel == 0, 10.0)
+        process.send_signal(signal.SIGINT)  # in the middle of an answer
+        async with asyncio.timeout(20):
+            stdout, _ = await process.communicate()
+        await heard.receive_until(is_cc123, 5.0)
+        await heard.drain()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        performer.close()
+        listener.close()
+    summary = json.loads(stdout.decode().strip().splitlines()[-1])
+    wire = sorted(e.pitch for e in heard.note_ons(0))
+    (track,) = [t for t in mido.MidiFile(record).tracks if t.name == "improv"]
+    recorded = sorted(m.note for m in track if m.type == "note_on" and m.velocity > 0)
+    assert wire and recorded == wire
+    assert summary["notes_out"] == len(wire)
