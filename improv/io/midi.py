@@ -550,26 +550,32 @@ class _RtMidiPort:
 
     def _open_guard(self) -> None:
         """Connect a guard (a JACK output client) to our input port, anew each time the
-        port is opened: through it the poller sends :data:`EOX_PROBE` (see the module)."""
+        port is opened: through it the poller sends :data:`EOX_PROBE` (see the module).
+        An input without one still works: its failure is logged, never raised."""
         if not self._is_input or self.api != "jack":
             return
         self._close_guard()
-        rtmidi = _rtmidi()
-        guard = rtmidi.MidiOut(_api_constants()["jack"], f"{self.client_name}-guard")
-        names = list(guard.get_ports())
-        ours = f"{self.client_name}:{self.port_name}"
-        if ours not in names:  # JACK renamed a second client of the same name: the newest
-            renamed = [
-                n
-                for n in names
-                if n.startswith(f"{self.client_name}-") and n.endswith(f":{self.port_name}")
-            ]
-            ours = renamed[-1] if renamed else ""
-        if not ours:
-            log.warning("MIDI in %r: no guard against unterminated sysex", self.describe())
-            guard.delete()
+        guard: Any = None
+        try:
+            guard = _rtmidi().MidiOut(_api_constants()["jack"], f"{self.client_name}-guard")
+            names = list(guard.get_ports())
+            ours = f"{self.client_name}:{self.port_name}"
+            if ours not in names:  # JACK renamed a second client of that name: the newest
+                renamed = [
+                    n
+                    for n in names
+                    if n.startswith(f"{self.client_name}-") and n.endswith(f":{self.port_name}")
+                ]
+                ours = renamed[-1] if renamed else ""
+            if not ours:
+                raise ImprovError("our own input port is not listed")
+            guard.open_port(names.index(ours), "guard")
+        except Exception as exc:
+            log.warning("MIDI in %r: no guard against unterminated sysex: %s", self.describe(), exc)
+            if guard is not None:
+                with contextlib.suppress(Exception):
+                    guard.delete()
             return
-        guard.open_port(names.index(ours), "guard")
         with self.lock:
             self.guard = guard
 
