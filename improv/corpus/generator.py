@@ -73,7 +73,8 @@ VOICES: dict[str, Voice] = {
 
 @lru_cache(maxsize=2048)
 def _pitches(low: int, high: int, pitch_classes: frozenset[int]) -> tuple[int, ...]:
-    return tuple(p for p in range(low, high + 1) if p % 12 in pitch_classes)
+    """The pitches of ``pitch_classes`` in ``[low, high]``, never outside MIDI's 0..127."""
+    return tuple(p for p in range(max(0, low), min(127, high) + 1) if p % 12 in pitch_classes)
 
 
 @lru_cache(maxsize=1024)
@@ -263,7 +264,9 @@ class BluesGenerator:
             tones, fitting = _colours(self._chord(chords, note.onset), self.key.tonic, self.blues)
             targets = tones if is_strong_beat(metre, note.onset) else fitting
             pool = _pitches(voice.low, voice.high, targets)
-            fitted.append(replace(note, pitch=pool[_nearest(pool, note.pitch)]))
+            if pool:  # an empty register (a voice outside MIDI's range) keeps the pitch
+                note = replace(note, pitch=pool[_nearest(pool, note.pitch)])
+            fitted.append(note)
         return fitted
 
     def vary(
@@ -412,7 +415,8 @@ def _echo_call(
     """The answer's notes before trimming and landing, and the voice it is played in."""
     metre = call.metre
     pitches = [n.pitch for n in call.notes]
-    centre, span = (min(pitches) + max(pitches)) // 2, max(14, max(pitches) - min(pitches) + 4)
+    centre = (min(pitches) + max(pitches)) // 2
+    span = min(127, max(14, max(pitches) - min(pitches) + 4))  # a register MIDI can play
     low = max(0, min(127 - span, centre - span // 2))
     voice = Voice(
         low,

@@ -29,7 +29,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -115,6 +115,7 @@ class JamSummary:
     send_failures: int = 0
     malformed_in: int = 0
     dropped_in: int = 0
+    notes_coalesced: int = 0  # input notes too dense for the models (engine.context)
     model: str = ""
     tempo: float = 0.0
     mode: str = ""
@@ -140,6 +141,7 @@ class _Turn:
     player: AnswerPlayer | None = None
     cut_at: float | None = None  # where a barge-in or stop cut it
     send_index: int = 0  # the scheduler's send-error count when it began
+    scheduled: list[tuple[Note, float]] = field(default_factory=list)  # note, on time
 
 
 @dataclass(slots=True)
@@ -187,6 +189,8 @@ class Agent:
         self._send_errors: deque[float] = deque(maxlen=1 << 14)  # seconds, as reported
         self._sent_count = 0
         self._note_ons: deque[tuple[int, float, float]] = deque(maxlen=256)
+        self._answer_ons: deque[tuple[int, float]] = deque()  # (pitch, time) sent: the record
+        self._answers: list[tuple[list[tuple[Note, float]], float]] = []  # scheduled, end
         self._output_open = False
         self.observers = list(observers)
         self.generator = Generator(
@@ -232,7 +236,7 @@ class Agent:
         self._answer_errors: list[float] = []
         self._pending_model: asyncio.Future[Responder] | None = None
         self._seed = config.seed if config.seed is not None else int(time.time()) & 0xFFFF
-        self._performer_open: dict[int, tuple[float, int]] = {}
+        self._performer_open: dict[int, tuple[float, int, bool]] = {}  # onset, velocity, kept
         self.performer_notes: list[Note] = []
         self.agent_notes: list[Note] = []
 
@@ -396,6 +400,7 @@ class Agent:
         for pitch in list(self._performer_open):  # keys still down: they end here
             self._performer_off(pitch, t)
         self.generator.close()
+        self._confirm_record()
         self._finish_summary(t)
         for close in (scheduler.close, self.midi_in.close, self._close_out_port):
             try:
@@ -463,10 +468,11 @@ class Agent:
         if pitch in self._performer_open:
             self._performer_off(pitch, t)
         self._step(turns.NoteOn(pitch, velocity), beats)
-        self.context.note_on(CALL, pitch, velocity, self._grid(beats))
-        self._performer_open[pitch] = (beats, velocity)
-        for observer in self.observers:
-            observer.on_note(CALL, pitch, velocity, beats)
+        kept = self.context.note_on(CALL, pitch, velocity, self._grid(beats))
+        self._performer_open[pitch] = (beats, velocity, kept)
+        if kept:  # a note coalesced in a flood is counted, neither kept nor told
+            for observer in self.observers:
+                observer.on_note(CALL, pitch, velocity, beats)
 
     def _performer_off(self, pitch: int, t: float) -> None:
         opened = self._performer_open.pop(pitch, None)
@@ -474,15 +480,21 @@ class Agent:
             return
         beats = self.clock.beat_at(t)
         self._step(turns.NoteOff(pitch), beats)
+        onset, velocity, kept = opened
+        if not kept:
+            return
         self.context.note_off(CALL, pitch, self._grid(beats))
-        onset, velocity = opened
         self.performer_notes.append(Note(pitch, velocity, onset, max(1e-3, beats - onset)))
         for observer in self.observers:
             observer.on_note(CALL, pitch, 0, beats)
 
     def _grid(self, beats: float) -> float:
         """A performed position on the straight grid the models think in."""
-        return quantize_beats(self.swing.unrender(beats)) if self.swing.ratio != 1.0 else beats
+        return quantize_beats(self._straight(beats))
+
+    def _straight(self, beats: float) -> float:
+        """A sounding position on the straight grid (swing undone), not quantized."""
+        return self.swing.unrender(beats) if self.swing.ratio != 1.0 else beats
 
     def _listen_to_ports(self) -> None:
         add = getattr(self.midi_in, "add_status_listener", None)
@@ -646,6 +658,8 @@ class Agent:
             off = on + 0.01
         if not self.muted:
             self.scheduler.schedule_note(note.pitch, note.velocity, on, off, self.channel_out)
+            if self._turn is not None:
+                self._turn.scheduled.append((note, on))
         for observer in self.observers:
             observer.on_note(ANSWER, note.pitch, note.velocity, note.onset)
         return True
@@ -665,12 +679,15 @@ class Agent:
         turn = self._turn
         if turn is None:
             return
-        cut = self.clock.beat_at(now()) if at is None else at
+        t = now()
+        cut = self.clock.beat_at(t) if at is None else at
+        if self._time_of(cut) < t:  # heard late: what was due until now has gone out
+            cut = max(cut, self._straight(self.clock.beat_at(t)))
         cut = max(cut, turn.request.start)
         turn.cut_at = min(cut, turn.request.end)
         if turn.player is not None and not turn.player.finished:
             turn.player.cancel(turn.cut_at)
-        self.scheduler.cancel_after(max(now(), self._time_of(turn.cut_at)), self.channel_out)
+        self.scheduler.cancel_after(max(t, self._time_of(turn.cut_at)), self.channel_out)
         log.debug("answer %d cut at beat %.2f: %s", turn.number, turn.cut_at, reason)
         self._answer_ended()
 
@@ -688,6 +705,7 @@ class Agent:
         ]
         self.context.resume(played, turn.request.start)
         self.agent_notes.extend(played)
+        self._answers.append((turn.scheduled, end))
         if end <= turn.request.start + 1e-9:
             return  # cut before it began (the performer went on): no turn
         self.summary.turns += 1
@@ -705,6 +723,20 @@ class Agent:
         self._sent_count += 1
         if data[0] & 0xF0 == 0x90 and data[0] < 0xF0 and data[2]:
             self._note_ons.append((data[0] << 7 | data[1], scheduled, sent))
+            if data[0] & 0x0F == self.channel_out:
+                self._answer_ons.append((data[1], scheduled))
+
+    def _confirm_record(self) -> None:
+        """The answers as they went out: the notes whose note-on the sender reported sent
+        (call once the sender has stopped: every report is in), each cut where its
+        answer was. Nothing planned but unsent, nothing sent but unplanned."""
+        sent = set(self._answer_ons)
+        self.agent_notes = [
+            replace(note, duration=max(1e-3, min(note.duration, end - note.onset)))
+            for scheduled, end in self._answers
+            for note, on in scheduled
+            if (note.pitch, on) in sent
+        ]
 
     def _send_count(self) -> int:
         return self._sent_count
@@ -770,6 +802,7 @@ class Agent:
             s.generation_ms_max = float(max(gen.generation_ms))
         s.malformed_in = self.midi_in.stats.malformed
         s.dropped_in = self.midi_in.stats.dropped
+        s.notes_coalesced = self.context.coalesced
         s.tempo = self.config.tempo
         s.mode = self.config.mode
         s.bars = self.config.bars

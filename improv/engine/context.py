@@ -9,10 +9,18 @@ while the performer plays: when a call ends, nothing is left to encode.
 While an answer is being drafted and played, the responders' state runs ahead with
 tokens of their own; events are held back then, and at the answer's end the responders
 rewind and hear what really happened, answer and performer interleaved in time order.
+
+The models' token stream gives every note a grid tick of its own: a burst of notes
+closer together than that (thousands in a second) would push the stream ahead of the
+jam by a tick a note, and the models would stay silent until the jam caught up (3,000
+notes: a minute). So a note starting less than a tick after the role's last one is
+coalesced into it: left out of the context (the models and the call never see it),
+counted in :attr:`Context.coalesced` and logged.
 """
 
 from __future__ import annotations
 
+import logging
 import math
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -22,6 +30,8 @@ from improv.music.chords import Chord, parse_chord
 from improv.music.forms import Form
 from improv.music.notes import ChordChange, Note, Phrase
 from improv.music.time import Metre, quantize_beats, to_beats
+
+log = logging.getLogger(__name__)
 
 CALL = "call"
 ANSWER = "answer"
@@ -42,6 +52,8 @@ class ContextEvent:
     pitch: int = 0
     velocity: int = 0
 
+
+_TICK = to_beats(1)
 
 EventSink = Callable[[Sequence[ContextEvent]], None]
 RewindSink = Callable[[Sequence[ContextEvent]], None]
@@ -124,15 +136,33 @@ class Context:
         self.notes: deque[tuple[str, Note]] = deque()
         self._open: dict[tuple[str, int], tuple[float, int]] = {}
         self._held: list[ContextEvent] | None = None  # events held back during an answer
+        self._last_onset: dict[str, float] = {}  # per role: the latest note-on kept
+        self.coalesced = 0  # notes left out: less than a tick after the one before
 
     # --- events -----------------------------------------------------------------------
 
-    def note_on(self, role: str, pitch: int, velocity: int, at: float) -> None:
+    def note_on(self, role: str, pitch: int, velocity: int, at: float) -> bool:
+        """A note starts; False when it is coalesced into the one before (left out)."""
         at = quantize_beats(at)
+        last = self._last_onset.get(role)
+        if last is not None and abs(at - last) < _TICK - 1e-9:  # (time may jump back)
+            self._coalesce(role)
+            return False
+        self._last_onset[role] = at
         if (role, pitch) in self._open:  # struck again without a note-off: end it here
             self.note_off(role, pitch, at)
         self._open[(role, pitch)] = (at, velocity)
         self._emit(ContextEvent("on", at, role, pitch, velocity))
+        return True
+
+    def _coalesce(self, role: str) -> None:
+        self.coalesced += 1
+        if self.coalesced == 1 or self.coalesced % 1000 == 0:
+            log.warning(
+                "input too dense: %s notes less than a tick apart coalesced (%d so far)",
+                role,
+                self.coalesced,
+            )
 
     def note_off(self, role: str, pitch: int, at: float) -> None:
         opened = self._open.pop((role, pitch), None)

@@ -370,13 +370,17 @@ class AnswerPlayer:
             self._source,
             self._decided,
         )
-        name, notes = self._fallback()
-        shift = _octave_shift(notes, self._decided, self._last_pitch)
-        for note in notes:
-            if note.onset >= self._decided - 1e-9:
-                self._emit(_transpose(note, shift), name, primary=False)
-        self._decided = self.request.end
-        self._finish()
+        try:
+            name, notes = self._fallback()
+            shift = _octave_shift(notes, self._decided, self._last_pitch)
+            for note in notes:
+                if note.onset >= self._decided - 1e-9:
+                    self._emit(_transpose(note, shift), name, primary=False)
+        except Exception:  # the last resort failed: the answer ends with what it played
+            log.exception("answer %d: the fallback failed; the answer ends here", self.request.turn)
+        finally:
+            self._decided = self.request.end
+            self._finish()
 
     def _fallback(self) -> tuple[str, list[Note]]:
         """The best draft ready now; the rules inline only if no draft is."""

@@ -507,6 +507,7 @@ class _Loop:
         started = now()
         _kind, call_id, op, *args = command
         result = _call(self.scheduler, op, args)
+        self._report_sent()  # before the reply: a caller that stopped us has every report
         self.pipe.send(("reply", call_id, result))
         self._last_work = (f"the call {op!r}", started, now())
         return op != "close"
@@ -514,9 +515,7 @@ class _Loop:
     def _chores(self) -> None:
         started = now()
         what = "a sent report and gc"
-        if self.sent:
-            batch = [self.sent.popleft() for _ in range(len(self.sent))]
-            self.pipe.send(("sent", batch))
+        self._report_sent()
         self._rounds += 1
         if self.check_ports is not None and self._rounds * _FLUSH_S >= self.check_every:
             self._rounds = 0
@@ -524,6 +523,10 @@ class _Loop:
             what = "a port check"
         gc.collect(0)
         self._last_work = (what, started, now())
+
+    def _report_sent(self) -> None:
+        if self.sent:
+            self.pipe.send(("sent", [self.sent.popleft() for _ in range(len(self.sent))]))
 
     def _explain_late(self) -> None:
         """Log a message sent over a millisecond late, with the loop's last work before

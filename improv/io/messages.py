@@ -152,6 +152,11 @@ def song_position(sixteenths: int) -> bytes:
 
 # --- parsing ------------------------------------------------------------------------
 
+EOX_PROBE = bytes((SYSEX, 0x7D, 0x69, 0x6D, EOX))
+"""improv's own sysex (0x7D: the non-commercial ID), sent into its own JACK inputs when
+they fall silent: an event ending in 0xF7 is what frees rtmidi's JACK back end from an
+unterminated sysex (see :mod:`improv.io.midi`). Parsers drop it without a word."""
+
 
 class Throttled:
     """Logs the first few occurrences of a problem, then every ``every``-th, counting all."""
@@ -173,11 +178,17 @@ class MidiParser:
     rtmidi hands over one packet per callback. Running status is honoured inside a
     packet; real-time bytes are taken out wherever they stand; truncated messages,
     stray data bytes, undefined status bytes and unterminated or oversized sysex are
-    dropped and counted in :attr:`malformed`.
+    dropped and counted in :attr:`malformed`: an unterminated sysex ends at the next
+    status byte (the messages after it are kept) or at the end of its packet. With
+    ``ignore_sysex`` complete sysex messages are dropped too, uncounted, and
+    :data:`EOX_PROBE` always is.
     """
 
-    def __init__(self, max_sysex: int = 1024, port: str = "") -> None:
+    def __init__(
+        self, max_sysex: int = 1024, port: str = "", *, ignore_sysex: bool = False
+    ) -> None:
         self.max_sysex = max_sysex
+        self.ignore_sysex = ignore_sysex
         self._warn = Throttled()
         self._port = port
 
@@ -216,10 +227,10 @@ class MidiParser:
                     continue
                 if byte == EOX:
                     sysex.append(byte)
-                    if len(sysex) <= self.max_sysex:
-                        out.append(bytes(sysex))
-                    else:
+                    if len(sysex) > self.max_sysex:
                         self._bad("sysex longer than %d bytes dropped", self.max_sysex)
+                    elif not self.ignore_sysex and sysex != EOX_PROBE:
+                        out.append(bytes(sysex))
                     sysex = None
                     continue
                 self._bad("unterminated sysex dropped (%d bytes)", len(sysex))

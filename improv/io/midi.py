@@ -11,10 +11,15 @@ the clients, while the port objects the engine holds (and its clock) carry on.
 The message type and helpers live in :mod:`improv.io.messages` and are re-exported
 here, so ``improv.io.midi`` is the one import for MIDI.
 
-Known limit (rtmidi's JACK back end): after a sysex without its final 0xF7, rtmidi
-treats every following event as its continuation until one ends in 0xF7. With sysex
-ignored (the default) those events are lost; with ``ignore_sysex=False`` the parser
-recovers the messages inside once the 0xF7 comes.
+One packet must not make an input deaf: after a sysex without its final 0xF7,
+rtmidi's JACK back end treats every following event as its continuation and delivers
+nothing until an event ends in 0xF7. So every JACK input has a guard, an output client
+of ours connected to it, and when nothing has come in for ``GUARD_S`` the poller sends
+:data:`~improv.io.messages.EOX_PROBE` through it: a stuck input then delivers what it
+held (the parser drops the unterminated sysex at the next status byte, counted and
+logged, and keeps the notes after it, timed at the probe) and a free one drops the
+probe. rtmidi always passes sysex up; ``ignore_sysex`` drops it in the parser. A cost:
+a sysex sent in several JACK events more than ``GUARD_S`` apart is cut at the gap.
 """
 
 from __future__ import annotations
@@ -64,6 +69,9 @@ from improv.io.messages import (
 )
 from improv.io.messages import (
     EOX as EOX,
+)
+from improv.io.messages import (
+    EOX_PROBE as EOX_PROBE,
 )
 from improv.io.messages import (
     NOTE_OFF as NOTE_OFF,
@@ -127,6 +135,9 @@ from improv.io.messages import (
 )
 
 log = logging.getLogger(__name__)
+
+GUARD_S = 0.03
+"""An input silent this long gets an :data:`EOX_PROBE` (JACK): the bound on deafness."""
 
 
 # --- ports --------------------------------------------------------------------------
@@ -194,12 +205,14 @@ class BufferedInput:
     the loop of its first ``receive``.
     """
 
-    def __init__(self, name: str, capacity: int = 4096, max_sysex: int = 1024) -> None:
+    def __init__(
+        self, name: str, capacity: int = 4096, max_sysex: int = 1024, ignore_sysex: bool = False
+    ) -> None:
         self.name = name
         self.stats = PortStats()
         self._capacity = capacity
         self._buffer: deque[MidiEvent] = deque()
-        self._parser = MidiParser(max_sysex, name)
+        self._parser = MidiParser(max_sysex, name, ignore_sysex=ignore_sysex)
         self._drops = Throttled()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wakeup = asyncio.Event()
@@ -468,6 +481,7 @@ class _RtMidiPort:
         self.port_name = port_name
         self.target: str | None = None  # the peer's full port name, when not virtual
         self.rt: Any = None
+        self.guard: Any = None  # inputs on JACK: our output client connected to our port
         self.connected = False
         self.lock = threading.Lock()
         self.configure: Callable[[Any], None] | None = None  # inputs: message filters
@@ -509,6 +523,7 @@ class _RtMidiPort:
         if self.virtual:
             rt.open_virtual_port(self.port_name)
             self.connected = True
+            self._open_guard()
             return True
         assert self.pattern is not None
         deadline = now() + wait_s
@@ -527,13 +542,54 @@ class _RtMidiPort:
                 rt.open_port(names.index(target), self.port_name)
                 self.target = target
                 self.connected = True
+                self._open_guard()
                 return True
             if now() >= deadline:
                 return False
             time.sleep(0.05)
 
+    def _open_guard(self) -> None:
+        """Connect a guard (a JACK output client) to our input port, anew each time the
+        port is opened: through it the poller sends :data:`EOX_PROBE` (see the module).
+        An input without one still works: its failure is logged, never raised."""
+        if not self._is_input or self.api != "jack":
+            return
+        self._close_guard()
+        guard: Any = None
+        try:
+            guard = _rtmidi().MidiOut(_api_constants()["jack"], f"{self.client_name}-guard")
+            names = list(guard.get_ports())
+            ours = f"{self.client_name}:{self.port_name}"
+            if ours not in names:  # JACK renamed a second client of that name: the newest
+                renamed = [
+                    n
+                    for n in names
+                    if n.startswith(f"{self.client_name}-") and n.endswith(f":{self.port_name}")
+                ]
+                ours = renamed[-1] if renamed else ""
+            if not ours:
+                raise ImprovError("our own input port is not listed")
+            guard.open_port(names.index(ours), "guard")
+        except Exception as exc:
+            log.warning("MIDI in %r: no guard against unterminated sysex: %s", self.describe(), exc)
+            if guard is not None:
+                with contextlib.suppress(Exception):
+                    guard.delete()
+            return
+        with self.lock:
+            self.guard = guard
+
+    def _close_guard(self) -> None:
+        with self.lock:
+            guard, self.guard = self.guard, None
+        if guard is not None:
+            with contextlib.suppress(Exception):
+                guard.close_port()
+            guard.delete()
+
     def teardown(self) -> None:
         """Close and delete the client (call under ``client_lock``)."""
+        self._close_guard()
         with self.lock:
             rt, self.rt = self.rt, None
             self.connected = False
@@ -593,17 +649,17 @@ class RtMidiInput(BufferedInput):
         ignore_sysex: bool,
         poll_s: float,
     ) -> None:
-        super().__init__(port.describe(), capacity, max_sysex)
+        super().__init__(port.describe(), capacity, max_sysex, ignore_sysex)
         self.port = port
         self.poll_s = poll_s
-        self._ignore_sysex = ignore_sysex
         self._last_time = 0.0
         self._poller: threading.Thread | None = None
         port.configure = self._configure
 
     def _configure(self, rt: Any) -> None:
-        # MIDI clock must come through; active sensing never matters here
-        rt.ignore_types(sysex=self._ignore_sysex, timing=False, active_sense=True)
+        # MIDI clock must come through; active sensing never matters here; sysex comes
+        # up for the parser to judge (see the module's docstring)
+        rt.ignore_types(sysex=False, timing=False, active_sense=True)
 
     def _start_polling(self) -> None:
         self._poller = threading.Thread(
@@ -614,6 +670,7 @@ class RtMidiInput(BufferedInput):
     def _poll(self) -> None:
         port = self.port
         batch: list[tuple[list[int], float]] = []
+        heard = now()  # when rtmidi last delivered (or the guard last probed)
         while not self._closed:
             with port.lock:  # the watchdog swaps clients under this lock
                 rt = port.rt
@@ -623,10 +680,14 @@ class RtMidiInput(BufferedInput):
                         if message is None:
                             break
                         batch.append(message)
+                if not batch and port.guard is not None and now() - heard >= GUARD_S:
+                    heard = now()
+                    with contextlib.suppress(Exception):
+                        port.guard.send_message(EOX_PROBE)
             if not batch:
                 time.sleep(self.poll_s)
                 continue
-            t = now()
+            t = heard = now()
             times = []
             for _data, delta in reversed(batch):  # the last one arrived by now
                 times.append(t)

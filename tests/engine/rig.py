@@ -12,6 +12,7 @@ from typing import Any
 
 from improv.engine.agent import Agent, JamObserver
 from improv.engine.config import JamConfig
+from improv.engine.generator import Responder
 from improv.engine.responders import RulesResponder, rules_answer
 from improv.engine.scheduler import Scheduler
 from improv.engine.sender import OutputSpec
@@ -94,6 +95,7 @@ class Rig(Listening):
         midi_out: MidiOutput | OutputSpec | None = None,
         performer_out: MidiOutput | None = None,
         listener: MidiInput | None = None,
+        primary: Responder | None = None,
         **settings: Any,
     ) -> None:
         self.config = JamConfig(**{**FAST, **settings})
@@ -109,7 +111,7 @@ class Rig(Listening):
             self.config,
             midi_in=midi_in,
             midi_out=midi_out,
-            primary=RulesResponder(),
+            primary=primary or RulesResponder(),
             inline=rules_answer,
             observers=[self.recorder],
             handle_signals=False,

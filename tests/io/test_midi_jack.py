@@ -141,6 +141,26 @@ async def test_unterminated_sysex_is_salvaged_at_the_next_eox(
     assert midi_in.stats.malformed >= 1
 
 
+async def test_one_unterminated_sysex_does_not_make_an_input_deaf(
+    ports: list[RtMidiInput | RtMidiOutput],
+) -> None:
+    # ``F0 01 02`` and never an event ending in 0xF7: the guard's probe frees rtmidi
+    midi_in = midi.open_input(virtual=True, api="jack")  # sysex ignored (the default)
+    ports.append(midi_in)
+    rogue = midi.open_output("improv-in", api="jack", client_name="rogue")
+    ports.append(rogue)
+    rogue.send(bytes([0xF0, 1, 2]))
+    for pitch in range(40, 44):
+        rogue.send(note_on(0, pitch, 90))
+        await asyncio.sleep(0.01)
+    events = await receive_n(midi_in, 4, timeout=2.0)
+    assert [e.pitch for e in events] == [40, 41, 42, 43]
+    assert midi_in.stats.malformed == 1
+    rogue.send(note_on(0, 50, 90))  # and the input stays free
+    (event,) = await receive_n(midi_in, 1, timeout=2.0)
+    assert event.pitch == 50 and midi_in.stats.malformed == 1
+
+
 async def test_sysex_flood_is_bounded(ports: list[RtMidiInput | RtMidiOutput]) -> None:
     midi_in = midi.open_input(virtual=True, api="jack", ignore_sysex=False, capacity=64)
     ports.append(midi_in)

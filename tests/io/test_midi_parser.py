@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from improv.io.midi import (
     CC_ALL_NOTES_OFF,
     CC_SUSTAIN,
+    EOX_PROBE,
     MidiEvent,
     MidiParser,
     NoteTracker,
@@ -122,3 +123,22 @@ def test_tracker_release_messages_silence_everything() -> None:
     for message in [note_on(1, 50, 100), note_on(2, 70, 100), *messages]:
         replay.feed(message)
     assert not replay.any_sounding()
+
+
+def test_an_unterminated_sysex_ends_at_the_next_status_byte() -> None:
+    """What rtmidi's JACK back end delivers after ``F0 01 02``: everything glued on, up to
+    the guard's probe. The sysex is dropped and counted; the notes after it are kept."""
+    parser = MidiParser(ignore_sysex=True)
+    glued = bytes([0xF0, 1, 2, *note_on(0, 60, 90), *note_off(0, 60), *EOX_PROBE])
+    assert parser.parse(glued) == [note_on(0, 60, 90), note_off(0, 60)]
+    assert parser.malformed == 1
+    assert parser.parse(bytes([0xF0, 1, 2])) == [] and parser.malformed == 2  # alone
+    assert parser.parse(note_on(0, 62, 90)) == [note_on(0, 62, 90)]  # the next is heard
+
+
+def test_sysex_is_ignored_on_request_and_the_probe_always() -> None:
+    sysex = bytes([0xF0, 0x43, 0x10, 0xF7])
+    assert MidiParser().parse(sysex) == [sysex]
+    assert MidiParser(ignore_sysex=True).parse(sysex) == []
+    for parser in (MidiParser(), MidiParser(ignore_sysex=True)):
+        assert parser.parse(EOX_PROBE) == [] and parser.malformed == 0
