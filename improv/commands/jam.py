@@ -65,6 +65,14 @@ def register(subparsers: Any) -> None:
     turns = parser.add_argument_group("turns")
     turns.add_argument("--mode", choices=["trade", "phrase"])
     turns.add_argument("--bars", type=int, choices=[2, 4, 8, 12], help="bars per turn")
+    turns.add_argument(
+        "--slots",
+        choices=["form", "follow"],
+        help="trade on fixed slots of the form (default) or from the call's first note",
+    )
+    turns.add_argument(
+        "--first", choices=["performer", "improv"], help="whose slot comes first (form slots)"
+    )
     turns.add_argument("--barge-in", choices=["yield", "keep"])
     turns.add_argument("--align", choices=["beat", "half-bar"], help="phrase-mode answer start")
     turns.add_argument("--gap", type=float, metavar="BEATS", help="phrase-mode silence gap")
@@ -105,6 +113,8 @@ _SETTINGS = (
     "send_clock",
     "mode",
     "bars",
+    "slots",
+    "first",
     "barge_in",
     "align",
     "gap",

@@ -36,8 +36,10 @@ import numpy as np
 
 from improv.engine import turns
 from improv.engine.clock import (
+    PPQN,
     ClockSender,
     InternalClock,
+    LocatedClock,
     Metronome,
     MidiClockFollower,
     MusicalClock,
@@ -212,6 +214,10 @@ class Agent:
         self.channel_out = config.channel_out - 1
         self.clock: MusicalClock = InternalClock(config.tempo, math.inf, self.metre)
         self.follower: MidiClockFollower | None = None
+        self.located: LocatedClock | None = None
+        self._halted = False  # the master stopped (or its clock went): nothing is answered
+        self._clock_lost = False
+        self._reached = -math.inf  # the furthest jam position stepped (beats)
         self.state = turns.initial_state(self._turn_params(config))
         self.summary = JamSummary(model=primary.name)
         self.started = asyncio.Event()  # the clock runs: others may read positions
@@ -322,7 +328,8 @@ class Agent:
                 self._cut_answer("muted")
         if change.pause is not None and change.pause != self.paused:
             self.paused = change.pause
-            self._step(turns.Pause(change.pause))
+            if not self._halted:  # while the master is stopped, the turns wait for it
+                self._step(turns.Pause(change.pause))
         if change.panic:
             self._cut_answer("panic")
             self.scheduler.panic()
@@ -343,7 +350,9 @@ class Agent:
         self._start_time = now() + START_DELAY_S + count_in * bar_s
         if config.clock == "midi":
             self.follower = MidiClockFollower(self.metre, config.tempo)
-            self.clock = self.follower
+            self.located = LocatedClock(self.follower)
+            self.clock = self.located
+            self._halt(0.0)  # until the master starts
         else:
             self.clock = InternalClock(config.tempo, self._start_time, self.metre)
         if count_in and (config.metronome or config.count_in):
@@ -435,8 +444,9 @@ class Agent:
         status = event.status
         if status >= 0xF0:
             if status in _CLOCK_MESSAGES and self.follower is not None:
-                if self.follower.feed(event.data, event.time) not in (None, "tick"):
-                    self._wake.set()
+                kind = self.follower.feed(event.data, event.time)
+                if kind is not None and (kind != "tick" or self._clock_lost):
+                    self._transport(kind, event.time)
             elif self.config.thru and status not in _CLOCK_MESSAGES:
                 self.scheduler.schedule(now(), event.data)
             return
@@ -510,11 +520,73 @@ class Agent:
             if role == "out":  # whatever it held when it went: silence it
                 self.scheduler.send(control_change(self.channel_out, CC_ALL_NOTES_OFF, 0))
 
+    # --- transport (a MIDI clock master) -------------------------------------------------
+
+    def _transport(self, kind: str, t: float) -> None:
+        """Follow the master: STOP (or its clock lost) halts, what sounds ends; START,
+        CONTINUE, a tick after a loss and a Song Position Pointer while running go on
+        from the master's new position, with the turns afresh."""
+        follower = self.follower
+        assert follower is not None and self.located is not None
+        if kind == "stop":
+            self._clock_lost = False
+            self._halt(t)
+        elif kind == "position" and not follower.running:
+            self._relocate_clock()  # located while stopped: shown now, played at CONTINUE
+            self._publish_state()
+        elif follower.running:
+            if self._clock_lost:
+                log.warning("MIDI clock back: playing on")
+            self._clock_lost = False
+            self._resume(t)
+        self._wake.set()
+
+    def _watch_clock(self, t: float) -> None:
+        """A running master whose ticks stop (a pulled cable) is treated as stopped."""
+        follower = self.follower
+        if follower is None or not follower.running or self._clock_lost:
+            return
+        if follower.silent_for(t) > follower.lost_after_s:
+            log.warning("MIDI clock lost: no tick for %.2f s; halting", follower.silent_for(t))
+            self._clock_lost = True
+            self._halt(t)
+
+    def _halt(self, t: float) -> None:
+        beats = self.clock.beat_at(t)
+        self._halted = True
+        self._step(turns.Relocate(), beats)  # the answer ends now, its notes with it
+        if self.state.phase is not turns.Phase.IDLE:
+            self._step(turns.Pause(True), beats)
+        self._publish_state()
+
+    def _resume(self, t: float) -> None:
+        self._relocate_clock()
+        beats = self.clock.beat_at(t)
+        self._halted = False
+        self._step(turns.Relocate(), beats)
+        if not self.paused:
+            self._step(turns.Pause(False), beats)
+        self._publish_state()
+
+    def _relocate_clock(self) -> None:
+        """Jam positions go on past all reached, whatever the master's song position."""
+        assert self.located is not None
+        if not math.isfinite(self._reached):
+            return  # the master's first start: its positions as they are
+        ticks = [round(b * PPQN) for b in (self.form.beats, 2 * self.state.params.turn_beats)]
+        period = math.lcm(*ticks) / PPQN
+        self.located.relocate(self._reached + self.metre.beats_per_bar, period)
+
+    def _song(self, beats: float) -> float:
+        """The master's song position of a jam position (the same on improv's own clock)."""
+        return self.located.song(beats) if self.located is not None else beats
+
     # --- time, turns and beats ---------------------------------------------------------
 
     async def _conduct(self) -> None:
         while True:
             t = now()
+            self._watch_clock(t)
             beats = self.clock.beat_at(t)
             self._beats(beats)
             self._step(turns.Tick(), beats)
@@ -535,7 +607,11 @@ class Agent:
             due_beats = min(due_beats, max(self._end_beat, beats))
         if self._done_at is not None:
             due_beats = min(due_beats, max(self._done_at, beats))
-        return self.clock.time_at(due_beats)
+        due = self.clock.time_at(due_beats)
+        follower = self.follower
+        if follower is not None and follower.last_tick is not None and follower.running:
+            due = min(due, follower.last_tick + follower.lost_after_s + 0.001)
+        return due
 
     async def _sleep_until(self, t: float) -> None:
         timeout = min(0.25, max(0.0, t - now()))
@@ -552,8 +628,9 @@ class Agent:
         if index <= self._last_beat:
             return
         self._last_beat = index
-        bar = math.floor(index / self.metre.beats_per_bar + 1e-9)
-        beat = index - bar * self.metre.beats_per_bar
+        song = round(self._song(index))
+        bar = math.floor(song / self.metre.beats_per_bar + 1e-9)
+        beat = song - bar * self.metre.beats_per_bar
         chord = self.timeline.symbol_at(index) if index >= 0 else None
         for observer in self.observers:
             observer.on_beat(bar, beat, chord)
@@ -562,11 +639,13 @@ class Agent:
 
     def _step(self, event: turns.Event, beats: float | None = None) -> None:
         at = self.clock.beat_at(now()) if beats is None else beats
-        before = self.state.turn
+        if math.isfinite(at) and not self._halted:
+            self._reached = max(self._reached, at)
+        before = (self.state.turn, turns.slot_at(self.state, at))
         self.state, actions = turns.step(self.state, event, at)
         for action in actions:
             self._act(action)
-        if self.state.turn != before:
+        if (self.state.turn, turns.slot_at(self.state, at)) != before:
             self._publish_state()
         if actions:
             self._wake.set()
@@ -670,7 +749,10 @@ class Agent:
         turn.cut_at = min(cut, turn.request.end)
         if turn.player is not None and not turn.player.finished:
             turn.player.cancel(turn.cut_at)
-        self.scheduler.cancel_after(max(now(), self._time_of(turn.cut_at)), self.channel_out)
+        when = self._time_of(turn.cut_at)  # inf when the master has stopped: now
+        self.scheduler.cancel_after(
+            max(now(), when) if math.isfinite(when) else now(), self.channel_out
+        )
         log.debug("answer %d cut at beat %.2f: %s", turn.number, turn.cut_at, reason)
         self._answer_ended()
 
@@ -785,11 +867,16 @@ class Agent:
         beats = self.clock.beat_at(now())
         if not math.isfinite(beats):
             beats = 0.0
-        index = math.floor(beats + 1e-9)
+        song = self._song(beats)
+        index = math.floor(song + 1e-9)
         bar = math.floor(index / self.metre.beats_per_bar + 1e-9)
+        slot, bars_left = turns.slot_at(self.state, beats)
+        idle = self.paused or self._halted
         return {
             "mode": self.config.mode,
-            "turn": "idle" if self.paused else self.state.turn,
+            "turn": "idle" if idle else self.state.turn,
+            "slot": None if idle else slot,
+            "slot_bars_left": None if idle else bars_left,
             "tempo": round(self.clock.bpm_at(now()), 3),
             "metre": str(self.metre),
             "key": self.key.name,
@@ -801,7 +888,7 @@ class Agent:
             "device": str(getattr(self.generator.primary, "device", "cpu")),
             "temperature": self.config.temperature,
             "bars": self.config.bars,
-            "chorus": max(0, math.floor(beats / self.form.beats)) if beats >= 0 else 0,
+            "chorus": max(0, math.floor(song / self.form.beats)) if song >= 0 else 0,
             "muted": self.muted,
             "paused": self.paused,
         }
@@ -824,6 +911,8 @@ class Agent:
             align=turns.Align(config.align),
             max_answer_beats=max(8.0, config.bars * config.metre_obj.beats_per_bar),
             lead_beats=min(lead, config.metre_obj.beats_per_bar),
+            slots=turns.Slots(config.slots),
+            first=turns.First(config.first),
         )
 
     def _update_lead(self) -> None:

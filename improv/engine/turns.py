@@ -411,8 +411,8 @@ def _on_note(state: TurnState, now: float, actions: list[Action]) -> TurnState:
     phase = state.phase
     if phase is Phase.WAITING:
         if _form_slots(p):
-            index = math.floor((now + p.pickup_beats) / p.turn_beats + EPS)
-            if _is_own(index, p):
+            index = max(0, math.floor((now + p.pickup_beats) / p.turn_beats + EPS))
+            if _is_own(index, p):  # (a note in the count-in is early for the first slot)
                 return state  # improv's slot, which it does not play: not a call
             return _start_call(state, index * p.turn_beats, actions, onset=now)
         start = _bar_of(now, p) if p.mode is Mode.TRADE else now

@@ -78,7 +78,7 @@ async def test_barge_in(barge_in: str, wiring: dict[str, Any]) -> None:
         rig.play(call_notes(6.0))
         await rig.receive_until(lambda e: e.is_note_on and e.channel == 0)  # answer began
         rig.play([Note(80, 100, 0.0, 0.3)], at_beat=10.0)  # over the answer (bars 2-3)
-        await rig.receive_until(lambda e: e.time > rig.time_at(15.5), timeout=5.0)
+        await rig.recorder.until_bar(4)
         await rig.stop()
     # "at once", generously: a loaded two-core machine may take milliseconds to carry
     # the performer's note through JACK and the event loop
@@ -124,13 +124,13 @@ async def test_a_vanished_input_port_is_waited_for_and_time_goes_on() -> None:
         await asyncio.sleep(0)
         assert rig.agent.state.sounding == frozenset()  # released
         rig.performer_out.set_connected(True)  # type: ignore[attr-defined]
-        rig.play(call_notes(6.0), at_beat=8.0)
-        # (the lone key got an answer from bar 1; the call over it takes bar 2 on)
+        rig.play(call_notes(6.0), at_beat=16.0)
+        # (the lone key got an answer in bars 2-3; the call in bars 4-5 one in bars 6-7)
         first = await rig.receive_until(
-            lambda e: e.is_note_on and e.channel == 0 and e.time > rig.time_at(15.5), 8.0
+            lambda e: e.is_note_on and e.channel == 0 and e.time > rig.time_at(23.5), 8.0
         )
         assert rig.agent.clock.time_at(0.0) == start  # kept its time
-        assert abs(first.time - rig.time_at(16.0)) < TOLERANCE_S
+        assert abs(first.time - rig.time_at(24.0)) < TOLERANCE_S
         await rig.stop()
     assert not unpaired(rig.received)
 
@@ -141,16 +141,16 @@ async def test_follows_midi_clock(wiring: dict[str, Any]) -> None:
         period = beat_s / 24
         t0 = now() + 0.3
         rig.performer.schedule(t0 - 0.01, bytes([START]))
-        for tick in range(24 * 20):
+        for tick in range(24 * 28):
             rig.performer.schedule(t0 + tick * period, bytes([CLOCK]))
-        for note in call_notes(6.0):  # a call in bars 1-2 of the master's grid
-            on = t0 + (4.0 + note.onset) * beat_s
-            off = t0 + (4.0 + note.end) * beat_s
+        for note in call_notes(6.0):  # a call in bars 4-5 of the master's grid
+            on = t0 + (16.0 + note.onset) * beat_s
+            off = t0 + (16.0 + note.end) * beat_s
             rig.performer.schedule_note(note.pitch, 90, on, off, 0)
         first = await rig.receive_until(lambda e: e.is_note_on and e.channel == 0, 8.0)
         calls = [p for role, p, _ in rig.recorder.phrases if role == "call" and p.notes]
         heard = calls[0].start_bar * 4.0 + calls[0].notes[0].onset if calls else None
-        late = first.time - (t0 + 12.0 * beat_s)
+        late = first.time - (t0 + 24.0 * beat_s)
         assert abs(late) < TOLERANCE_S, f"{late * 1e3:.1f} ms off; call heard from beat {heard}"
         assert abs(rig.agent.clock.bpm_at(first.time) - 300.0) < 3.0
         await rig.stop()
@@ -181,7 +181,7 @@ async def test_stop_releases_everything_and_sends_cc123(wiring: dict[str, Any]) 
     async with Rig(**wiring, thru=True) as rig:
         rig.performer_out.send(bytes([0x90, 61, 100]))  # thru: sounds on the output ...
         await rig.receive_until(lambda e: e.is_note_on and e.pitch == 61)
-        rig.play(call_notes(6.0), at_beat=4.0)
+        rig.play(call_notes(6.0), at_beat=0.0)
         await rig.receive_until(lambda e: e.is_note_on and e.time > rig.time_at(12.0))
         await rig.stop()  # ... in the middle of the answer
     assert not unpaired(rig.received)  # the held thru note and the answer's notes end
