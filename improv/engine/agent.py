@@ -69,6 +69,8 @@ from improv.music.time import Swing, quantize_beats
 log = logging.getLogger(__name__)
 
 _CLOCK_MESSAGES = frozenset({0xF8, 0xFA, 0xFB, 0xFC, 0xF2})
+COLLISION_S = 0.150
+"""An answer note starting this soon after a performer's note-on talks over them."""
 START_DELAY_S = 0.3
 """From start-up to the first count-in click (or bar 0): time to get everything going."""
 
@@ -124,9 +126,24 @@ class JamSummary:
     choruses: float = 0.0
     seconds: float = 0.0
     stopped_by: str = ""
+    collisions: int = 0  # answer notes starting within 150 ms after a performer's note-on
+    phrase_wait_ms_p50: float | None = None  # phrase mode: call's last note-off to answer
+    phrase_wait_ms_p99: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {name: _round(getattr(self, name)) for name in self.__dataclass_fields__}
+
+
+def collisions(answer_ons: Sequence[float], performer_ons: Sequence[float]) -> int:
+    """Answer notes starting within :data:`COLLISION_S` after a performer's note-on."""
+    if not answer_ons or not performer_ons:
+        return 0
+    ons = np.sort(np.asarray(performer_ons, dtype=np.float64))
+    answers = np.asarray(answer_ons, dtype=np.float64)
+    before = np.searchsorted(ons, answers, side="right") - 1  # the last note-on at or before
+    valid = before >= 0
+    gaps = answers[valid] - ons[before[valid]]
+    return int(np.count_nonzero(gaps < COLLISION_S))
 
 
 def _round(value: Any) -> Any:
@@ -142,6 +159,7 @@ class _Turn:
     player: AnswerPlayer | None = None
     cut_at: float | None = None  # where a barge-in or stop cut it
     send_index: int = 0  # the scheduler's send-error count when it began
+    waited_s: float | None = None  # phrase mode: from the call's last note-off to its start
 
 
 @dataclass(slots=True)
@@ -203,8 +221,8 @@ class Agent:
         self.metre = config.metre_obj
         self.swing = Swing(config.swing)
         self.key: Key = config.key_obj
-        self.form = config.form_obj()
-        self.timeline = timeline or ChordTimeline(self.form)
+        self.timeline = timeline or ChordTimeline(config.form_obj())
+        self.form = self.timeline.form_at(0.0)  # (a performer file's own changes, say)
         self.context = Context(
             self.timeline,
             self.metre,
@@ -239,6 +257,10 @@ class Agent:
         self._pending_model: asyncio.Future[Responder] | None = None
         self._seed = config.seed if config.seed is not None else int(time.time()) & 0xFFFF
         self._performer_open: dict[int, tuple[float, int]] = {}
+        self._performer_ons: deque[float] = deque(maxlen=1 << 16)  # note-on times
+        self._answer_ons: list[float] = []  # answer note-on times, as scheduled
+        self._released_at: float | None = None  # when the performer last fell silent
+        self._waits: list[float] = []  # phrase mode: last note-off to answer start (s)
         self.performer_notes: list[Note] = []
         self.agent_notes: list[Note] = []
 
@@ -470,6 +492,7 @@ class Agent:
     def _performer_on(self, pitch: int, velocity: int, t: float) -> None:
         beats = self.clock.beat_at(t)
         self.summary.notes_in += 1
+        self._performer_ons.append(t)
         if pitch in self._performer_open:
             self._performer_off(pitch, t)
         self._step(turns.NoteOn(pitch, velocity), beats)
@@ -483,6 +506,8 @@ class Agent:
         if opened is None:
             return
         beats = self.clock.beat_at(t)
+        if not self._performer_open:
+            self._released_at = t
         self._step(turns.NoteOff(pitch), beats)
         self.context.note_off(CALL, pitch, self._grid(beats))
         onset, velocity = opened
@@ -693,6 +718,8 @@ class Agent:
         self._take_pending_model()
         self.context.hold()
         turn = _Turn(self._turn_count, request, send_index=self._send_count())
+        if self.config.mode == "phrase" and self._released_at is not None:
+            turn.waited_s = self._time_of(planned.start) - self._released_at
         self._turn = turn
         assert self._loop is not None
         turn.player = self.generator.answer(
@@ -725,6 +752,7 @@ class Agent:
             off = on + 0.01
         if not self.muted:
             self.scheduler.schedule_note(note.pitch, note.velocity, on, off, self.channel_out)
+            self._answer_ons.append(on)
         for observer in self.observers:
             observer.on_note(ANSWER, note.pitch, note.velocity, note.onset)
         return True
@@ -773,6 +801,8 @@ class Agent:
         if end <= turn.request.start + 1e-9:
             return  # cut before it began (the performer went on): no turn
         self.summary.turns += 1
+        if turn.waited_s is not None and math.isfinite(turn.waited_s):
+            self._waits.append(turn.waited_s)
         phrase = self.context.phrase_of(ANSWER, turn.request.start, end, played)
         for observer in self.observers:
             observer.on_phrase(ANSWER, phrase, turn.number)
@@ -859,6 +889,10 @@ class Agent:
         beats = self.clock.beat_at(t)
         s.choruses = max(0.0, beats / self.form.beats) if math.isfinite(beats) else 0.0
         s.seconds = max(0.0, t - self._start_time)
+        s.collisions = collisions(self._answer_ons, self._performer_ons)
+        if self._waits:
+            s.phrase_wait_ms_p50 = float(np.percentile(self._waits, 50)) * 1000.0
+            s.phrase_wait_ms_p99 = float(np.percentile(self._waits, 99)) * 1000.0
 
     # --- state and control -------------------------------------------------------------
 
