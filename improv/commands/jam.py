@@ -131,6 +131,7 @@ _SETTINGS = (
 def run(args: argparse.Namespace) -> int:
     from improv.engine.config import build_config
     from improv.errors import UsageError
+    from improv.model.registry import check_model
 
     overrides = {name: getattr(args, name) for name in _SETTINGS}
     performance = None
@@ -140,6 +141,7 @@ def run(args: argparse.Namespace) -> int:
         performance = read_performance(args.performer)
         overrides = _file_settings(overrides, performance)
     config = build_config(args.config, **overrides)
+    check_model(config.model, "jam")
     args.performance = performance
     simulated = args.demo or args.performer is not None
     if args.demo and args.performer is not None:
