@@ -199,7 +199,7 @@ async def _jam(config: Any, args: argparse.Namespace) -> dict[str, Any]:
         fallbacks=responders.fallbacks,
         inline=rules_answer,
         observers=observers,
-        load_responder=responder_loader(config.key_obj, config.metre_obj, timeline),
+        load_responder=lambda spec: responder_loader(agent.key, agent.metre, timeline)(spec),
         timeline=timeline,
     )
     tasks: list[asyncio.Task[None]] = []

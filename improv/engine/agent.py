@@ -160,6 +160,7 @@ class _Turn:
     cut_at: float | None = None  # where a barge-in or stop cut it
     send_index: int = 0  # the scheduler's send-error count when it began
     waited_s: float | None = None  # phrase mode: from the call's last note-off to its start
+    continues: bool = False  # the rest of an answer redrafted at a key change: no new turn
 
 
 @dataclass(slots=True)
@@ -800,7 +801,7 @@ class Agent:
         self.agent_notes.extend(played)
         if end <= turn.request.start + 1e-9:
             return  # cut before it began (the performer went on): no turn
-        self.summary.turns += 1
+        self.summary.turns += 0 if turn.continues else 1
         if turn.waited_s is not None and math.isfinite(turn.waited_s):
             self._waits.append(turn.waited_s)
         phrase = self.context.phrase_of(ANSWER, turn.request.start, end, played)
@@ -954,13 +955,28 @@ class Agent:
 
     def _set_key(self, key: Key, at: float) -> None:
         """The chords move at the next bar line; the models hear the new key at once (a
-        note's worth early at most), since their input cannot go back in time."""
+        note's worth early at most), since their input cannot go back in time. An answer
+        drafted in the old key that runs past the bar line is cut there and its rest
+        drafted afresh (the models hold what they hear while they draft: without this,
+        they would learn the key only when the answer ended)."""
         bar_line = self._next_bar_line(at)
         self.key = key
         self.form = self.form.in_key(key.tonic)
         self.timeline.set_form(self.form, bar_line, keep_origin=True)
         self.config = replace(self.config, key=key.name)
         self.context.key_change(key.tonic, self.clock.beat_at(at))
+        self._redraft_from(bar_line)
+
+    def _redraft_from(self, beats: float) -> None:
+        turn = self._turn
+        if turn is None or turn.cut_at is not None or turn.request.end <= beats + 1e-9:
+            return
+        request, call = turn.request, (self.state.call_start, self.state.call_end)
+        self._cut_answer("key change", beats)  # the models hear the change as it ends
+        start = max(beats, request.start)
+        self._plan(turns.AnswerPlanned(*call, start, request.end))
+        if self._turn is not None and start > request.start:
+            self._turn.continues = True
 
     def _set_form(self, name: str, at: float) -> None:
         from improv.music.forms import get_form
