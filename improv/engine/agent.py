@@ -779,9 +779,9 @@ class Agent:
         if turn.player is not None and not turn.player.finished:
             turn.player.cancel(turn.cut_at)
         when = self._time_of(turn.cut_at)  # inf when the master has stopped: now
-        self.scheduler.cancel_after(
-            max(now(), when) if math.isfinite(when) else now(), self.channel_out
-        )
+        when = max(now(), when) if math.isfinite(when) else now()
+        self.scheduler.cancel_after(when, self.channel_out)
+        self._answer_ons = [t for t in self._answer_ons if t < when]  # the rest never sound
         log.debug("answer %d cut at beat %.2f: %s", turn.number, turn.cut_at, reason)
         self._answer_ended()
 
