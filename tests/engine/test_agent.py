@@ -5,13 +5,14 @@ server with the agent's output in a sender process, as ``improv jam`` runs."""
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from improv.engine import turns
-from improv.engine.agent import JamObserver
+from improv.engine.agent import JamObserver, collisions
 from improv.io.control import ControlChange
 from improv.io.midi import CLOCK, START, now
 from improv.music.notes import Note
@@ -90,6 +91,27 @@ async def test_barge_in(barge_in: str, wiring: dict[str, Any]) -> None:
         assert rig.recorder.phrases[1][1].end <= 2.0 + YIELD_BEATS  # ... at beat 10 (bar 2 + 2)
     else:
         assert late  # played on
+    assert not unpaired(rig.received)
+
+
+def test_collisions_count_answer_notes_just_after_a_performer_note_on() -> None:
+    performer = [10.0, 11.0]
+    answers = [9.99, 10.0, 10.149, 10.151, 11.2, 12.0]
+    assert collisions(answers, performer) == 2  # 10.0 and 10.149
+    assert collisions([], performer) == collisions(answers, []) == 0
+
+
+async def test_phrase_mode_never_talks_over_the_soloist_coming_back() -> None:
+    async with Rig(mode="phrase", gap=1.0) as rig:
+        rig.play(call_notes(3.0))  # silent from beat 2.9: answered from beat 4 or 5
+        await rig.receive_until(lambda e: e.is_note_on and e.channel == 0)
+        back = math.floor(rig.agent.position()) + 0.4  # early in the answer, off its eighths
+        rig.play(call_notes(2.0, pitch=72), at_beat=back)  # the soloist comes back in
+        await rig.recorder.until_bar(math.floor(back / 4) + 2)
+        summary = await rig.stop()
+    assert summary.collisions == 0
+    late = [e for e in rig.note_ons(0) if rig.time_at(back) <= e.time < rig.time_at(back + 2.0)]
+    assert not late
     assert not unpaired(rig.received)
 
 
