@@ -243,7 +243,7 @@ class TurnState:
         twice the configured gap; the configured gap when not adaptive). It grows by
         ``long_phrase_gap`` per bar of phrase (up to four bars): a long phrase earns a
         longer breath. Where the silence begins matters: in the bar's last beat or on
-        the bar line it is 0.75 times that, mid-bar 1.25 times; after a cadence (the
+        the bar line it is 0.75 times that, mid-bar the whole of it; after a cadence (the
         last note held a beat or more, or struck on beat 1 or 3) 0.75 times again
         (``shaped_gap=False``: the base alone).
         """
@@ -262,7 +262,7 @@ class TurnState:
         need = base + p.long_phrase_gap * min(bars, 4.0)
         in_bar = end - math.floor(end / p.beats_per_bar + EPS) * p.beats_per_bar
         at_bar_end = in_bar >= p.beats_per_bar - 1.0 - EPS or in_bar < 0.25
-        need *= 0.75 if at_bar_end else 1.25
+        need *= 0.75 if at_bar_end else 1.0
         last = self.last_onset
         struck = last - math.floor(last / p.beats_per_bar + EPS) * p.beats_per_bar
         strong = min(abs(struck - b) for b in (0.0, p.beats_per_bar / 2, p.beats_per_bar))

@@ -319,7 +319,7 @@ def test_phrase_a_breath_mid_bar_is_not_a_phrase_end() -> None:
     state, _ = run(initial_state(SHAPED), [*line, *note(5.0)])  # a one-beat breath
     assert state.phase is Phase.CALLING  # the same phrase goes on
     end = state.last_release  # 5.4: mid-bar, after a 1.35-bar phrase
-    assert next_wakeup(state) == end + (1.0 + 0.25 * 5.4 / 4) * 1.25
+    assert next_wakeup(state) == end + (1.0 + 0.25 * 5.4 / 4)
 
 
 def test_phrase_gap_is_shorter_at_a_bar_end_and_after_a_cadence() -> None:
