@@ -244,8 +244,8 @@ class TurnState:
         ``long_phrase_gap`` per bar of phrase (up to four bars): a long phrase earns a
         longer breath. Where the silence begins matters: in the bar's last beat or on
         the bar line it is 0.75 times that, mid-bar the whole of it; after a cadence (the
-        last note held a beat or more, or struck on beat 1 or 3) 0.75 times again
-        (``shaped_gap=False``: the base alone).
+        last note held a beat or more, or struck on beat 1 or 3) 0.75 times again; never
+        more than twice the configured gap (``shaped_gap=False``: the base alone).
         """
         p = self.params
         base = p.gap_beats
@@ -268,7 +268,7 @@ class TurnState:
         strong = min(abs(struck - b) for b in (0.0, p.beats_per_bar / 2, p.beats_per_bar))
         if end - last >= 1.0 - EPS or strong <= 0.125:
             need *= 0.75
-        return need
+        return min(need, 2.0 * p.gap_beats)  # recognised at most two gaps after the end
 
 
 def initial_state(params: TurnParams, now: float = 0.0) -> TurnState:
