@@ -171,6 +171,8 @@ async def test_tempo_and_form_changes_reach_the_whole_stack(mosquitto: Mosquitto
         lead_300 = agent.state.params.lead_beats
         await heard.wait_for("beat", lambda p: p["bar"] == 8)  # the next chorus
         await live.task
+    slots = {(m.json()["slot"], m.json()["slot_bars_left"]) for m in heard.on("state")}
+    assert {("performer", 2), ("performer", 1), ("improv", 2), ("improv", 1)} <= slots
     minor = get_form("minor-blues", Key.parse("F"))
     at_chorus = next(m.json() for m in heard.on("beat") if m.json()["bar"] == 8)
     assert at_chorus["chord"] == minor.symbol_at(0, 0.0)  # the new form, from its chorus
