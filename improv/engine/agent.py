@@ -594,6 +594,16 @@ class Agent:
             self._step(turns.Pause(False), beats)
         self._publish_state()
 
+    def _follow_tempo(self) -> None:
+        """The master's tempo, as fitted, sets the turns' lead (checked at bar lines)."""
+        follower = self.follower
+        if follower is None or follower.ticks < PPQN:
+            return
+        bpm = round(follower.bpm, 1)
+        if abs(bpm - self.config.tempo) >= 0.5:
+            self.config = replace(self.config, tempo=bpm)
+            self._update_lead()
+
     def _relocate_clock(self) -> None:
         """Jam positions go on past all reached, whatever the master's song position."""
         assert self.located is not None
@@ -661,6 +671,7 @@ class Agent:
         for observer in self.observers:
             observer.on_beat(bar, beat, chord)
         if beat == 0:
+            self._follow_tempo()
             self._publish_state()
 
     def _step(self, event: turns.Event, beats: float | None = None) -> None:

@@ -1,6 +1,7 @@
 """An external MIDI clock master, as a process of its own: ``python -m tests.engine.master``.
 
-It opens a virtual JACK output (client ``master``), says ``ready`` on stdout, and sends
+It opens a virtual JACK output (client ``master``), or connects to the input port named
+by its argument, says ``ready`` on stdout, and sends
 what its stdin asks, each line ``TIME HEX`` (a ``time.monotonic()`` time, the same
 clock in every process of the machine, and the message's bytes), at that time through
 a scheduler thread, as a drum machine or a DAW would. End of input: it stops and closes.
@@ -22,7 +23,11 @@ def main() -> int:
     from improv.engine.scheduler import Scheduler
     from improv.io import midi
 
-    port = midi.open_output(virtual=True, api="jack", client_name="master")
+    to = sys.argv[1] if len(sys.argv) > 1 else None
+    if to is None:
+        port = midi.open_output(virtual=True, api="jack", client_name="master")
+    else:
+        port = midi.open_output(to, api="jack", client_name="master", wait_s=5.0)
     scheduler = Scheduler(port, switch_interval_s=None)
     scheduler.start()
     print("ready", flush=True)
@@ -39,8 +44,9 @@ def main() -> int:
 class Master:
     """The test's handle on a master process: ``async with Master() as master``."""
 
-    def __init__(self, bpm: float = 300.0) -> None:
+    def __init__(self, bpm: float = 300.0, to: str | None = None) -> None:
         self.bpm = bpm
+        self.to = to  # an input port to connect to, instead of a virtual output
         self._process: asyncio.subprocess.Process | None = None
 
     @property
@@ -52,6 +58,7 @@ class Master:
             sys.executable,
             "-m",
             "tests.engine.master",
+            *([self.to] if self.to else []),
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
         )

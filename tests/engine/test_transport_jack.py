@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import signal
+import sys
 from collections.abc import AsyncIterator
 
 import numpy as np
@@ -22,7 +25,7 @@ from improv.io import midi
 from improv.io.midi import MidiEvent, now
 from improv.io.transport import RecordingOutput
 from tests.engine.master import Master
-from tests.engine.rig import Rig, unpaired
+from tests.engine.rig import Listening, Rig, unpaired
 
 pytestmark = pytest.mark.jack
 
@@ -193,6 +196,53 @@ async def test_a_master_that_starts_again_mid_bar(jack_server: str) -> None:
         assert not old  # the answer in progress ended at the restart
         await rig.stop()
     assert not unpaired(rig.received)
+
+
+async def test_improv_jam_on_the_command_line_plays_again_after_a_stop(jack_server: str) -> None:
+    """The report: ``improv jam --virtual --clock midi --mode trade --bars 2``, a master
+    that plays three calls, STOP (here in the third answer), and the same again; improv
+    answers all six."""
+    command = [
+        *(sys.executable, "-m", "improv.cli", "jam", "--midi-api", "jack", "--virtual"),
+        *("--clock", "midi", "--mode", "trade", "--bars", "2", "--model", "rules", "--json"),
+    ]
+    process = await asyncio.create_subprocess_exec(
+        *command, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+    )
+    assert process.stderr is not None
+    try:
+        async with asyncio.timeout(60):
+            while b"jam: " not in (line := await process.stderr.readline()):
+                assert line, "improv jam ended before it started"
+        listener = midi.open_input("improv-out", api="jack", client_name="listener", wait_s=5.0)
+        heard = Listening(listener)
+        try:
+            async with Master(to="improv-in") as master:
+                for _ in range(2):
+                    t0 = now() + 0.4
+                    master.locate(t0 - 0.02, 0.0)
+                    master.start(t0 - 0.01)
+                    master.clock(t0, 46.0)
+                    for call in range(3):  # bars 0-1, 4-5, 8-9; answers in 2-3, 6-7, 10-11
+                        master.play(CALL, t0 + 16 * call * B, B)
+                    master.stop(t0 + 46 * B)
+                    await master.flush()
+                    for call in range(3):
+                        expected = t0 + (16 * call + 8) * B
+                        first = await heard.receive_until(answer_note(expected - 2 * B), 8.0)  # type: ignore[arg-type]
+                        assert abs(first.time - expected) < TOLERANCE_S
+                    await until(t0 + 46 * B + 0.3)
+        finally:
+            listener.close()
+        process.send_signal(signal.SIGINT)
+        async with asyncio.timeout(20):
+            stdout, _ = await process.communicate()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    summary = json.loads(stdout)
+    assert summary["notes_in"] == 6 * len(CALL) and summary["turns"] == 6
 
 
 @pytest.mark.bench
