@@ -75,22 +75,21 @@ class GeneratedCalls:
 
 
 class FileCalls:
-    """Calls cut from MIDI files: each file in ``bars``-bar pieces, empty ones skipped."""
+    """Calls cut from MIDI files: each file in ``bars``-bar pieces from its form's first
+    bar (a pickup counts for the piece it leads into), empty ones skipped."""
 
     def __init__(self, paths: Sequence[Path], mode: str, bars: int, metre: Metre) -> None:
-        from improv.io.midifile import read_take
+        from improv.engine.performer import read_performance
 
         self.calls: list[list[Note]] = []
         length = bars * metre.beats_per_bar
         for path in paths:
-            take = read_take(path)
-            if not take.notes:
-                continue
-            pieces = int(max(n.onset for n in take.notes) // length) + 1
+            notes = read_performance(path).notes
+            pieces = int(max(n.onset for n in notes) // length) + 1
             for piece in range(pieces):
                 start = piece * length
-                notes = [n.shifted(-start) for n in take.notes if start <= n.onset < start + length]
-                call = fit_call(notes, mode, bars, metre)
+                chosen = [n.shifted(-start) for n in notes if start <= n.onset < start + length]
+                call = fit_call(chosen, mode, bars, metre)
                 if call:
                     self.calls.append(call)
         if not self.calls:
@@ -102,6 +101,17 @@ class FileCalls:
         call = self.calls[self._next % len(self.calls)]
         self._next += 1
         return call
+
+
+def file_tempo_and_key(paths: Sequence[Path]) -> tuple[float, str] | None:
+    """A single calls file's own tempo and key (what the harness plays it at unless
+    told otherwise); None for several files."""
+    from improv.engine.performer import read_performance
+
+    if len(paths) != 1:
+        return None
+    performance = read_performance(paths[0])
+    return performance.tempo, performance.key.name
 
 
 def midi_files(source: Path) -> list[Path]:

@@ -508,13 +508,15 @@ class Harness:
             target = self.targets[index]
             if self._done(target, started):
                 continue
+            # trade mode: calls on the performer's slots of the form (every other turn)
+            every = 2 * target.config.bars if target.config.mode == "trade" else 1
             if target is previous and self.burner.running == target.config.burn:
-                start = target.grid.next_bar(cursor)
+                start = target.grid.next_bar(cursor, every)
                 await _sleep_until(start - LEAD_S)
             else:  # a change of agent or of load: it starts once the last turn is over
                 await _sleep_until(cursor)
                 self.burner.set(target.config.burn)
-                start = target.grid.next_bar(now() + LEAD_S)
+                start = target.grid.next_bar(now() + LEAD_S, every)
             warmup = target.turns_played < s.warmup
             turn = target.play_turn(start, warmup)
             if self.on_turn is not None:

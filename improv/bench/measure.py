@@ -73,10 +73,10 @@ class Grid:
         """The grid step closest to ``t`` (its time)."""
         return self.origin + round((t - self.origin) / self.step_s) * self.step_s
 
-    def next_bar(self, t: float) -> float:
-        """The first bar line at or after ``t``."""
-        bars = math.ceil((t - self.origin) / self.bar_s - 1e-9)
-        return self.origin + bars * self.bar_s
+    def next_bar(self, t: float, every: int = 1) -> float:
+        """The first bar line at or after ``t`` (of every ``every`` bars from bar 0)."""
+        span = self.bar_s * every
+        return self.origin + math.ceil((t - self.origin) / span - 1e-9) * span
 
     def shifted(self, seconds: float) -> Grid:
         return replace(self, origin=self.origin + seconds)

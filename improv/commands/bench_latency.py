@@ -41,7 +41,7 @@ def register(subparsers: Any) -> None:
         help="the agent's answer channel 1-16 (default: all but 10, the click channel)",
     )
     play = parser.add_argument_group("the performer")
-    play.add_argument("--tempo", type=float, default=120.0, help="BPM (default 120)")
+    play.add_argument("--tempo", type=float, help="BPM (default: a --calls file's own, else 120)")
     play.add_argument("--mode", choices=("trade", "phrase"), default="trade")
     play.add_argument("--bars", type=int, default=4, choices=(2, 4, 8, 12), help="bars per call")
     play.add_argument("--turns", type=int, default=10, help="calls measured per configuration")
@@ -56,7 +56,7 @@ def register(subparsers: Any) -> None:
         help="MIDI file(s) to cut calls from (default: generated blues phrases)",
     )
     play.add_argument("--seed", type=int, default=0, help="seed of the generated calls")
-    play.add_argument("--key", default="F", help="key of the generated calls (default F)")
+    play.add_argument("--key", help="key of the calls (default: a --calls file's own, else F)")
     compare = parser.add_argument_group("comparing")
     compare.add_argument(
         "--matrix",
@@ -119,9 +119,19 @@ def settings_from_args(args: argparse.Namespace) -> Any:
     if args.minutes is not None and args.minutes <= 0:
         raise UsageError("--minutes must be positive")
     calls = None
+    tempo, key = args.tempo, args.key
     if args.calls:
+        from improv.bench.calls import file_tempo_and_key, midi_files
+
         calls = examples_folder() if args.calls == "examples" else Path(args.calls)
-    base = Base(args.tempo, args.mode, args.bars, burn=args.burn, send_clock=args.send_clock)
+        own = file_tempo_and_key(midi_files(calls))
+        if own is not None:
+            tempo = tempo if tempo is not None else round(own[0], 3)
+            if key is None and args.spawn and "--key" not in jam_args:
+                jam_args += ["--key", own[1]]  # the spawned jam plays in the file's key
+            key = key or own[1]
+    tempo = tempo if tempo is not None else 120.0
+    base = Base(tempo, args.mode, args.bars, burn=args.burn, send_clock=args.send_clock)
     configs = expand(base, parse_matrix(args.matrix or []), spawn=args.spawn)
     return Settings(
         api=resolve_api(args.midi_api),
@@ -136,7 +146,7 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         block=args.block,
         calls=calls,
         seed=args.seed,
-        key=args.key,
+        key=key or "F",
         channels=_channels(args.answer_channel),
         mqtt=args.mqtt,
         mqtt_prefix=args.mqtt_prefix,

@@ -25,6 +25,7 @@ def run(args: argparse.Namespace) -> int:
 
     from improv.errors import UsageError
     from improv.model.checkpoint import load_model
+    from improv.model.registry import check_model
     from improv.model.speed import (
         DEFAULT_TOKENS_PER_BEAT,
         bench_cpu,
@@ -35,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
 
     if args.steps < 100:
         raise UsageError("--steps must be at least 100")
+    check_model(args.model, "bench model")
     loaded = load_model(args.model, device="cpu")
     ckpt = loaded.checkpoint
     per_beat = float(ckpt.data.get("tokens_per_beat", DEFAULT_TOKENS_PER_BEAT))

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from improv.model.registry import data_dir
+from improv.model.registry import check_model, data_dir
 
 MARKOV = "markov"
 
@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from None
     if args.plot is not None and args.plot.is_dir():
         raise UsageError(f"--plot {args.plot}: a folder; give a PNG file name")
+    check_model(args.model, "eval")  # the names every command takes (improv.model.registry)
     console = Console(stderr=True)
     corpus = read_folder(args.data)
     if not corpus.solos:

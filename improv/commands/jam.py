@@ -65,6 +65,14 @@ def register(subparsers: Any) -> None:
     turns = parser.add_argument_group("turns")
     turns.add_argument("--mode", choices=["trade", "phrase"])
     turns.add_argument("--bars", type=int, choices=[2, 4, 8, 12], help="bars per turn")
+    turns.add_argument(
+        "--slots",
+        choices=["form", "follow"],
+        help="trade on fixed slots of the form (default) or from the call's first note",
+    )
+    turns.add_argument(
+        "--first", choices=["performer", "improv"], help="whose slot comes first (form slots)"
+    )
     turns.add_argument("--barge-in", choices=["yield", "keep"])
     turns.add_argument("--align", choices=["beat", "half-bar"], help="phrase-mode answer start")
     turns.add_argument("--gap", type=float, metavar="BEATS", help="phrase-mode silence gap")
@@ -105,6 +113,8 @@ _SETTINGS = (
     "send_clock",
     "mode",
     "bars",
+    "slots",
+    "first",
     "barge_in",
     "align",
     "gap",
@@ -121,9 +131,18 @@ _SETTINGS = (
 def run(args: argparse.Namespace) -> int:
     from improv.engine.config import build_config
     from improv.errors import UsageError
+    from improv.model.registry import check_model
 
     overrides = {name: getattr(args, name) for name in _SETTINGS}
+    performance = None
+    if args.performer is not None and not args.demo:
+        from improv.engine.performer import read_performance
+
+        performance = read_performance(args.performer)
+        overrides = _file_settings(overrides, performance)
     config = build_config(args.config, **overrides)
+    check_model(config.model, "jam")
+    args.performance = performance
     simulated = args.demo or args.performer is not None
     if args.demo and args.performer is not None:
         raise UsageError("give --demo or --performer, not both")
@@ -158,7 +177,7 @@ async def _jam(config: Any, args: argparse.Namespace) -> dict[str, Any]:
 
     bridge = bridge_from_args(args)  # None without --mqtt; bad options fail before loading
     console = Console(stderr=args.json)
-    form = config.form_obj()
+    form = _performer_form(config, args)
     timeline = ChordTimeline(form)
     with console.status("loading the model ...", spinner="dots"):
         responders = await asyncio.to_thread(
@@ -180,7 +199,7 @@ async def _jam(config: Any, args: argparse.Namespace) -> dict[str, Any]:
         fallbacks=responders.fallbacks,
         inline=rules_answer,
         observers=observers,
-        load_responder=responder_loader(config.key_obj, config.metre_obj, timeline),
+        load_responder=lambda spec: responder_loader(agent.key, agent.metre, timeline)(spec),
         timeline=timeline,
     )
     tasks: list[asyncio.Task[None]] = []
@@ -214,6 +233,27 @@ async def _jam(config: Any, args: argparse.Namespace) -> dict[str, Any]:
     return summary.as_dict()
 
 
+def _file_settings(overrides: dict[str, Any], performance: Any) -> dict[str, Any]:
+    """The performer file's tempo, metre and key where the command line gives none."""
+    from_file = {
+        "tempo": round(performance.tempo, 3),
+        "metre": str(performance.metre),
+        "key": performance.key.name,
+    }
+    return {**overrides, **{k: v for k, v in from_file.items() if overrides.get(k) is None}}
+
+
+def _performer_form(config: Any, args: argparse.Namespace) -> Any:
+    """The form to jam over: the performer file's own changes (in the key and metre
+    played) unless ``--form`` or another ``--metre`` says otherwise; else ``--form``."""
+    performance = getattr(args, "performance", None)
+    if performance is None or performance.form is None or args.form is not None:
+        return config.form_obj()
+    if config.metre_obj != performance.metre:
+        return config.form_obj()
+    return performance.form.in_key(config.key_obj.tonic)
+
+
 def _open_ports(config: Any, *, simulated: bool) -> tuple[Any, Any, Any]:
     """(agent input, agent output, performer output or None).
 
@@ -243,14 +283,10 @@ def _calls(config: Any, args: argparse.Namespace) -> list[Any]:
     from improv.io.midifile import read_take
 
     per_bar = config.metre_obj.beats_per_bar
-    if args.performer is not None:
-        take = read_take(args.performer)
-        calls = calls_from_notes(take.notes, config.bars, per_bar, str(args.performer))
-        if not calls:
-            from improv.errors import UsageError
-
-            raise UsageError(f"--performer {args.performer}: no notes to play")
-        return calls
+    performance = getattr(args, "performance", None)
+    if performance is not None:
+        notes = _in_key(performance.notes, performance.key, config.key_obj)
+        return calls_from_notes(notes, config.bars, per_bar, performance.source, 0.5)
     folder = examples_dir() / "calls"
     files = sorted(folder.glob("*.mid")) if folder.is_dir() else []
     calls = []
@@ -258,6 +294,16 @@ def _calls(config: Any, args: argparse.Namespace) -> list[Any]:
         take = read_take(path)
         calls += calls_from_notes(take.notes, config.bars, per_bar, path.name)[:1]
     return calls or _generated_calls(config)
+
+
+def _in_key(notes: Any, played: Any, wanted: Any) -> list[Any]:
+    """The performer's notes moved to ``--key`` (by the smaller interval), as a player
+    asked to take it in another key would."""
+    shift = (wanted.tonic - played.tonic) % 12
+    shift -= 12 if shift > 6 else 0
+    from dataclasses import replace
+
+    return [replace(n, pitch=min(127, max(0, n.pitch + shift))) for n in notes]
 
 
 def examples_dir() -> Path:

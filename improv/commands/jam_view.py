@@ -62,6 +62,7 @@ class JamView(JamObserver):
             Text(f"beat {int(self.beat) + 1}"),
             Text(self.chord or "-", style="bold yellow"),
             Text(self.turn, style=_ROLE_STYLE["answer" if self.turn == "answering" else "call"]),
+            _slot_text(self.state),
             Text(f"turn {self.turns}"),
             Text(f"{self.state.get('tempo', '')} BPM  {self.state.get('model', '')}", style="dim"),
         )
@@ -82,6 +83,17 @@ class JamView(JamObserver):
                 )
             )
         return Panel(Group(*lines), title=self.title, title_align="left")
+
+
+def _slot_text(state: dict[str, Any]) -> Text:
+    """Whose slot it is and how many bars of it remain: "yours, 3 bars left"."""
+    slot = state.get("slot")
+    if slot is None:
+        return Text("")
+    owner = "yours" if slot == "performer" else "improv's"
+    left = state.get("slot_bars_left")
+    bars = "" if left is None else f", {left} bar{'s' if left != 1 else ''} left"
+    return Text(owner + bars, style=_ROLE_STYLE["answer" if slot == "improv" else "call"])
 
 
 def _ms(value: object) -> str:

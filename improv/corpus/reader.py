@@ -117,7 +117,10 @@ def _load(path: Path) -> _Events:
         raise MidiReadError(f"{path}: MIDI type 2 (independent sequences) is not supported")
     if midi.ticks_per_beat <= 0:
         raise MidiReadError(f"{path}: no ticks-per-beat resolution (SMPTE time is unsupported)")
-    return _collect(midi)
+    events = _collect(midi)
+    if events.tempo == 0:
+        raise MidiReadError(f"{path}: tempo 0 (a set_tempo of 0 microseconds per beat)")
+    return events
 
 
 def _grid(tick: int, ticks_per_beat: int) -> int:

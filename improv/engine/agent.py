@@ -36,8 +36,10 @@ import numpy as np
 
 from improv.engine import turns
 from improv.engine.clock import (
+    PPQN,
     ClockSender,
     InternalClock,
+    LocatedClock,
     Metronome,
     MidiClockFollower,
     MusicalClock,
@@ -67,6 +69,8 @@ from improv.music.time import Swing, quantize_beats
 log = logging.getLogger(__name__)
 
 _CLOCK_MESSAGES = frozenset({0xF8, 0xFA, 0xFB, 0xFC, 0xF2})
+COLLISION_S = 0.150
+"""An answer note starting this soon after a performer's note-on talks over them."""
 START_DELAY_S = 0.3
 """From start-up to the first count-in click (or bar 0): time to get everything going."""
 
@@ -123,9 +127,24 @@ class JamSummary:
     choruses: float = 0.0
     seconds: float = 0.0
     stopped_by: str = ""
+    collisions: int = 0  # answer notes starting within 150 ms after a performer's note-on
+    phrase_wait_ms_p50: float | None = None  # phrase mode: call's last note-off to answer
+    phrase_wait_ms_p99: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {name: _round(getattr(self, name)) for name in self.__dataclass_fields__}
+
+
+def collisions(answer_ons: Sequence[float], performer_ons: Sequence[float]) -> int:
+    """Answer notes starting within :data:`COLLISION_S` after a performer's note-on."""
+    if not answer_ons or not performer_ons:
+        return 0
+    ons = np.sort(np.asarray(performer_ons, dtype=np.float64))
+    answers = np.asarray(answer_ons, dtype=np.float64)
+    before = np.searchsorted(ons, answers, side="right") - 1  # the last note-on at or before
+    valid = before >= 0
+    gaps = answers[valid] - ons[before[valid]]
+    return int(np.count_nonzero(gaps < COLLISION_S))
 
 
 def _round(value: Any) -> Any:
@@ -142,6 +161,8 @@ class _Turn:
     cut_at: float | None = None  # where a barge-in or stop cut it
     send_index: int = 0  # the scheduler's send-error count when it began
     scheduled: list[tuple[Note, float]] = field(default_factory=list)  # note, on time
+    waited_s: float | None = None  # phrase mode: from the call's last note-off to its start
+    continues: bool = False  # the rest of an answer redrafted at a key change: no new turn
 
 
 @dataclass(slots=True)
@@ -205,8 +226,8 @@ class Agent:
         self.metre = config.metre_obj
         self.swing = Swing(config.swing)
         self.key: Key = config.key_obj
-        self.form = config.form_obj()
-        self.timeline = timeline or ChordTimeline(self.form)
+        self.timeline = timeline or ChordTimeline(config.form_obj())
+        self.form = self.timeline.form_at(0.0)  # (a performer file's own changes, say)
         self.context = Context(
             self.timeline,
             self.metre,
@@ -216,6 +237,10 @@ class Agent:
         self.channel_out = config.channel_out - 1
         self.clock: MusicalClock = InternalClock(config.tempo, math.inf, self.metre)
         self.follower: MidiClockFollower | None = None
+        self.located: LocatedClock | None = None
+        self._halted = False  # the master stopped (or its clock went): nothing is answered
+        self._clock_lost = False
+        self._reached = -math.inf  # the furthest jam position stepped (beats)
         self.state = turns.initial_state(self._turn_params(config))
         self.summary = JamSummary(model=primary.name)
         self.started = asyncio.Event()  # the clock runs: others may read positions
@@ -237,6 +262,10 @@ class Agent:
         self._pending_model: asyncio.Future[Responder] | None = None
         self._seed = config.seed if config.seed is not None else int(time.time()) & 0xFFFF
         self._performer_open: dict[int, tuple[float, int, bool]] = {}  # onset, velocity, kept
+        self._performer_ons: deque[float] = deque(maxlen=1 << 16)  # note-on times
+        self._answer_ons: list[float] = []  # answer note-on times, as scheduled
+        self._released_at: float | None = None  # when the performer last fell silent
+        self._waits: list[float] = []  # phrase mode: last note-off to answer start (s)
         self.performer_notes: list[Note] = []
         self.agent_notes: list[Note] = []
 
@@ -326,7 +355,8 @@ class Agent:
                 self._cut_answer("muted")
         if change.pause is not None and change.pause != self.paused:
             self.paused = change.pause
-            self._step(turns.Pause(change.pause))
+            if not self._halted:  # while the master is stopped, the turns wait for it
+                self._step(turns.Pause(change.pause))
         if change.panic:
             self._cut_answer("panic")
             self.scheduler.panic()
@@ -347,7 +377,9 @@ class Agent:
         self._start_time = now() + START_DELAY_S + count_in * bar_s
         if config.clock == "midi":
             self.follower = MidiClockFollower(self.metre, config.tempo)
-            self.clock = self.follower
+            self.located = LocatedClock(self.follower)
+            self.clock = self.located
+            self._halt(0.0)  # until the master starts
         else:
             self.clock = InternalClock(config.tempo, self._start_time, self.metre)
         if count_in and (config.metronome or config.count_in):
@@ -440,8 +472,9 @@ class Agent:
         status = event.status
         if status >= 0xF0:
             if status in _CLOCK_MESSAGES and self.follower is not None:
-                if self.follower.feed(event.data, event.time) not in (None, "tick"):
-                    self._wake.set()
+                kind = self.follower.feed(event.data, event.time)
+                if kind is not None and (kind != "tick" or self._clock_lost):
+                    self._transport(kind, event.time)
             elif self.config.thru and status not in _CLOCK_MESSAGES:
                 self.scheduler.schedule(now(), event.data)
             return
@@ -465,6 +498,7 @@ class Agent:
     def _performer_on(self, pitch: int, velocity: int, t: float) -> None:
         beats = self.clock.beat_at(t)
         self.summary.notes_in += 1
+        self._performer_ons.append(t)
         if pitch in self._performer_open:
             self._performer_off(pitch, t)
         self._step(turns.NoteOn(pitch, velocity), beats)
@@ -479,6 +513,8 @@ class Agent:
         if opened is None:
             return
         beats = self.clock.beat_at(t)
+        if not self._performer_open:
+            self._released_at = t
         self._step(turns.NoteOff(pitch), beats)
         onset, velocity, kept = opened
         if not kept:
@@ -522,11 +558,83 @@ class Agent:
             if role == "out":  # whatever it held when it went: silence it
                 self.scheduler.send(control_change(self.channel_out, CC_ALL_NOTES_OFF, 0))
 
+    # --- transport (a MIDI clock master) -------------------------------------------------
+
+    def _transport(self, kind: str, t: float) -> None:
+        """Follow the master: STOP (or its clock lost) halts, what sounds ends; START,
+        CONTINUE, a tick after a loss and a Song Position Pointer while running go on
+        from the master's new position, with the turns afresh."""
+        follower = self.follower
+        assert follower is not None and self.located is not None
+        if kind == "stop":
+            self._clock_lost = False
+            self._halt(t)
+        elif kind == "position" and not follower.running:
+            self._relocate_clock()  # located while stopped: shown now, played at CONTINUE
+            self._publish_state()
+        elif follower.running:
+            if self._clock_lost:
+                log.warning("MIDI clock back: playing on")
+            self._clock_lost = False
+            self._resume(t)
+        self._wake.set()
+
+    def _watch_clock(self, t: float) -> None:
+        """A running master whose ticks stop (a pulled cable) is treated as stopped."""
+        follower = self.follower
+        if follower is None or not follower.running or self._clock_lost:
+            return
+        if follower.silent_for(t) > follower.lost_after_s:
+            log.warning("MIDI clock lost: no tick for %.2f s; halting", follower.silent_for(t))
+            self._clock_lost = True
+            self._halt(t)
+
+    def _halt(self, t: float) -> None:
+        beats = self.clock.beat_at(t)
+        self._halted = True
+        self._step(turns.Relocate(), beats)  # the answer ends now, its notes with it
+        if self.state.phase is not turns.Phase.IDLE:
+            self._step(turns.Pause(True), beats)
+        self._publish_state()
+
+    def _resume(self, t: float) -> None:
+        self._relocate_clock()
+        beats = self.clock.beat_at(t)
+        self._halted = False
+        self._step(turns.Relocate(), beats)
+        if not self.paused:
+            self._step(turns.Pause(False), beats)
+        self._publish_state()
+
+    def _follow_tempo(self) -> None:
+        """The master's tempo, as fitted, sets the turns' lead (checked at bar lines)."""
+        follower = self.follower
+        if follower is None or follower.ticks < PPQN:
+            return
+        bpm = round(follower.bpm, 1)
+        if abs(bpm - self.config.tempo) >= 0.5:
+            self.config = replace(self.config, tempo=bpm)
+            self._update_lead()
+
+    def _relocate_clock(self) -> None:
+        """Jam positions go on past all reached, whatever the master's song position."""
+        assert self.located is not None
+        if not math.isfinite(self._reached):
+            return  # the master's first start: its positions as they are
+        ticks = [round(b * PPQN) for b in (self.form.beats, 2 * self.state.params.turn_beats)]
+        period = math.lcm(*ticks) / PPQN
+        self.located.relocate(self._reached + self.metre.beats_per_bar, period)
+
+    def _song(self, beats: float) -> float:
+        """The master's song position of a jam position (the same on improv's own clock)."""
+        return self.located.song(beats) if self.located is not None else beats
+
     # --- time, turns and beats ---------------------------------------------------------
 
     async def _conduct(self) -> None:
         while True:
             t = now()
+            self._watch_clock(t)
             beats = self.clock.beat_at(t)
             self._beats(beats)
             self._step(turns.Tick(), beats)
@@ -547,7 +655,11 @@ class Agent:
             due_beats = min(due_beats, max(self._end_beat, beats))
         if self._done_at is not None:
             due_beats = min(due_beats, max(self._done_at, beats))
-        return self.clock.time_at(due_beats)
+        due = self.clock.time_at(due_beats)
+        follower = self.follower
+        if follower is not None and follower.last_tick is not None and follower.running:
+            due = min(due, follower.last_tick + follower.lost_after_s + 0.001)
+        return due
 
     async def _sleep_until(self, t: float) -> None:
         timeout = min(0.25, max(0.0, t - now()))
@@ -564,21 +676,25 @@ class Agent:
         if index <= self._last_beat:
             return
         self._last_beat = index
-        bar = math.floor(index / self.metre.beats_per_bar + 1e-9)
-        beat = index - bar * self.metre.beats_per_bar
+        song = round(self._song(index))
+        bar = math.floor(song / self.metre.beats_per_bar + 1e-9)
+        beat = song - bar * self.metre.beats_per_bar
         chord = self.timeline.symbol_at(index) if index >= 0 else None
         for observer in self.observers:
             observer.on_beat(bar, beat, chord)
         if beat == 0:
+            self._follow_tempo()
             self._publish_state()
 
     def _step(self, event: turns.Event, beats: float | None = None) -> None:
         at = self.clock.beat_at(now()) if beats is None else beats
-        before = self.state.turn
+        if math.isfinite(at) and not self._halted:
+            self._reached = max(self._reached, at)
+        before = (self.state.turn, turns.slot_at(self.state, at))
         self.state, actions = turns.step(self.state, event, at)
         for action in actions:
             self._act(action)
-        if self.state.turn != before:
+        if (self.state.turn, turns.slot_at(self.state, at)) != before:
             self._publish_state()
         if actions:
             self._wake.set()
@@ -626,6 +742,8 @@ class Agent:
         self._take_pending_model()
         self.context.hold()
         turn = _Turn(self._turn_count, request, send_index=self._send_count())
+        if self.config.mode == "phrase" and self._released_at is not None:
+            turn.waited_s = self._time_of(planned.start) - self._released_at
         self._turn = turn
         assert self._loop is not None
         turn.player = self.generator.answer(
@@ -660,6 +778,7 @@ class Agent:
             self.scheduler.schedule_note(note.pitch, note.velocity, on, off, self.channel_out)
             if self._turn is not None:
                 self._turn.scheduled.append((note, on))
+            self._answer_ons.append(on)
         for observer in self.observers:
             observer.on_note(ANSWER, note.pitch, note.velocity, note.onset)
         return True
@@ -687,7 +806,10 @@ class Agent:
         turn.cut_at = min(cut, turn.request.end)
         if turn.player is not None and not turn.player.finished:
             turn.player.cancel(turn.cut_at)
-        self.scheduler.cancel_after(max(t, self._time_of(turn.cut_at)), self.channel_out)
+        when = self._time_of(turn.cut_at)  # inf when the master has stopped: now
+        when = max(t, when) if math.isfinite(when) else t
+        self.scheduler.cancel_after(when, self.channel_out)
+        self._answer_ons = [on for on in self._answer_ons if on < when]  # the rest never sound
         log.debug("answer %d cut at beat %.2f: %s", turn.number, turn.cut_at, reason)
         self._answer_ended()
 
@@ -708,7 +830,9 @@ class Agent:
         self._answers.append((turn.scheduled, end))
         if end <= turn.request.start + 1e-9:
             return  # cut before it began (the performer went on): no turn
-        self.summary.turns += 1
+        self.summary.turns += 0 if turn.continues else 1
+        if turn.waited_s is not None and math.isfinite(turn.waited_s):
+            self._waits.append(turn.waited_s)
         phrase = self.context.phrase_of(ANSWER, turn.request.start, end, played)
         for observer in self.observers:
             observer.on_phrase(ANSWER, phrase, turn.number)
@@ -810,6 +934,10 @@ class Agent:
         beats = self.clock.beat_at(t)
         s.choruses = max(0.0, beats / self.form.beats) if math.isfinite(beats) else 0.0
         s.seconds = max(0.0, t - self._start_time)
+        s.collisions = collisions(self._answer_ons, self._performer_ons)
+        if self._waits:
+            s.phrase_wait_ms_p50 = float(np.percentile(self._waits, 50)) * 1000.0
+            s.phrase_wait_ms_p99 = float(np.percentile(self._waits, 99)) * 1000.0
 
     # --- state and control -------------------------------------------------------------
 
@@ -818,11 +946,16 @@ class Agent:
         beats = self.clock.beat_at(now())
         if not math.isfinite(beats):
             beats = 0.0
-        index = math.floor(beats + 1e-9)
+        song = self._song(beats)
+        index = math.floor(song + 1e-9)
         bar = math.floor(index / self.metre.beats_per_bar + 1e-9)
+        slot, bars_left = turns.slot_at(self.state, beats)
+        idle = self.paused or self._halted
         return {
             "mode": self.config.mode,
-            "turn": "idle" if self.paused else self.state.turn,
+            "turn": "idle" if idle else self.state.turn,
+            "slot": None if idle else slot,
+            "slot_bars_left": None if idle else bars_left,
             "tempo": round(self.clock.bpm_at(now()), 3),
             "metre": str(self.metre),
             "key": self.key.name,
@@ -834,7 +967,7 @@ class Agent:
             "device": str(getattr(self.generator.primary, "device", "cpu")),
             "temperature": self.config.temperature,
             "bars": self.config.bars,
-            "chorus": max(0, math.floor(beats / self.form.beats)) if beats >= 0 else 0,
+            "chorus": max(0, math.floor(song / self.form.beats)) if song >= 0 else 0,
             "muted": self.muted,
             "paused": self.paused,
         }
@@ -857,6 +990,8 @@ class Agent:
             align=turns.Align(config.align),
             max_answer_beats=max(8.0, config.bars * config.metre_obj.beats_per_bar),
             lead_beats=min(lead, config.metre_obj.beats_per_bar),
+            slots=turns.Slots(config.slots),
+            first=turns.First(config.first),
         )
 
     def _update_lead(self) -> None:
@@ -864,13 +999,28 @@ class Agent:
 
     def _set_key(self, key: Key, at: float) -> None:
         """The chords move at the next bar line; the models hear the new key at once (a
-        note's worth early at most), since their input cannot go back in time."""
+        note's worth early at most), since their input cannot go back in time. An answer
+        drafted in the old key that runs past the bar line is cut there and its rest
+        drafted afresh (the models hold what they hear while they draft: without this,
+        they would learn the key only when the answer ended)."""
         bar_line = self._next_bar_line(at)
         self.key = key
         self.form = self.form.in_key(key.tonic)
         self.timeline.set_form(self.form, bar_line, keep_origin=True)
         self.config = replace(self.config, key=key.name)
         self.context.key_change(key.tonic, self.clock.beat_at(at))
+        self._redraft_from(bar_line)
+
+    def _redraft_from(self, beats: float) -> None:
+        turn = self._turn
+        if turn is None or turn.cut_at is not None or turn.request.end <= beats + 1e-9:
+            return
+        request, call = turn.request, (self.state.call_start, self.state.call_end)
+        self._cut_answer("key change", beats)  # the models hear the change as it ends
+        start = max(beats, request.start)
+        self._plan(turns.AnswerPlanned(*call, start, request.end))
+        if self._turn is not None and start > request.start:
+            self._turn.continues = True
 
     def _set_form(self, name: str, at: float) -> None:
         from improv.music.forms import get_form

@@ -175,6 +175,7 @@ class MidiClockFollower:
         self._anchor: tuple[int, int] | None = None  # (counter, song ticks) while running
         self._last_index = -1
         self.ticks = 0  # ticks received since the last start
+        self.last_tick: float | None = None  # when the last tick came
 
     # --- input ----------------------------------------------------------------------
 
@@ -215,6 +216,7 @@ class MidiClockFollower:
         self._last_index = self._next_index - 1
 
     def _tick(self, t: float) -> None:
+        self.last_tick = t
         counter = self._counter
         self._counter += 1
         points = self._points
@@ -279,6 +281,23 @@ class MidiClockFollower:
     def bpm(self) -> float:
         return 60.0 / (self._period * PPQN)
 
+    @property
+    def song_position(self) -> float:
+        """Where the master is (beats): where it stopped, was located or starts from,
+        or the last tick's position while it plays."""
+        if self.running and self._last_index >= 0:
+            return self._last_index / PPQN
+        return self._next_index / PPQN
+
+    def silent_for(self, t: float) -> float:
+        """Seconds since the last tick (inf before any)."""
+        return math.inf if self.last_tick is None else t - self.last_tick
+
+    @property
+    def lost_after_s(self) -> float:
+        """A running master whose ticks stop this long (a pulled cable) is lost."""
+        return max(0.25, 8 * self._period)
+
     def bpm_at(self, t: float) -> float:
         return self.bpm
 
@@ -306,6 +325,44 @@ class MidiClockFollower:
     def _predict_float(self, counter: float) -> float:
         assert self._intercept is not None
         return self._intercept + self._period * counter
+
+
+class LocatedClock:
+    """A master's clock on a time line of the jam's own that never goes back.
+
+    The master may start again from bar 0, continue or jump (Song Position Pointer);
+    what the engine remembers (the rolling context, the models' token streams) is kept
+    in jam positions, which must only move forward. A jump adds a whole number of
+    ``period`` beats (a common multiple of the form and of two trading slots) to the
+    master's position, so the chords and the trading slots fall where they would from
+    the master's position, and the jam position stays past everything it has reached.
+    """
+
+    def __init__(self, follower: MidiClockFollower) -> None:
+        self.follower = follower
+        self.metre = follower.metre
+        self.offset = 0.0  # jam position minus the master's song position
+
+    def relocate(self, reached: float, period: float) -> None:
+        """The master jumped: from here on, jam positions lie at or past ``reached``."""
+        song = self.follower.song_position
+        self.offset = max(self.offset, period * math.ceil((reached - song) / period - 1e-9))
+
+    def song(self, beats: float) -> float:
+        """The master's song position of jam position ``beats``."""
+        return beats - self.offset
+
+    def beat_at(self, t: float) -> float:
+        return self.follower.beat_at(t) + self.offset
+
+    def time_at(self, beats: float) -> float:
+        return self.follower.time_at(beats - self.offset)
+
+    def bpm_at(self, t: float) -> float:
+        return self.follower.bpm_at(t)
+
+    def running_at(self, t: float) -> bool:
+        return self.follower.running_at(t)
 
 
 def _playable(period: float) -> bool:

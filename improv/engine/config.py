@@ -24,6 +24,8 @@ BARS_PER_TURN = (2, 4, 8, 12)
 CLOCKS = ("internal", "midi")
 BARGE_IN = ("yield", "keep")
 ALIGNS = ("beat", "half-bar")
+SLOTS = ("form", "follow")  # trade mode: fixed slots of the form, or from the call's first note
+FIRSTS = ("performer", "improv")  # form slots: whose slot comes first
 MIDI_APIS = ("auto", "alsa", "jack", "coremidi", "winmm")
 
 
@@ -38,6 +40,8 @@ class JamConfig:
     swing: float = 1.0  # long/short ratio of swung eighths: 1 straight, 2 triplet
     mode: str = "trade"
     bars: int = 4
+    slots: str = "form"
+    first: str = "performer"
     align: str = "beat"  # phrase mode: answers start on the next beat or half bar
     gap: float = 1.0  # phrase mode: silence (beats) that ends a call, adapted to its pace
     barge_in: str = "yield"
@@ -86,6 +90,8 @@ class JamConfig:
         Swing(self.swing)
         _choice("mode", self.mode, MODES)
         _choice("align", self.align, ALIGNS)
+        _choice("slots", self.slots, SLOTS)
+        _choice("first", self.first, FIRSTS)
         _choice("barge_in", self.barge_in, BARGE_IN)
         _choice("clock", self.clock, CLOCKS)
         _choice("midi_api", self.midi_api, MIDI_APIS)
@@ -148,6 +154,8 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "swing": _NUMBER,
     "mode": (str,),
     "bars": (int,),
+    "slots": (str,),
+    "first": (str,),
     "align": (str,),
     "gap": _NUMBER,
     "barge_in": (str,),

@@ -3,8 +3,13 @@
 ``improv jam --demo`` and ``--performer FILE.mid`` use it, and so do the tests: it sends
 note-ons and note-offs through a MIDI output (the in-process loopback or a real port) on
 the agent's own clock, with a scheduler of its own, just as a player at a keyboard would.
-In trade mode each call starts on its turn's bar line (every other turn); in phrase mode
-the next call starts on the first bar line a beat after the agent's answer ended.
+In trade mode each call starts on its turn's bar line (every other turn: the performer's
+slots); in phrase mode the next call starts on the first bar line a beat after the
+agent's answer ended.
+
+:func:`read_performance` reads a performer's file as a band would hear it: its tempo,
+time signature, key signature, chord markers (its own changes are the form) and pickup
+(WJazzD's bar 0; else the notes before the first chord's bar line).
 """
 
 from __future__ import annotations
@@ -14,11 +19,16 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from improv.engine.agent import Agent, JamObserver
 from improv.engine.scheduler import Scheduler
+from improv.errors import UsageError
 from improv.io.midi import MidiOutput, now
+from improv.music.forms import Form
 from improv.music.notes import Note, Phrase
+from improv.music.pitch import Key
+from improv.music.time import Metre
 
 log = logging.getLogger(__name__)
 
@@ -31,22 +41,83 @@ class Call:
     source: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Performance:
+    """A performer's file: notes in beats from the form's bar 0 (a pickup is negative)."""
+
+    notes: tuple[Note, ...]
+    tempo: float
+    metre: Metre
+    key: Key
+    form: Form | None  # the file's own changes, one chorus; None without chord markers
+    source: str
+
+
+def read_performance(path: Path) -> Performance:
+    """Read a performer's MIDI file; a file that cannot be played is a one-line
+    :class:`UsageError` (no notes, tempo 0, SMPTE time, not MIDI)."""
+    from dataclasses import replace
+
+    from improv.corpus.index import SoloIndex
+    from improv.corpus.reader import MidiReadError, read_midi
+    from improv.music.forms import form_from_changes
+
+    try:
+        solo = read_midi(path, info=SoloIndex().lookup(path) if path.is_file() else None)
+    except MidiReadError as exc:
+        raise UsageError(f"--performer {exc}") from None
+    if not solo.notes:
+        raise UsageError(f"--performer {path}: no notes to play")
+    metre = solo.metre
+    origin = metre.bar_start(solo.first_bar)
+    key = Key(solo.key, solo.mode)
+    form = None
+    if any(c.chord is not None for c in solo.chords):
+        chorus = sum(bars for _, bars in _chorus(solo.sections)) or None
+        try:
+            form = form_from_changes(
+                solo.chords, metre, chorus, start_bar=solo.first_bar, name=path.stem
+            )
+        except ValueError as exc:
+            log.warning("--performer %s: its chords make no form (%s)", path, exc)
+        else:
+            form = replace(form, key=key.tonic, mode=key.mode)
+    return Performance(
+        tuple(n.shifted(-origin) for n in solo.notes), solo.tempo_bpm, metre, key, form, str(path)
+    )
+
+
+def _chorus(sections: Sequence[tuple[str, int, int]]) -> list[tuple[str, int]]:
+    """One chorus of the annotated sections (they repeat from the first)."""
+    out: list[tuple[str, int]] = []
+    for label, _start, bars in sections:
+        if out and label == out[0][0]:
+            break
+        out.append((label, bars))
+    return out
+
+
 def calls_from_notes(
-    notes: Sequence[Note], bars: int, beats_per_bar: float, source: str = ""
+    notes: Sequence[Note],
+    bars: int,
+    beats_per_bar: float,
+    source: str = "",
+    pickup_beats: float = 0.0,
 ) -> list[Call]:
     """Cut a performance into calls of ``bars`` bars, keeping those with notes (a long
-    MIDI file drives the agent call by call)."""
+    MIDI file drives the agent call by call). A note in the last ``pickup_beats`` before
+    a call's bar line belongs to that call (a negative onset)."""
     span = bars * beats_per_bar
     out: list[Call] = []
     if not notes:
         return out
     last = max(n.onset for n in notes)
-    for index in range(int(last // span) + 1):
+    for index in range(max(0, math.floor((last + pickup_beats) / span)) + 1):
         start = index * span
         chosen = [
             Note(n.pitch, n.velocity, n.onset - start, min(n.duration, start + span - n.onset))
             for n in notes
-            if start <= n.onset < start + span
+            if start - pickup_beats <= n.onset < start + span - pickup_beats
         ]
         if chosen:
             out.append(Call(tuple(chosen), f"{source}#{index}"))
@@ -93,7 +164,7 @@ class SimulatedPerformer(JamObserver):
         config = self.agent.config
         per_bar = self.agent.metre.beats_per_bar
         bars = config.bars
-        start_bar = 0
+        start_bar = bars if config.mode == "trade" and config.first == "improv" else 0
         index = 0
         while True:
             call = self.calls[index % len(self.calls)]

@@ -7,16 +7,24 @@ can be tested exhaustively without a clock. The agent carries the actions out an
 
 Two modes:
 
-- ``trade``: the performer's call is ``bars`` bars from the bar line of its first note
-  (a note in the last ``pickup_beats`` of a bar is a pickup into the next one); the
-  answer fills the next ``bars`` bars, starting exactly on the bar line.
-- ``phrase``: the call ends after a silence gap (adaptive, about one beat; held keys
-  and the sustain pedal count as sounding); the answer starts on the next beat or
-  half bar and lasts about as long as the call, within bounds.
+- ``trade`` with form-locked slots (``slots=form``, the default): the form is cut into
+  slots of ``bars`` bars from bar 0, the performer's and improv's in turn (the
+  performer's first unless ``first=improv``), as a band trades fours. What the
+  performer plays in their slot (a note in the last ``pickup_beats`` before it counts
+  for it) is the call; improv answers in the next slot, whatever bar the call began in.
+  With ``slots=follow`` the call is ``bars`` bars from the bar line of its first note.
+- ``phrase``: the call ends after a silence gap (held keys and the sustain pedal count
+  as sounding). The gap grows with the phrase's length, is shorter at a bar's end or
+  after a cadence (a held or strong-beat last note) than mid-bar, so a breath is not a
+  phrase end (:meth:`TurnState.gap`); the answer starts on the next beat or half bar
+  and lasts about as long as the call, within bounds. The performer coming back in
+  always ends an answer at once (with ``barge_in=yield``), never a note later.
 
 The answer is planned ``lead_beats`` before it starts (:class:`AnswerPlanned`), so the
 generator can draft it while the performer finishes. Barge-in (the performer plays over
 an answer) either yields at once or keeps going, by :attr:`TurnParams.barge_in`.
+:class:`Relocate` (the transport started, stopped, continued or jumped) ends whatever
+was planned or playing and forgets the call: positions before it mean nothing after.
 """
 
 from __future__ import annotations
@@ -46,6 +54,20 @@ class Align(StrEnum):
     HALF_BAR = "half-bar"
 
 
+class Slots(StrEnum):
+    """How trade mode finds the turns: fixed slots of the form, or the call's first note."""
+
+    FORM = "form"
+    FOLLOW = "follow"
+
+
+class First(StrEnum):
+    """Whose slot comes first in form-locked trades."""
+
+    PERFORMER = "performer"
+    IMPROV = "improv"
+
+
 class Phase(StrEnum):
     WAITING = "waiting"  # no call yet: the performer may start whenever
     CALLING = "calling"  # the performer's call is in progress
@@ -71,6 +93,10 @@ class TurnParams:
     grace_beats: float = 0.5
     stuck_beats: float = 8.0
     lead_beats: float = 0.25
+    slots: Slots = Slots.FORM
+    first: First = First.PERFORMER
+    shaped_gap: bool = True  # the gap follows phrase length, bar position and cadence
+    long_phrase_gap: float = 0.25  # extra gap per bar of phrase (up to 4 bars)
 
     def __post_init__(self) -> None:
         if self.bars < 1:
@@ -125,7 +151,13 @@ class Pause:
     on: bool
 
 
-Event = NoteOn | NoteOff | Pedal | Tick | AnswerDone | Pause
+@dataclass(frozen=True, slots=True)
+class Relocate:
+    """The transport started, stopped, continued or jumped: ``now`` is the new position.
+    What was planned or playing ends; the call is forgotten."""
+
+
+Event = NoteOn | NoteOff | Pedal | Tick | AnswerDone | Pause | Relocate
 
 
 # --- actions --------------------------------------------------------------------------
@@ -187,6 +219,7 @@ class TurnState:
     last_release: float = -math.inf
     onsets: tuple[float, ...] = ()  # the current call's recent onsets (adaptive gap)
     next_call: float | None = None  # a call already begun during the answer
+    lead_slot: float | None = None  # improv's slot to lead in (form slots, first=improv)
 
     @property
     def turn(self) -> str:
@@ -204,19 +237,65 @@ class TurnState:
         return max(self.last_release, self.last_onset)
 
     def gap(self) -> float:
-        """The silence that ends a phrase-mode call: about twice the call's typical
-        inter-onset interval, within half and twice the configured gap."""
-        base = self.params.gap_beats
-        if not self.params.adaptive_gap or len(self.onsets) < 4:
+        """The silence that ends a phrase-mode call.
+
+        The base is about twice the call's typical inter-onset interval (within half and
+        twice the configured gap; the configured gap when not adaptive). It grows by
+        ``long_phrase_gap`` per bar of phrase (up to four bars): a long phrase earns a
+        longer breath. Where the silence begins matters: in the bar's last beat or on
+        the bar line it is 0.75 times that, mid-bar the whole of it; after a cadence (the
+        last note held a beat or more, or struck on beat 1 or 3) 0.75 times again; never
+        more than twice the configured gap (``shaped_gap=False``: the base alone).
+        """
+        p = self.params
+        base = p.gap_beats
+        if p.adaptive_gap and len(self.onsets) >= 4:
+            iois = [
+                b - a for a, b in zip(self.onsets, self.onsets[1:], strict=False) if b - a > EPS
+            ]
+            if len(iois) >= 3:
+                base = min(2.0 * base, max(0.5 * base, 2.0 * median(iois)))
+        if not p.shaped_gap or p.mode is not Mode.PHRASE or not math.isfinite(self.last_release):
             return base
-        iois = [b - a for a, b in zip(self.onsets, self.onsets[1:], strict=False) if b - a > EPS]
-        if len(iois) < 3:
-            return base
-        return min(2.0 * base, max(0.5 * base, 2.0 * median(iois)))
+        end = self.last_release
+        bars = max(0.0, end - self.call_start) / p.beats_per_bar
+        need = base + p.long_phrase_gap * min(bars, 4.0)
+        in_bar = end - math.floor(end / p.beats_per_bar + EPS) * p.beats_per_bar
+        at_bar_end = in_bar >= p.beats_per_bar - 1.0 - EPS or in_bar < 0.25
+        need *= 0.75 if at_bar_end else 1.0
+        last = self.last_onset
+        struck = last - math.floor(last / p.beats_per_bar + EPS) * p.beats_per_bar
+        strong = min(abs(struck - b) for b in (0.0, p.beats_per_bar / 2, p.beats_per_bar))
+        if end - last >= 1.0 - EPS or strong <= 0.125:
+            need *= 0.75
+        return min(need, 2.0 * p.gap_beats)  # recognised at most two gaps after the end
 
 
-def initial_state(params: TurnParams) -> TurnState:
-    return TurnState(params=params)
+def initial_state(params: TurnParams, now: float = 0.0) -> TurnState:
+    """A fresh game from position ``now`` (improv leads in its first slot from there
+    when the slots are the form's and ``first`` is improv)."""
+    lead = None
+    if params.mode is Mode.TRADE and params.slots is Slots.FORM and params.first is First.IMPROV:
+        lead = _next_own_slot(now, params)
+    return TurnState(params=params, lead_slot=lead)
+
+
+def slot_at(state: TurnState, now: float) -> tuple[str, int | None]:
+    """Whose turn it is at ``now`` (``"performer"`` or ``"improv"``) and how many bars
+    of it remain, counting the current one (None where no slot is fixed in advance)."""
+    p = state.params
+    per_bar = p.beats_per_bar
+    if p.mode is Mode.TRADE and p.slots is Slots.FORM:
+        index = math.floor(now / p.turn_beats + EPS)
+        owner = "improv" if _is_own(index, p) else "performer"
+        left = (index + 1) * p.turn_beats - now
+        return owner, max(1, math.ceil(left / per_bar - EPS))
+    if state.phase is Phase.ANSWERING:
+        left = state.answer_end - now
+        return "improv", max(1, math.ceil(left / per_bar - EPS)) if p.mode is Mode.TRADE else None
+    if state.phase in (Phase.CALLING, Phase.PENDING) and p.mode is Mode.TRADE:
+        return "performer", max(1, math.ceil((state.call_end - now) / per_bar - EPS))
+    return "performer", None
 
 
 def with_params(state: TurnState, params: TurnParams) -> TurnState:
@@ -230,6 +309,8 @@ def with_params(state: TurnState, params: TurnParams) -> TurnState:
 def step(state: TurnState, event: Event, now: float) -> tuple[TurnState, list[Action]]:
     """Apply one event at jam position ``now`` (beats)."""
     actions: list[Action] = []
+    if isinstance(event, Relocate):
+        return _relocate(state, now, actions), actions
     state = _advance(state, now, actions)  # deadlines that fell due before the event
     if isinstance(event, Pause):
         return _pause(state, event.on, now, actions), actions
@@ -258,6 +339,8 @@ def step(state: TurnState, event: Event, now: float) -> tuple[TurnState, list[Ac
 def next_wakeup(state: TurnState) -> float | None:
     """The next position (beats) at which a :class:`Tick` changes something, or None."""
     p = state.params
+    if state.phase is Phase.WAITING and state.lead_slot is not None:
+        return state.lead_slot - p.lead_beats
     if state.phase is Phase.CALLING:
         if p.mode is Mode.TRADE:
             return state.call_end - p.lead_beats
@@ -281,6 +364,20 @@ def _advance(state: TurnState, now: float, actions: list[Action]) -> TurnState:
 
 def _on_deadline(state: TurnState, now: float, actions: list[Action]) -> TurnState:
     p = state.params
+    if state.phase is Phase.WAITING and state.lead_slot is not None:
+        start = state.lead_slot  # improv leads: an answer to no call
+        while start < now:
+            start += 2 * p.turn_beats
+        actions.append(AnswerPlanned(start, start, start, start + p.turn_beats))
+        return replace(
+            state,
+            phase=Phase.PENDING,
+            call_start=start,
+            call_end=start,
+            answer_start=start,
+            answer_end=start + p.turn_beats,
+            lead_slot=None,
+        )
     if state.phase is Phase.CALLING:
         if p.mode is Mode.TRADE:
             start, end = state.call_end, state.call_end + p.turn_beats
@@ -313,6 +410,11 @@ def _on_note(state: TurnState, now: float, actions: list[Action]) -> TurnState:
     p = state.params
     phase = state.phase
     if phase is Phase.WAITING:
+        if _form_slots(p):
+            index = max(0, math.floor((now + p.pickup_beats) / p.turn_beats + EPS))
+            if _is_own(index, p):  # (a note in the count-in is early for the first slot)
+                return state  # improv's slot, which it does not play: not a call
+            return _start_call(state, index * p.turn_beats, actions, onset=now)
         start = _bar_of(now, p) if p.mode is Mode.TRADE else now
         return _start_call(state, start, actions, onset=now)
     if phase is Phase.CALLING:
@@ -329,15 +431,18 @@ def _on_note(state: TurnState, now: float, actions: list[Action]) -> TurnState:
 
 def _on_barge_in(state: TurnState, now: float, actions: list[Action]) -> TurnState:
     p = state.params
-    if now < state.answer_start + p.grace_beats:
+    phrase_yield = p.mode is Mode.PHRASE and p.barge_in is BargeIn.YIELD
+    if p.mode is Mode.TRADE and now < state.answer_start + p.grace_beats:
         return state  # a late note of the call, not a barge-in
-    if now >= state.answer_end - p.pickup_beats:
+    if not phrase_yield and now >= state.answer_end - p.pickup_beats:
         # A pickup into the next turn: the next call starts as the answer ends.
         nxt = state.answer_end if p.mode is Mode.TRADE else now
         return replace(state, next_call=state.next_call if state.next_call is not None else nxt)
     if p.barge_in is BargeIn.YIELD:
         actions.append(CancelAnswer(now, "barge-in"))
         actions.append(AnswerEnded(state.answer_start, now))
+        if _form_slots(p):  # the slot stays improv's: the next call starts in the next one
+            return replace(state, phase=Phase.WAITING, next_call=None, onsets=())
         start = _bar_of(now, p) if p.mode is Mode.TRADE else now
         return _start_call(replace(state, next_call=None), start, actions, onset=now)
     if state.next_call is None:  # keep: the performer's playing becomes the next call
@@ -365,6 +470,33 @@ def _pause(state: TurnState, on: bool, now: float, actions: list[Action]) -> Tur
         if state.phase is Phase.ANSWERING:
             actions.append(AnswerEnded(state.answer_start, now))
     return replace(state, phase=Phase.IDLE, next_call=None, onsets=())
+
+
+def _relocate(state: TurnState, now: float, actions: list[Action]) -> TurnState:
+    if state.phase in (Phase.PENDING, Phase.ANSWERING):
+        actions.append(CancelAnswer(now, "transport"))
+        if state.phase is Phase.ANSWERING:
+            actions.append(AnswerEnded(state.answer_start, now))
+    fresh = initial_state(state.params, now)
+    phase = Phase.IDLE if state.phase is Phase.IDLE else Phase.WAITING
+    return replace(fresh, phase=phase, sounding=state.sounding, pedal=state.pedal)
+
+
+def _form_slots(p: TurnParams) -> bool:
+    return p.mode is Mode.TRADE and p.slots is Slots.FORM
+
+
+def _is_own(index: int, p: TurnParams) -> bool:
+    """Whether slot ``index`` (of ``bars`` bars from bar 0) is improv's."""
+    return (index % 2 == 1) == (p.first is First.PERFORMER)
+
+
+def _next_own_slot(now: float, p: TurnParams) -> float:
+    """The start of improv's first slot at or after ``now``."""
+    index = math.ceil(now / p.turn_beats - EPS)
+    if not _is_own(index, p):
+        index += 1
+    return index * p.turn_beats
 
 
 def _bar_of(now: float, p: TurnParams) -> float:

@@ -132,6 +132,8 @@ def read_take(path: str | Path, channel: int | None = None) -> Take:
         raise UsageError(f"cannot read MIDI file {source}: {exc}") from exc
     if midi.type == 2:
         raise UsageError(f"MIDI file {source} is type 2 (independent songs): not supported")
+    if midi.ticks_per_beat < 0:
+        raise UsageError(f"MIDI file {source}: SMPTE time (no ticks per beat) is unsupported")
     tpb = midi.ticks_per_beat or TICKS_PER_BEAT
     bpm: float | None = None
     metre: Metre | None = None
@@ -145,6 +147,8 @@ def read_take(path: str | Path, channel: int | None = None) -> Take:
             tick += message.time
             if message.is_meta:
                 if message.type == "set_tempo" and bpm is None:
+                    if message.tempo <= 0:
+                        raise UsageError(f"MIDI file {source}: tempo 0 (set_tempo 0)")
                     bpm = mido.tempo2bpm(message.tempo)
                 elif message.type == "time_signature" and metre is None:
                     try:

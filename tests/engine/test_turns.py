@@ -18,22 +18,29 @@ from improv.engine.turns import (
     CallStarted,
     CancelAnswer,
     Event,
+    First,
     Mode,
     NoteOff,
     NoteOn,
     Pause,
     Pedal,
     Phase,
+    Relocate,
+    Slots,
     Tick,
     TurnParams,
     TurnState,
     initial_state,
     next_wakeup,
+    slot_at,
     step,
 )
 
-TRADE2 = TurnParams(mode=Mode.TRADE, bars=2, lead_beats=0.5)
-PHRASE = TurnParams(mode=Mode.PHRASE, gap_beats=1.0, adaptive_gap=False, lead_beats=0.25)
+TRADE2 = TurnParams(mode=Mode.TRADE, bars=2, lead_beats=0.5, slots=Slots.FOLLOW)
+FORM2 = TurnParams(mode=Mode.TRADE, bars=2, lead_beats=0.5)
+PHRASE = TurnParams(
+    mode=Mode.PHRASE, gap_beats=1.0, adaptive_gap=False, lead_beats=0.25, shaped_gap=False
+)
 
 
 def run(
@@ -143,9 +150,73 @@ def test_late_tick_catches_up_every_deadline() -> None:
 
 def test_trade_n_bars_in_other_metres() -> None:
     params = TurnParams(mode=Mode.TRADE, bars=4, beats_per_bar=3.0, lead_beats=0.25)
-    state, actions = run(initial_state(params), note(4.0))
+    state, actions = run(initial_state(replace(params, slots=Slots.FOLLOW)), note(4.0))
     assert actions[0][1] == CallStarted(3.0)
     assert state.call_end == 15.0
+    state, actions = run(initial_state(params), note(4.0))  # the form's slot: bars 0-3
+    assert actions[0][1] == CallStarted(0.0)
+    assert state.call_end == 12.0
+
+
+def test_form_slots_a_late_call_is_answered_in_the_next_slot() -> None:
+    # the soloist lays out for the first bar of their two: the answer keeps bars 2-3
+    state, actions = run(initial_state(FORM2), note(4.5) + note(6.0))
+    assert actions[0][1] == CallStarted(0.0)
+    state, actions = run(state, [(7.5, Tick())])
+    assert [a for _, a in actions] == [AnswerPlanned(0.0, 8.0, 8.0, 16.0)]
+    state, _ = run(state, [(8.0, Tick()), (16.0, Tick())])
+    state, actions = run(state, note(20.0))  # next call late again: still bars 4-5
+    assert actions[0][1] == CallStarted(16.0) and state.call_end == 24.0
+
+
+def test_form_slots_playing_in_improvs_idle_slot_is_not_a_call() -> None:
+    state, actions = run(initial_state(FORM2), note(9.0))  # bars 2-3 are improv's
+    assert actions == [] and state.phase is Phase.WAITING
+    state, actions = run(state, note(15.7))  # a pickup into the performer's bars 4-5
+    assert actions[0][1] == CallStarted(16.0)
+
+
+def test_form_slots_barge_in_yields_and_the_slot_stays_improvs() -> None:
+    state, _ = run(initial_state(FORM2), [*note(0.0), (7.6, Tick()), (8.0, Tick())])
+    state, actions = run(state, note(10.5))
+    assert kinds(actions) == ["CancelAnswer", "AnswerEnded"]
+    assert state.phase is Phase.WAITING
+    _, actions = run(state, note(16.2))
+    assert actions[0][1] == CallStarted(16.0)
+
+
+def test_form_slots_improv_leads_when_first() -> None:
+    params = replace(FORM2, first=First.IMPROV)
+    state = initial_state(params)
+    assert next_wakeup(state) == -0.5
+    state, actions = run(state, [(-0.5, Tick())])
+    assert [a for _, a in actions] == [AnswerPlanned(0.0, 0.0, 0.0, 8.0)]
+    state, _ = run(state, [(0.0, Tick()), (8.0, Tick())])
+    assert state.phase is Phase.WAITING and next_wakeup(state) is None  # leads once
+    state, actions = run(state, note(9.0))  # bars 2-3: the performer's
+    assert actions[0][1] == CallStarted(8.0)
+
+
+def test_slot_and_bars_left() -> None:
+    state = initial_state(FORM2)
+    assert slot_at(state, 0.0) == ("performer", 2)
+    assert slot_at(state, 5.0) == ("performer", 1)
+    assert slot_at(state, 8.0) == ("improv", 2)
+    assert slot_at(initial_state(replace(FORM2, first=First.IMPROV)), 1.0) == ("improv", 2)
+    state, _ = run(initial_state(TRADE2), [*note(4.0), (11.5, Tick()), (12.0, Tick())])
+    assert slot_at(state, 13.0) == ("improv", 2)  # follow: the answer's bars
+    assert slot_at(initial_state(PHRASE), 3.0) == ("performer", None)
+
+
+def test_relocate_ends_the_answer_and_forgets_the_call() -> None:
+    state, _ = run(initial_state(FORM2), [*note(0.0), (7.6, Tick()), (8.0, Tick())])
+    state, actions = run(state, [(0.0, Relocate())])  # the master starts again from 0
+    assert kinds(actions) == ["CancelAnswer", "AnswerEnded"]
+    assert state.phase is Phase.WAITING and next_wakeup(state) is None
+    state, actions = run(state, [*note(1.0), (7.5, Tick())])
+    assert [a for _, a in actions][-1] == AnswerPlanned(0.0, 8.0, 8.0, 16.0)
+    state, _ = run(state, [(7.6, Pause(True)), (8.0, Relocate())])
+    assert state.phase is Phase.IDLE  # a pause outlives the transport
 
 
 # --- phrase ---------------------------------------------------------------------------
@@ -240,6 +311,43 @@ def test_phrase_barge_in_yield_and_answer_done() -> None:
     assert state.phase is Phase.WAITING
 
 
+SHAPED = replace(PHRASE, shaped_gap=True)
+
+
+def test_phrase_a_breath_mid_bar_is_not_a_phrase_end() -> None:
+    line = [e for t in range(8) for e in note(t * 0.5, length=0.4)]  # beats 0-3.9
+    state, _ = run(initial_state(SHAPED), [*line, *note(5.0)])  # a one-beat breath
+    assert state.phase is Phase.CALLING  # the same phrase goes on
+    end = state.last_release  # 5.4: mid-bar, after a 1.35-bar phrase
+    assert next_wakeup(state) == end + (1.0 + 0.25 * 5.4 / 4)
+
+
+def test_phrase_gap_is_shorter_at_a_bar_end_and_after_a_cadence() -> None:
+    state, _ = run(initial_state(SHAPED), note(0.0) + note(2.0) + note(3.2, length=0.5))
+    at_bar_end = state.gap()  # silence from 3.7: the bar's last beat
+    state, _ = run(initial_state(SHAPED), note(0.0) + note(1.0) + note(1.2, length=0.5))
+    mid_bar = state.gap()  # silence from 1.7
+    assert at_bar_end < 1.0 < mid_bar
+    state, _ = run(initial_state(SHAPED), note(0.0) + note(0.5) + note(1.0, length=1.5))
+    assert state.gap() < mid_bar  # a held last note: a cadence
+
+
+def test_phrase_gap_grows_with_the_phrase() -> None:
+    short = [e for t in range(4) for e in note(t * 0.5)]
+    long = [e for t in range(28) for e in note(t * 0.5)]  # 3.5 bars
+    state_short, _ = run(initial_state(SHAPED), [(t + 12.0, e) for t, e in short])
+    state_long, _ = run(initial_state(SHAPED), long)
+    assert state_long.last_release % 4 == state_short.last_release % 4  # same place
+    assert state_long.gap() > state_short.gap()
+
+
+def test_phrase_yields_at_once_when_the_soloist_comes_back() -> None:
+    state, _ = run(initial_state(PHRASE), [*note(0.0), (1.4, Tick()), (2.0, Tick())])
+    state, actions = run(state, [(2.1, NoteOn(70))])  # within the trade grace: still
+    assert kinds(actions) == ["CancelAnswer", "AnswerEnded", "CallStarted"]
+    assert actions[0][1] == CancelAnswer(2.1, "barge-in")
+
+
 def test_pause_cancels_the_answer_and_ignores_the_performer() -> None:
     state, _ = run(initial_state(TRADE2), [*note(0.0), (7.6, Tick()), (8.0, Tick())])
     state, actions = run(state, [(9.0, Pause(True))])
@@ -268,6 +376,7 @@ EVENTS = st.one_of(
     st.just(Tick()),
     st.just(AnswerDone()),
     st.builds(Pause, st.booleans()),
+    st.just(Relocate()),
 )
 
 
@@ -276,12 +385,21 @@ EVENTS = st.one_of(
     mode=st.sampled_from(list(Mode)),
     barge=st.sampled_from(list(BargeIn)),
     bars=st.sampled_from([2, 4, 8, 12]),
+    slots=st.sampled_from(list(Slots)),
+    first=st.sampled_from(list(First)),
     steps=st.lists(st.tuples(st.floats(0.0, 3.0), EVENTS), max_size=80),
 )
 def test_invariants_hold_for_any_performance(
-    mode: Mode, barge: BargeIn, bars: int, steps: list[tuple[float, Event]]
+    mode: Mode,
+    barge: BargeIn,
+    bars: int,
+    slots: Slots,
+    first: First,
+    steps: list[tuple[float, Event]],
 ) -> None:
-    params = TurnParams(mode=mode, bars=bars, barge_in=barge, lead_beats=0.3)
+    params = TurnParams(
+        mode=mode, bars=bars, barge_in=barge, lead_beats=0.3, slots=slots, first=first
+    )
     state = initial_state(params)
     now = 0.0
     open_answer: AnswerPlanned | None = None
@@ -318,3 +436,5 @@ def test_invariants_hold_for_any_performance(
         assert (state.phase is Phase.PENDING) == (open_answer is not None and not playing)
         if state.phase is Phase.CALLING and mode is Mode.TRADE:
             assert state.call_start % params.beats_per_bar == 0
+            if slots is Slots.FORM:
+                assert state.call_start % params.turn_beats == 0

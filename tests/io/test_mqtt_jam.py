@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from subprocess import PIPE
+from typing import Any
 
 import jsonschema
 import numpy as np
@@ -19,13 +20,22 @@ import pytest
 from improv.bench.mosquitto import Mosquitto
 from improv.engine.agent import Agent, JamSummary
 from improv.engine.config import JamConfig
+from improv.engine.context import ChordTimeline
+from improv.engine.generator import AnswerRequest, Responder
 from improv.engine.mqtt_observer import attach
 from improv.engine.performer import Call, SimulatedPerformer
-from improv.engine.responders import RulesResponder, rules_answer
+from improv.engine.responders import (
+    RulesResponder,
+    TokenResponder,
+    build_responders,
+    rules_answer,
+)
 from improv.io.mqtt import MqttBridge, MqttSettings
 from improv.io.mqtt_payloads import schema_for_topic
 from improv.io.transport import RecordingOutput, loopback
+from improv.music.forms import get_form
 from improv.music.notes import Note
+from improv.music.pitch import Key
 from tests.fixtures.mqtt import Listener
 
 pytestmark = pytest.mark.mqtt
@@ -41,17 +51,24 @@ class Jam:
 
 
 @asynccontextmanager
-async def jam(broker: Mosquitto, **config: object) -> AsyncIterator[Jam]:
+async def jam(
+    broker: Mosquitto, primary: Responder | None = None, **config: object
+) -> AsyncIterator[Jam]:
     """A real agent answering a simulated performer, its jam published on ``broker``."""
     options: dict[str, object] = {"tempo": 240.0, "count_in": 0, "bars": 2, **config}
+    jam_config = JamConfig(**options)  # type: ignore[arg-type]
+    timeline = ChordTimeline(jam_config.form_obj())
+    if isinstance(primary, TokenResponder):
+        timeline = primary._chords  # the models read the jam's own chords
     performer_out, agent_in = loopback("performer")
     agent = Agent(
-        JamConfig(**options),  # type: ignore[arg-type]
+        jam_config,
         midi_in=agent_in,
         midi_out=RecordingOutput(),
-        primary=RulesResponder(),
+        primary=primary or RulesResponder(),
         inline=rules_answer,
         handle_signals=False,
+        timeline=timeline,
     )
     performer = SimulatedPerformer(agent, performer_out, [CALL])
     agent.observers.append(performer)
@@ -94,6 +111,75 @@ async def test_the_real_jam_publishes_valid_payloads_and_takes_control(
     assert {"status", "state", "beat", "phrase/call", "phrase/answer", "metrics"} <= topics
     answers = [m.json() for m in heard.on("phrase/answer")]
     assert sum(len(a["notes"]) for a in answers) == summary.notes_out
+
+
+class KeyedResponder(TokenResponder):
+    """The Markov model, noting the key its token stream is in whenever it drafts."""
+
+    drafts: list[tuple[float, int, int]]
+
+    def respond(self, request: AnswerRequest, played: Sequence[Note], position: float) -> Any:
+        self.drafts.append((request.start, self._encoder.key, self.tonic))
+        return super().respond(request, played, position)
+
+
+def _keyed(config: JamConfig) -> KeyedResponder:
+    timeline = ChordTimeline(config.form_obj())
+    markov = build_responders("markov", config.key_obj, config.metre_obj, timeline).primary
+    assert isinstance(markov, TokenResponder)
+    keyed = KeyedResponder(
+        markov.model, name="markov", key=config.key_obj, metre=config.metre_obj, chords=timeline
+    )
+    keyed.drafts = []
+    return keyed
+
+
+async def test_a_key_change_reaches_the_models_token_stream_at_the_next_bar_line(
+    mosquitto: Mosquitto,
+) -> None:
+    keyed = _keyed(JamConfig(form="8-bar"))
+    async with (
+        Listener(mosquitto, "improv/jam/") as heard,
+        jam(mosquitto, keyed, form="8-bar", choruses=1) as live,
+    ):
+        assert await live.bridge.wait_connected(10)
+        # bar 2: the answer to the call in bars 0-1 is playing; it lasts to bar 4
+        await heard.wait_for("beat", lambda p: p["bar"] == 2 and p["beat"] >= 1.0)
+        await heard.publish("control/set", json.dumps({"id": "k", "key": "Bb"}))
+        result = await heard.wait_for("control/result", lambda p: p["id"] == "k")
+        await heard.wait_for("beat", lambda p: p["bar"] == 3)
+        beat = next(m.json() for m in heard.on("beat") if m.json()["bar"] == 3)
+        await live.task
+    assert result.json()["ok"]
+    assert beat["chord"] == "Eb7"  # bar 3 of the 8-bar form, in Bb
+    drafted = {start: (key, tonic) for start, key, tonic in keyed.drafts}
+    assert drafted[8.0] == (5, 5)  # the answer began in F ...
+    assert drafted[12.0] == (10, 10)  # ... its rest, from the bar line, is drafted in Bb
+
+
+async def test_tempo_and_form_changes_reach_the_whole_stack(mosquitto: Mosquitto) -> None:
+    async with (
+        Listener(mosquitto, "improv/jam/") as heard,
+        jam(mosquitto, form="8-bar", choruses=2) as live,
+    ):
+        agent = live.agent
+        assert await live.bridge.wait_connected(10)
+        await heard.wait_for("beat", lambda p: p["bar"] >= 1)
+        change = {"id": "tf", "tempo": 300, "form": "minor-blues"}
+        await heard.publish("control/set", json.dumps(change))
+        await heard.wait_for("state", lambda p: p["tempo"] == 300)
+        lead_300 = agent.state.params.lead_beats
+        await heard.wait_for("beat", lambda p: p["bar"] == 8)  # the next chorus
+        await live.task
+    slots = {(m.json()["slot"], m.json()["slot_bars_left"]) for m in heard.on("state")}
+    assert {("performer", 2), ("performer", 1), ("improv", 2), ("improv", 1)} <= slots
+    minor = get_form("minor-blues", Key.parse("F"))
+    at_chorus = next(m.json() for m in heard.on("beat") if m.json()["bar"] == 8)
+    assert at_chorus["chord"] == minor.symbol_at(0, 0.0)  # the new form, from its chorus
+    assert lead_300 == pytest.approx((200 + 15) / 1000 * 300 / 60)  # the turns' lead too
+    later = [m.json() for m in heard.on("phrase/answer") if m.json()["start_bar"] >= 8]
+    symbols = {c["symbol"] for a in later for c in a["chords"]}
+    assert symbols and symbols <= {minor.symbol_at(0, b * 4.0) for b in range(12)}
 
 
 async def test_the_music_does_not_notice_the_broker_dying_and_coming_back(
