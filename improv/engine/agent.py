@@ -210,7 +210,7 @@ class Agent:
         self._send_errors: deque[float] = deque(maxlen=1 << 14)  # seconds, as reported
         self._sent_count = 0
         self._note_ons: deque[tuple[int, float, float]] = deque(maxlen=256)
-        self._answer_ons: deque[tuple[int, float]] = deque()  # (pitch, time) sent: the record
+        self._answer_sent: deque[tuple[int, float]] = deque()  # (pitch, time) sent: the record
         self._answers: list[tuple[list[tuple[Note, float]], float]] = []  # scheduled, end
         self._output_open = False
         self.observers = list(observers)
@@ -263,7 +263,6 @@ class Agent:
         self._seed = config.seed if config.seed is not None else int(time.time()) & 0xFFFF
         self._performer_open: dict[int, tuple[float, int, bool]] = {}  # onset, velocity, kept
         self._performer_ons: deque[float] = deque(maxlen=1 << 16)  # note-on times
-        self._answer_ons: list[float] = []  # answer note-on times, as scheduled
         self._released_at: float | None = None  # when the performer last fell silent
         self._waits: list[float] = []  # phrase mode: last note-off to answer start (s)
         self.performer_notes: list[Note] = []
@@ -778,7 +777,6 @@ class Agent:
             self.scheduler.schedule_note(note.pitch, note.velocity, on, off, self.channel_out)
             if self._turn is not None:
                 self._turn.scheduled.append((note, on))
-            self._answer_ons.append(on)
         for observer in self.observers:
             observer.on_note(ANSWER, note.pitch, note.velocity, note.onset)
         return True
@@ -809,7 +807,6 @@ class Agent:
         when = self._time_of(turn.cut_at)  # inf when the master has stopped: now
         when = max(t, when) if math.isfinite(when) else t
         self.scheduler.cancel_after(when, self.channel_out)
-        self._answer_ons = [on for on in self._answer_ons if on < when]  # the rest never sound
         log.debug("answer %d cut at beat %.2f: %s", turn.number, turn.cut_at, reason)
         self._answer_ended()
 
@@ -848,13 +845,13 @@ class Agent:
         if data[0] & 0xF0 == 0x90 and data[0] < 0xF0 and data[2]:
             self._note_ons.append((data[0] << 7 | data[1], scheduled, sent))
             if data[0] & 0x0F == self.channel_out:
-                self._answer_ons.append((data[1], scheduled))
+                self._answer_sent.append((data[1], scheduled))
 
     def _confirm_record(self) -> None:
         """The answers as they went out: the notes whose note-on the sender reported sent
         (call once the sender has stopped: every report is in), each cut where its
         answer was. Nothing planned but unsent, nothing sent but unplanned."""
-        sent = set(self._answer_ons)
+        sent = set(self._answer_sent)
         self.agent_notes = [
             replace(note, duration=max(1e-3, min(note.duration, end - note.onset)))
             for scheduled, end in self._answers
@@ -934,7 +931,7 @@ class Agent:
         beats = self.clock.beat_at(t)
         s.choruses = max(0.0, beats / self.form.beats) if math.isfinite(beats) else 0.0
         s.seconds = max(0.0, t - self._start_time)
-        s.collisions = collisions(self._answer_ons, self._performer_ons)
+        s.collisions = collisions([at for _, at in self._answer_sent], self._performer_ons)
         if self._waits:
             s.phrase_wait_ms_p50 = float(np.percentile(self._waits, 50)) * 1000.0
             s.phrase_wait_ms_p99 = float(np.percentile(self._waits, 99)) * 1000.0

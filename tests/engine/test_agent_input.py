@@ -45,7 +45,7 @@ async def test_one_unterminated_sysex_does_not_make_improv_deaf(
     with caplog.at_level(logging.WARNING, logger="improv.io.messages"):
         async with Rig(**wiring) as rig:
             rig.performer_out.send(bytes([0xF0, 0x01, 0x02]))
-            rig.play(call, at_beat=4.0)  # bars 1-2: no packet ending in F7 follows
+            rig.play(call, at_beat=16.0)  # the performer's slot, bars 4-5: no F7 follows
             await asyncio.wait_for(rig.recorder.answered.wait(), 8.0)
             summary = await rig.stop()
     assert summary.notes_in == len(call)
