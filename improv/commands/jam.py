@@ -76,6 +76,10 @@ def register(subparsers: Any) -> None:
     model.add_argument("--seed", type=int)
     model.add_argument("--range", metavar="LO-HI", help="instrument range, e.g. C3-C6")
     model.add_argument("--lookahead-ms", type=float, help="generation keeps this far ahead")
+    model.add_argument(
+        "--device", choices=["auto", "cpu", "cuda"], help="where candidate answers are drafted"
+    )
+    model.add_argument("--candidates", type=int, metavar="N", help="candidate answers per turn")
 
     out = parser.add_argument_group("output")
     out.add_argument("--config", type=Path, metavar="FILE.toml")
@@ -115,6 +119,8 @@ _SETTINGS = (
     "range",
     "lookahead_ms",
     "record",
+    "device",
+    "candidates",
 )
 
 
@@ -162,7 +168,13 @@ async def _jam(config: Any, args: argparse.Namespace) -> dict[str, Any]:
     timeline = ChordTimeline(form)
     with console.status("loading the model ...", spinner="dots"):
         responders = await asyncio.to_thread(
-            build_responders, config.model, config.key_obj, config.metre_obj, timeline
+            build_responders,
+            config.model,
+            config.key_obj,
+            config.metre_obj,
+            timeline,
+            device=config.device,
+            candidates=config.candidates,
         )
     log.info("model: %s", responders.description)
     calls = _calls(config, args) if (args.demo or args.performer) else []
@@ -180,7 +192,13 @@ async def _jam(config: Any, args: argparse.Namespace) -> dict[str, Any]:
         fallbacks=responders.fallbacks,
         inline=rules_answer,
         observers=observers,
-        load_responder=responder_loader(config.key_obj, config.metre_obj, timeline),
+        load_responder=responder_loader(
+            config.key_obj,
+            config.metre_obj,
+            timeline,
+            device=config.device,
+            candidates=config.candidates,
+        ),
         timeline=timeline,
     )
     tasks: list[asyncio.Task[None]] = []
