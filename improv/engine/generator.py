@@ -55,7 +55,7 @@ Item = Note | float | Chosen
 """What a responder yields: how the answer was chosen, a note (absolute onset, beats), or
 the position up to which the answer is decided without a note (a rest)."""
 
-COMPOSE_SAFETY_S = 0.01
+COMPOSE_SAFETY_S = 0.03
 """Drafting stops this long before the watchdog's first deadline: the chosen notes still
 have to reach the loop."""
 

@@ -336,6 +336,8 @@ def build_responders(
     except ValueError as exc:
         raise UsageError(str(exc)) from None
     rules = RulesResponder()
+    if spec == "rules":
+        return Responders(rules, [], "rules (rule-based blues generator)")
     craft = load_craft()
     fallback_craft = Craft(dynamics=craft.dynamics)
 
@@ -353,8 +355,6 @@ def build_responders(
             harmony=weights,
         )
 
-    if spec == "rules":
-        return Responders(rules, [], "rules (rule-based blues generator)")
     if spec == "markov":
         markov = token(_load_markov(), "markov", primary=True)
         return Responders(markov, [rules], f"markov ({markov.model.name}), fallback rules")

@@ -16,6 +16,7 @@ come in as callables (:class:`Craft`), so this module runs on numpy and torch al
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections import deque
@@ -33,11 +34,14 @@ from improv.model.sampling import (
     ResponseSampler,
     SamplingOptions,
 )
-from improv.music.notes import Note
-from improv.tokens import VOCAB, GrammarState, NoteEnd, StreamDecoder, StreamEncoder
+from improv.music.notes import ChordChange, Note
+from improv.music.time import Metre
+from improv.tokens import VOCAB, GrammarState, NoteEnd, Role, StreamDecoder, StreamEncoder
 
 if TYPE_CHECKING:
     from improv.craft.situation import Situation
+
+log = logging.getLogger(__name__)
 
 FREE = "free"
 """The ``transform`` of a candidate that starts from no seed."""
@@ -113,6 +117,32 @@ class Start:
     grammar: GrammarState
     encoder: StreamEncoder
     chords: ChordSource
+
+
+def start_for(
+    lm: StreamingLM,
+    call: Sequence[Note],
+    *,
+    key: int,
+    metre: Metre,
+    chords: Sequence[ChordChange],
+    start: float,
+    context: Sequence[Note] = (),
+) -> Start:
+    """A fresh stream that has heard (the context and) the call, at an agent phrase
+    starting at ``start``: how ``improv eval`` answers a pair. Beats count from bar 0."""
+    encoder = StreamEncoder(key, metre, chords)
+    tokens = encoder.header()
+    if context:
+        tokens += encoder.encode_notes(context, Role.PERFORMER)
+    tokens += encoder.encode_notes(call, Role.PERFORMER)
+    tokens += encoder.start_phrase(Role.AGENT, start)
+    grammar = GrammarState(metre, key)
+    for token in tokens:
+        grammar.feed(token)
+    lm.reset()
+    lm.advance(tokens)
+    return Start(lm, grammar, encoder, chords)
 
 
 @dataclass(frozen=True)
@@ -255,9 +285,9 @@ def _draft_batch(
     rng: np.random.Generator,
     until: float,
     clock: Callable[[], float],
-) -> tuple[list[tuple[str, tuple[Note, ...]]], int] | None:
-    """One batch of candidates (a (transform, seed notes) plan each); their notes and the
-    batch steps taken, or None when ``until`` came first."""
+) -> tuple[list[tuple[str, tuple[Note, ...]]], int, bool]:
+    """One batch of candidates (a (transform, seed notes) plan each): the notes of those
+    that finished, the batch steps taken, and whether all finished before ``until``."""
     state = start.lm.snapshot()
     try:
         return _run_batch(start, batch, state, plans, constraints, options, rng, until, clock)
@@ -275,7 +305,7 @@ def _run_batch(
     rng: np.random.Generator,
     until: float,
     clock: Callable[[], float],
-) -> tuple[list[tuple[str, tuple[Note, ...]]], int] | None:
+) -> tuple[list[tuple[str, tuple[Note, ...]]], int, bool]:
     batch.fill(state)
     candidates: list[_Candidate] = []
     for transform, seed in plans:
@@ -302,8 +332,9 @@ def _run_batch(
     feed = np.zeros(batch.rows, dtype=np.int64)
     active = np.zeros(batch.rows, dtype=bool)
     while True:
-        if clock() > until:
-            return None
+        if clock() > until:  # out of time: the finished candidates only
+            done = [c for c in candidates if c.sampler.done and not c.row.pending]
+            return [_result(start, c, constraints) for c in done], steps, False
         waiting = [c for c in candidates if not c.row.pending and not c.sampler.done]
         if waiting:
             log_probs = batch.next_log_probs()
@@ -323,11 +354,14 @@ def _run_batch(
             break
         batch.advance(feed, active)
         steps += 1
-    out = [
-        (c.transform, _notes(start, c.seed_tokens + c.sampler.tokens, constraints.start))
-        for c in candidates
-    ]
-    return out, steps
+    return [_result(start, c, constraints) for c in candidates], steps, True
+
+
+def _result(
+    start: Start, candidate: _Candidate, constraints: ResponseConstraints
+) -> tuple[str, tuple[Note, ...]]:
+    tokens = candidate.seed_tokens + candidate.sampler.tokens
+    return candidate.transform, _notes(start, tokens, constraints.start)
 
 
 def compose(
@@ -369,11 +403,11 @@ def compose(
                 plans.append((FREE, ()))
         t = clock()
         rows = batch_for(size)
-        result = _draft_batch(start, rows, plans, constraints, options, rng, until, clock)
-        if result is None:
-            break
-        drafted_notes, steps = result
-        pace.learn(size, steps, clock() - t, beats)
+        drafted_notes, steps, complete = _draft_batch(
+            start, rows, plans, constraints, options, rng, until, clock
+        )
+        if complete:
+            pace.learn(size, steps, clock() - t, beats)
         batches += 1
         for transform, notes in drafted_notes:
             drafted += 1
@@ -381,8 +415,15 @@ def compose(
             total = float(scores.total) if scores is not None else 0.0
             if best is None or total > best[0]:
                 best = (total, transform, notes, scores)
-        if craft.score is None:
-            break  # nothing to choose with: one candidate is enough
+        if craft.score is None or not complete:
+            break  # nothing to choose with (one candidate is enough), or out of time
+    log.debug(
+        "compose: %d candidates in %d batches, %.1f of %.1f ms",
+        drafted,
+        batches,
+        (clock() - t0) * 1000.0,
+        (until - t0) * 1000.0,
+    )
     if best is None:
         return None
     _, transform, notes, scores = best
@@ -433,8 +474,10 @@ def batch_maker(lm: StreamingLM, device: str | None = None) -> Callable[[int], B
 
 
 def _batch_size(pace: Pace, room: float, beats: float, left: int, *, first: bool) -> int:
-    """The largest batch predicted to finish in ``room`` seconds; 1 for a first batch
-    whose time is unknown or too long (it may still finish; else the fallback plays)."""
+    """1 for an answer's first batch (one candidate soon, whatever the load), then the
+    largest batch predicted to finish in most of the ``room`` left (seconds)."""
+    if first:
+        return 1 if room > 0 else 0
     fitting = 0
     for size in BATCH_SIZES:
         if size > left:
@@ -442,8 +485,6 @@ def _batch_size(pace: Pace, room: float, beats: float, left: int, *, first: bool
         predicted = pace.predict(size, beats)
         if predicted is None:
             break
-        if predicted <= room:
+        if predicted <= 0.8 * room:
             fitting = size
-    if fitting == 0 and first:
-        return 1 if room > 0 else 0
     return fitting

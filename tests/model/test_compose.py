@@ -19,12 +19,13 @@ from improv.model.compose import (
     answer_constraints,
     batch_maker,
     compose,
+    start_for,
 )
 from improv.model.sampling import SamplingOptions
 from improv.music.forms import get_form
 from improv.music.notes import Note
 from improv.music.pitch import Key
-from improv.tokens import VOCAB, GrammarState, Role, StreamEncoder
+from improv.tokens import VOCAB
 
 F = Key(5)
 FORM = get_form("blues", F)
@@ -53,18 +54,12 @@ def _setup(bars: int = 2, mode: str = "trade") -> tuple[Start, Situation]:
         pos_ids=(VOCAB.bar, 1 + len(VOCAB.pos_ids)),
     )
     lm = stream_for(model.eval(), "lstm")
-    encoder = StreamEncoder(F.tonic, FORM.metre, FORM.changes())
-    grammar = GrammarState(FORM.metre, F.tonic)
     call = tuple(Note(60 + (i * 3) % 12, 90, 0.5 * i, 0.4) for i in range(12))
-    tokens = encoder.header() + encoder.encode_notes(call, Role.PERFORMER)
-    tokens += encoder.start_phrase(Role.AGENT, 8.0)
-    lm.advance(tokens)
-    for token in tokens:
-        grammar.feed(token)
+    start = start_for(lm, call, key=F.tonic, metre=FORM.metre, chords=FORM.changes(), start=8.0)
     situation = Situation(
         call, tuple(FORM.changes()), 8.0, 8.0 + 4 * bars, FORM.metre, F, (48, 84), mode
     )
-    return Start(lm, grammar, encoder, FORM.changes()), situation
+    return start, situation
 
 
 class Ticker:
