@@ -56,8 +56,10 @@ Item = Note | float | Chosen
 the position up to which the answer is decided without a note (a rest)."""
 
 COMPOSE_SAFETY_S = 0.03
-"""Drafting stops this long before the watchdog's first deadline: the chosen notes still
-have to reach the loop."""
+COMPOSE_SAFETY_SHARE = 0.2
+"""Drafting stops this long (or this share of the time to the first deadline, if more)
+before the watchdog's first deadline: the chosen notes still have to reach the loop
+through a busy machine's scheduler."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,9 +237,11 @@ def _produce(
     cancel: threading.Event,
     time_of: Callable[[float], float],
     lookahead_s: float,
+    chosen: threading.Event,
 ) -> None:
     """Run on a worker: pull notes from the responder, hand each to the loop at once,
-    and rest while generation is more than ``lookahead_s`` ahead of playback."""
+    and rest while generation is more than ``lookahead_s`` ahead of playback. ``chosen``
+    is set once the responder has chosen its answer (or given up)."""
     spent = 0.0
     try:
         items = responder.respond(request, played, position)
@@ -250,17 +254,25 @@ def _produce(
             assert isinstance(item, Note | float | Chosen)
             sink(item, spent)
             if isinstance(item, Chosen):
+                chosen.set()
                 continue
             at = item.onset if isinstance(item, Note) else item
             wait = time_of(at) - lookahead_s - time.monotonic()
             if wait > 0:
                 cancel.wait(wait)
     finally:
+        chosen.set()
         sink(_DONE, spent)
 
 
-def draft(responder: Responder, request: AnswerRequest) -> list[Note]:
-    """A whole answer at once (a fallback draft), on the responder's worker."""
+def draft(
+    responder: Responder, request: AnswerRequest, chosen: threading.Event | None = None
+) -> list[Note]:
+    """A whole answer at once (a fallback draft), on the responder's worker. It waits
+    until the primary has chosen its answer (at most until the primary's time is up):
+    drafting alongside would take half the primary's time (one interpreter lock)."""
+    if chosen is not None and request.compose_until is not None:
+        chosen.wait(max(0.0, request.compose_until - time.monotonic()))
     notes: list[Note] = []
     request = replace(request, compose_until=None)  # a draft is not needed before a miss
     for item in responder.respond(request, (), request.start):
@@ -291,6 +303,7 @@ class AnswerPlayer:
         drafts: Sequence[tuple[str, Future[list[Note]]]],
         inline_fallback: Callable[[], list[Note]] | None,
         on_done: Callable[[AnswerPlayer], None],
+        chosen: threading.Event | None = None,
     ) -> None:
         self.request = request
         self.figures = AnswerFigures(turn=request.turn)
@@ -302,6 +315,8 @@ class AnswerPlayer:
         self._inline_fallback = inline_fallback
         self._on_done = on_done
         self._cancel = threading.Event()
+        self.chosen = chosen or threading.Event()  # the primary has chosen its answer
+        self._gave_up = False  # the primary chose no answer
         self._decided = request.start  # the answer is known up to here (beats)
         self._last_pitch: int | None = None
         self._watchdog: asyncio.TimerHandle | None = None
@@ -325,6 +340,7 @@ class AnswerPlayer:
             self._cancel,
             self._time_of,
             lookahead_s,
+            self.chosen,
         )
         self._arm()
 
@@ -410,11 +426,17 @@ class AnswerPlayer:
                 self.request.turn,
                 self._source,
             )
-            self._fall_back()
+            self._gave_up = True
+            if any(future.done() for _, future in self._drafts):
+                self._fall_back()
+            # else the watchdog hands over, the fallback draft having had till then
 
     def _on_deadline(self) -> None:
         self._watchdog = None
         if self.finished:
+            return
+        if self._gave_up:  # not a miss: the primary said in time that it had nothing
+            self._fall_back()
             return
         self.figures.deadline_misses += 1
         log.info(
@@ -538,9 +560,14 @@ class Generator:
         """Start generating an answer; it plays through ``play`` as notes come."""
         if self.current is not None and not self.current.finished:
             self.current.cancel(request.start)
-        until = time_of(request.start) - self.margin_s - COMPOSE_SAFETY_S
-        request = replace(request, compose_until=until)
-        drafts = [(f.name, self._fallback_worker.submit(draft, f, request)) for f in self.fallbacks]
+        due = time_of(request.start) - self.margin_s
+        safety = max(COMPOSE_SAFETY_S, COMPOSE_SAFETY_SHARE * (due - time.monotonic()))
+        request = replace(request, compose_until=due - safety)
+        chosen = threading.Event()
+        drafts = [
+            (f.name, self._fallback_worker.submit(draft, f, request, chosen))
+            for f in self.fallbacks
+        ]
 
         def done(player: AnswerPlayer) -> None:
             self.stats.add(player.figures)
@@ -555,6 +582,7 @@ class Generator:
             drafts=drafts,
             inline_fallback=lambda: self.inline(request),
             on_done=done,
+            chosen=chosen,
         )
         self.current = player
         player.start(self._model_worker, self.primary, self.lookahead_s)
