@@ -19,6 +19,7 @@ idle anyway and is ready the moment it is needed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import threading
@@ -364,6 +365,8 @@ class AnswerPlayer:
         if self.finished or self._cancel.is_set():
             return
         if item is _DONE:
+            if self._gave_up:
+                return  # the watchdog hands the answer to the fallback
             self._decided = self.request.end
             self._finish()
             return
@@ -429,7 +432,19 @@ class AnswerPlayer:
             self._gave_up = True
             if any(future.done() for _, future in self._drafts):
                 self._fall_back()
-            # else the watchdog hands over, the fallback draft having had till then
+                return
+            for _, future in self._drafts:  # the first draft done takes over at once
+                future.add_done_callback(self._draft_done)
+            # and the watchdog hands over to whatever is ready, should none be in time
+
+    def _draft_done(self, _future: Future[list[Note]]) -> None:
+        """On the fallback worker: hop to the loop (cheap; never blocks)."""
+        with contextlib.suppress(RuntimeError):  # a closed loop: the jam is over
+            self._loop.call_soon_threadsafe(self._take_draft)
+
+    def _take_draft(self) -> None:
+        if not self.finished:
+            self._fall_back()
 
     def _on_deadline(self) -> None:
         self._watchdog = None

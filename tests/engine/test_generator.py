@@ -199,6 +199,27 @@ async def test_no_candidate_in_time_the_fallback_plays_without_a_miss() -> None:
     assert primary.until is not None  # the responder was told when to have chosen
 
 
+class Drafting(Steady):
+    """A fallback whose draft takes a while (the Markov model's, on a busy machine)."""
+
+    def respond(
+        self, req: AnswerRequest, played: Sequence[Note], position: float
+    ) -> Iterator[Item]:
+        time.sleep(0.05)  # stands for the draft's computation, not for synchronisation
+        yield from super().respond(req, played, position)
+
+
+async def test_a_fallback_draft_still_in_the_making_plays_when_nothing_was_chosen() -> None:
+    primary, fallback = Undecided("model", 60), Drafting("markov", 72)
+    generator = Generator(primary, [fallback], lambda r: [], lookahead_s=0.3, margin_s=0.02)
+    try:
+        player, scheduled = await play_answer(generator, request(2.0, 5.0))
+    finally:
+        generator.close()
+    assert scheduled and {source for _, source, _ in scheduled} == {"markov"}
+    assert player.figures.deadline_misses == 0 and player.figures.fallback_notes == len(scheduled)
+
+
 async def test_the_chosen_figures_reach_the_answer_figures() -> None:
     generator = Generator(Choosing("model", 60), [], lambda r: [], lookahead_s=0.15, margin_s=0.01)
     try:
