@@ -298,8 +298,10 @@ def _markov_from_rules(seed: int = 0, choruses: int = 48) -> Any:
 MODEL_HARMONY = (0.5, 1.0)
 """Chord weights (bonus for chord tones on strong beats, penalty outside the chord and
 blues scales) of a neural model, whose harmony bias already knows the chords."""
-MARKOV_HARMONY = (2.0, 3.0)
-"""The Markov model's: it hears the chord only through its last few tokens."""
+MARKOV_HARMONY = (1.0, 3.0)
+"""The Markov model's: it hears the chord only through its last few tokens. With them
+the shipped baseline puts chord tones on 0.76 of strong beats (0.18 without; players
+about 0.5) and 0.77 of its notes in the chord's scale (0.59 without; players 0.79)."""
 DEFAULT_CANDIDATES = 32
 
 
