@@ -451,8 +451,8 @@ def batch_device(spec: str) -> str | None:
 
 def batch_maker(lm: StreamingLM, device: str | None = None) -> Callable[[int], Batch]:
     """``rows -> batch`` for a model's stream, batches kept for reuse: the neural
-    streams' own batched steps (numpy, or torch on ``device``), any other model
-    through :class:`RowsBatch`."""
+    streams' own batched steps (numpy, or torch on ``device``), any other model (and
+    a single row on the CPU) through :class:`RowsBatch`."""
     from improv.model.inputs import Backend
     from improv.model.lstm import LSTMBatch, LSTMStream
     from improv.model.transformer import TransformerBatch, TransformerStream
@@ -462,7 +462,9 @@ def batch_maker(lm: StreamingLM, device: str | None = None) -> Callable[[int], B
     def make(rows: int) -> Batch:
         batch = made.get(rows)
         if batch is None:
-            if isinstance(lm, LSTMStream):
+            if rows == 1 and device is None:  # the stream's own step is the quickest
+                batch = RowsBatch(lm, 1)
+            elif isinstance(lm, LSTMStream):
                 batch = LSTMBatch(lm, rows, Backend(device))
             elif isinstance(lm, TransformerStream):
                 batch = TransformerBatch(lm, rows, Backend(device))
