@@ -60,7 +60,7 @@ class JamConfig:
     port_in: str | None = None
     port_out: str | None = None
     virtual: bool = False
-    lookahead_ms: float = 400.0  # answers are chosen this far ahead (candidates need it)
+    lookahead_ms: float = 200.0  # answers are chosen this far ahead (more: more candidates)
     margin_ms: float = 15.0  # a note must be ready this long before it sounds
     device: str = "auto"  # where candidate answers are drafted: cuda when torch sees one
     candidates: int = 32  # at most this many candidate answers per turn
