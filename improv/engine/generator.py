@@ -19,7 +19,6 @@ idle anyway and is ready the moment it is needed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sys
 import threading
@@ -317,7 +316,6 @@ class AnswerPlayer:
         self._on_done = on_done
         self._cancel = threading.Event()
         self.chosen = chosen or threading.Event()  # the primary has chosen its answer
-        self._gave_up = False  # the primary chose no answer
         self._decided = request.start  # the answer is known up to here (beats)
         self._last_pitch: int | None = None
         self._watchdog: asyncio.TimerHandle | None = None
@@ -365,8 +363,6 @@ class AnswerPlayer:
         if self.finished or self._cancel.is_set():
             return
         if item is _DONE:
-            if self._gave_up:
-                return  # the watchdog hands the answer to the fallback
             self._decided = self.request.end
             self._finish()
             return
@@ -429,29 +425,11 @@ class AnswerPlayer:
                 self.request.turn,
                 self._source,
             )
-            self._gave_up = True
-            if any(future.done() for _, future in self._drafts):
-                self._fall_back()
-                return
-            for _, future in self._drafts:  # the first draft done takes over at once
-                future.add_done_callback(self._draft_done)
-            # and the watchdog hands over to whatever is ready, should none be in time
-
-    def _draft_done(self, _future: Future[list[Note]]) -> None:
-        """On the fallback worker: hop to the loop (cheap; never blocks)."""
-        with contextlib.suppress(RuntimeError):  # a closed loop: the jam is over
-            self._loop.call_soon_threadsafe(self._take_draft)
-
-    def _take_draft(self) -> None:
-        if not self.finished:
-            self._fall_back()
+            self._fall_back()  # a draft if one is ready, else the rules: never late
 
     def _on_deadline(self) -> None:
         self._watchdog = None
         if self.finished:
-            return
-        if self._gave_up:  # not a miss: the primary said in time that it had nothing
-            self._fall_back()
             return
         self.figures.deadline_misses += 1
         log.info(

@@ -192,10 +192,10 @@ def answer_constraints(
     situation: Situation, *, harmony: ChordWeights | None = None
 ) -> ResponseConstraints:
     """Where an answer plays: trade mode fills most of its slot (its last note ending
-    past ~0.65 of it) and leaves a breath before the next call; phrase mode lasts about
-    as long as the call."""
+    between 0.65 and 0.875 of it: a breath before the next call); phrase mode lasts
+    about as long as the call."""
     length = situation.length
-    breath = min(1.0, max(0.25, length / 16.0))
+    breath = min(2.0, max(0.5, length / 8.0))  # a 2-bar answer ends by 0.875 of its slot
     if situation.mode == "phrase" and situation.call:
         span = max(n.end for n in situation.call) - situation.call[0].onset
         target = min(length, max(1.0, span))

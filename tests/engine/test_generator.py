@@ -199,25 +199,21 @@ async def test_no_candidate_in_time_the_fallback_plays_without_a_miss() -> None:
     assert primary.until is not None  # the responder was told when to have chosen
 
 
-class Drafting(Steady):
-    """A fallback whose draft takes a while (the Markov model's, on a busy machine)."""
-
-    def respond(
-        self, req: AnswerRequest, played: Sequence[Note], position: float
-    ) -> Iterator[Item]:
-        time.sleep(0.05)  # stands for the draft's computation, not for synchronisation
-        yield from super().respond(req, played, position)
-
-
-async def test_a_fallback_draft_still_in_the_making_plays_when_nothing_was_chosen() -> None:
-    primary, fallback = Undecided("model", 60), Drafting("markov", 72)
-    generator = Generator(primary, [fallback], lambda r: [], lookahead_s=0.3, margin_s=0.02)
+async def test_no_candidate_and_no_draft_ready_the_rules_play_at_once() -> None:
+    """The fallback drafts wait for the primary's choice (one interpreter lock): when it
+    chose nothing, none is ready, and the inline rules play, never late, never silent."""
+    primary, fallback = Undecided("model", 60), Steady("markov", 72)
+    inline = [Note(65, 80, 2.0 + i, 0.5) for i in range(3)]
+    generator = Generator(primary, [fallback], lambda r: inline, lookahead_s=0.3, margin_s=0.02)
     try:
         player, scheduled = await play_answer(generator, request(2.0, 5.0))
     finally:
         generator.close()
-    assert scheduled and {source for _, source, _ in scheduled} == {"markov"}
-    assert player.figures.deadline_misses == 0 and player.figures.fallback_notes == len(scheduled)
+    assert primary.until is not None  # the responder was told when to have chosen
+    assert [n for n, _, _ in scheduled] == inline
+    assert all(source == "rules" and lead > 0.001 for _, source, lead in scheduled)
+    figures = player.figures
+    assert figures.deadline_misses == 0 and figures.fallback_notes == 3
 
 
 async def test_the_chosen_figures_reach_the_answer_figures() -> None:
