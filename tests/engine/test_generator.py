@@ -187,18 +187,6 @@ class Choosing(Steady):
         yield from super().respond(req, played, position)
 
 
-async def test_no_candidate_in_time_the_fallback_plays_without_a_miss() -> None:
-    primary, fallback = Undecided("model", 60), Steady("markov", 72)
-    generator = Generator(primary, [fallback], lambda r: [], lookahead_s=0.3, margin_s=0.02)
-    try:
-        player, scheduled = await play_answer(generator, request(2.0, 5.0))
-    finally:
-        generator.close()
-    assert scheduled and {source for _, source, _ in scheduled} == {"markov"}
-    assert player.figures.deadline_misses == 0 and player.figures.candidates == 0
-    assert primary.until is not None  # the responder was told when to have chosen
-
-
 async def test_no_candidate_and_no_draft_ready_the_rules_play_at_once() -> None:
     """The fallback drafts wait for the primary's choice (one interpreter lock): when it
     chose nothing, none is ready, and the inline rules play, never late, never silent."""
