@@ -187,10 +187,20 @@ class Choosing(Steady):
         yield from super().respond(req, played, position)
 
 
+class Drafting(Steady):
+    """A fallback whose draft takes a while (the Markov model's, on a busy machine)."""
+
+    def respond(
+        self, req: AnswerRequest, played: Sequence[Note], position: float
+    ) -> Iterator[Item]:
+        time.sleep(0.1)  # stands for the draft's computation, not for synchronisation
+        yield from super().respond(req, played, position)
+
+
 async def test_no_candidate_and_no_draft_ready_the_rules_play_at_once() -> None:
     """The fallback drafts wait for the primary's choice (one interpreter lock): when it
     chose nothing, none is ready, and the inline rules play, never late, never silent."""
-    primary, fallback = Undecided("model", 60), Steady("markov", 72)
+    primary, fallback = Undecided("model", 60), Drafting("markov", 72)
     inline = [Note(65, 80, 2.0 + i, 0.5) for i in range(3)]
     generator = Generator(primary, [fallback], lambda r: inline, lookahead_s=0.3, margin_s=0.02)
     try:
