@@ -268,9 +268,11 @@ def _decoder(grammar: GrammarState) -> StreamDecoder:
     return decoder
 
 
-def _notes(start: Start, tokens: Sequence[int], window_start: float) -> tuple[Note, ...]:
+def _notes(
+    start: Start, tokens: Sequence[int], window_start: float, *, flush: bool = True
+) -> tuple[Note, ...]:
     decoder = _decoder(start.grammar)
-    events = decoder.feed_all(tokens) + decoder.flush()
+    events = decoder.feed_all(tokens) + (decoder.flush() if flush else [])
     return tuple(
         e.note for e in events if isinstance(e, NoteEnd) and e.note.onset >= window_start - 1e-9
     )
@@ -287,7 +289,9 @@ def _draft_batch(
     clock: Callable[[], float],
 ) -> tuple[list[tuple[str, tuple[Note, ...]]], int, bool]:
     """One batch of candidates (a (transform, seed notes) plan each): the notes of those
-    that finished, the batch steps taken, and whether all finished before ``until``."""
+    that finished, the batch steps taken, and whether all finished before ``until``.
+    When none finished in time, the one that got furthest ends where it stands (a
+    shorter answer of the model's own, rather than the fallback's)."""
     state = start.lm.snapshot()
     try:
         return _run_batch(start, batch, state, plans, constraints, options, rng, until, clock)
@@ -332,9 +336,13 @@ def _run_batch(
     feed = np.zeros(batch.rows, dtype=np.int64)
     active = np.zeros(batch.rows, dtype=bool)
     while True:
-        if clock() > until:  # out of time: the finished candidates only
+        if clock() > until:  # out of time: the finished candidates, else the furthest cut
             done = [c for c in candidates if c.sampler.done and not c.row.pending]
-            return [_result(start, c, constraints) for c in done], steps, False
+            if done or not candidates:
+                return [_result(start, c, constraints) for c in done], steps, False
+            furthest = max(candidates, key=lambda c: len(c.sampler.tokens))
+            cut = _result(start, furthest, constraints, complete_only=True)
+            return ([cut] if cut[1] else []), steps, False
         waiting = [c for c in candidates if not c.row.pending and not c.sampler.done]
         if waiting:
             log_probs = batch.next_log_probs()
@@ -358,10 +366,16 @@ def _run_batch(
 
 
 def _result(
-    start: Start, candidate: _Candidate, constraints: ResponseConstraints
+    start: Start,
+    candidate: _Candidate,
+    constraints: ResponseConstraints,
+    *,
+    complete_only: bool = False,
 ) -> tuple[str, tuple[Note, ...]]:
+    """A candidate's notes (``complete_only``: those whose duration is known; the
+    answer of a candidate cut short ends with its last whole note)."""
     tokens = candidate.seed_tokens + candidate.sampler.tokens
-    return candidate.transform, _notes(start, tokens, constraints.start)
+    return candidate.transform, _notes(start, tokens, constraints.start, flush=not complete_only)
 
 
 def compose(

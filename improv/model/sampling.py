@@ -280,7 +280,7 @@ class ResponseSampler:
         while not self.done and len(self.tokens) < max_tokens:
             self.step()
         if not self.done:
-            self._finish()
+            self.finish()
         return self.tokens
 
     def _emit(self, token: int) -> None:
@@ -288,7 +288,7 @@ class ResponseSampler:
         self.grammar.feed(token)
         self.tokens.append(token)
 
-    def _finish(self) -> None:
+    def finish(self) -> None:
         """End the phrase now, closing an open note at once if needed."""
         g = self.grammar
         if g.phase == Phase.VEL:

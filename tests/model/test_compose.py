@@ -8,11 +8,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import pytest
+import torch
 
 from improv.craft.situation import Situation
 from improv.model.build import build_model, stream_for
 from improv.model.compose import (
     FREE,
+    Composition,
     Craft,
     Pace,
     Start,
@@ -44,6 +46,7 @@ class Seed:  # improv.craft.motif's Seed
 
 
 def _setup(bars: int = 2, mode: str = "trade") -> tuple[Start, Situation]:
+    torch.manual_seed(0)
     model = build_model(
         "lstm",
         "xs",
@@ -101,19 +104,31 @@ def test_the_anytime_loop_stops_at_its_budget_and_keeps_the_best() -> None:
     assert composition.transform == FREE
 
 
-def test_without_time_for_one_candidate_there_is_no_composition() -> None:
+def _compose_until(until: float) -> Composition | None:
     start, situation = _setup()
-    composition = compose(
+    return compose(
         start,
         situation,
         batch_for=batch_maker(start.lm),
-        craft=Craft(),
+        craft=Craft(score=lambda notes, s: Scores(0.0, {})),
         options=SamplingOptions(),
         rng=np.random.default_rng(0),
-        until=0.01,
+        until=until,
+        max_candidates=1,
         clock=Ticker(),
     )
-    assert composition is None
+
+
+def test_without_time_for_one_note_there_is_no_composition() -> None:
+    assert _compose_until(0.002) is None  # the fallback's turn
+
+
+def test_a_candidate_cut_short_by_the_budget_ends_with_its_last_whole_note() -> None:
+    whole = _compose_until(1e9)
+    cut = _compose_until(0.01)  # about 10 tokens: the first note
+    assert whole is not None and cut is not None and cut.candidates == 1
+    assert 0 < len(cut.notes) < len(whole.notes)
+    assert cut.notes == whole.notes[: len(cut.notes)]  # the same line, ended early
 
 
 def test_the_pace_grows_batches_to_fill_the_room() -> None:
