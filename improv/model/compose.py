@@ -401,6 +401,7 @@ def compose(
     constraints = constraints or answer_constraints(situation)
     beats = situation.length
     seeds = list(craft.seeds(situation, rng, 4)) if craft.seeds is not None else []
+    parity = int(rng.integers(2))  # which of every two candidates continues a seed
     best: tuple[float, str, tuple[Note, ...], Any] | None = None
     drafted = batches = 0
     while drafted < max_candidates:
@@ -410,7 +411,7 @@ def compose(
             break
         plans: list[tuple[str, Sequence[Note]]] = []
         for index in range(drafted, drafted + size):
-            if seeds and index % 2 == 1:  # every other candidate continues a seed
+            if seeds and (index + parity) % 2 == 1:  # every other one continues a seed
                 seed = seeds[(index // 2) % len(seeds)]
                 plans.append((str(seed.transform), tuple(seed.notes)))
             else:
