@@ -84,6 +84,10 @@ def register(subparsers: Any) -> None:
     model.add_argument("--seed", type=int)
     model.add_argument("--range", metavar="LO-HI", help="instrument range, e.g. C3-C6")
     model.add_argument("--lookahead-ms", type=float, help="generation keeps this far ahead")
+    model.add_argument(
+        "--device", choices=["auto", "cpu", "cuda"], help="where candidate answers are drafted"
+    )
+    model.add_argument("--candidates", type=int, metavar="N", help="candidate answers per turn")
 
     out = parser.add_argument_group("output")
     out.add_argument("--config", type=Path, metavar="FILE.toml")
@@ -125,6 +129,8 @@ _SETTINGS = (
     "range",
     "lookahead_ms",
     "record",
+    "device",
+    "candidates",
 )
 
 
@@ -181,7 +187,13 @@ async def _jam(config: Any, args: argparse.Namespace) -> dict[str, Any]:
     timeline = ChordTimeline(form)
     with console.status("loading the model ...", spinner="dots"):
         responders = await asyncio.to_thread(
-            build_responders, config.model, config.key_obj, config.metre_obj, timeline
+            build_responders,
+            config.model,
+            config.key_obj,
+            config.metre_obj,
+            timeline,
+            device=config.device,
+            candidates=config.candidates,
         )
     log.info("model: %s", responders.description)
     calls = _calls(config, args) if (args.demo or args.performer) else []
@@ -199,7 +211,13 @@ async def _jam(config: Any, args: argparse.Namespace) -> dict[str, Any]:
         fallbacks=responders.fallbacks,
         inline=rules_answer,
         observers=observers,
-        load_responder=lambda spec: responder_loader(agent.key, agent.metre, timeline)(spec),
+        load_responder=lambda spec: responder_loader(
+            agent.key,
+            agent.metre,
+            timeline,
+            device=config.device,
+            candidates=config.candidates,
+        )(spec),
         timeline=timeline,
     )
     tasks: list[asyncio.Task[None]] = []

@@ -113,6 +113,11 @@ class JamSummary:
     generation_headroom_ms_min: float | None = None
     generation_ms_p50: float | None = None
     generation_ms_max: float | None = None
+    candidates: int = 0  # candidate answers drafted in the whole jam
+    candidates_min: int | None = None  # per answer
+    candidates_p50: float | None = None
+    critic_total: float | None = None  # the winners' mean critic score
+    transform: dict[str, int] = field(default_factory=dict)  # winners by motif transform
     messages_sent: int = 0
     messages_late: int = 0  # sent more than 1 ms after their time
     messages_by_standby: int = 0  # sent by the standby thread (improv.engine.standby)
@@ -737,6 +742,7 @@ class Agent:
             top_p=self.config.top_p,
             seed=self._seed + self._turn_count,
             turn=self._turn_count,
+            mode=self.config.mode,
         )
         self._take_pending_model()
         self.context.hold()
@@ -896,6 +902,10 @@ class Agent:
             "generation_headroom_ms_min": figures.headroom_ms_min if figures else None,
             "deadline_misses": figures.deadline_misses if figures else 0,
             "fallback_notes": figures.fallback_notes if figures else 0,
+            "candidates": figures.candidates if figures else 0,
+            "critic_total": figures.critic_total if figures else None,
+            "critic_parts": figures.critic_parts if figures else None,
+            "transform": figures.transform if figures else None,
         }
         for observer in self.observers:
             observer.on_metrics(metrics)
@@ -921,6 +931,13 @@ class Agent:
         if gen.generation_ms:
             s.generation_ms_p50 = float(np.percentile(gen.generation_ms, 50))
             s.generation_ms_max = float(max(gen.generation_ms))
+        s.candidates = sum(gen.candidates)
+        if gen.candidates:
+            s.candidates_min = min(gen.candidates)
+            s.candidates_p50 = float(np.percentile(gen.candidates, 50))
+        if gen.critic_totals:
+            s.critic_total = float(np.mean(gen.critic_totals))
+        s.transform = dict(gen.transforms)
         s.malformed_in = self.midi_in.stats.malformed
         s.dropped_in = self.midi_in.stats.dropped
         s.notes_coalesced = self.context.coalesced

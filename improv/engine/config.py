@@ -20,6 +20,7 @@ from improv.music.pitch import Key, parse_pitch
 from improv.music.time import Metre, Swing, Tempo
 
 MODES = ("trade", "phrase")
+DEVICES = ("auto", "cpu", "cuda")
 BARS_PER_TURN = (2, 4, 8, 12)
 CLOCKS = ("internal", "midi")
 BARGE_IN = ("yield", "keep")
@@ -63,8 +64,10 @@ class JamConfig:
     port_in: str | None = None
     port_out: str | None = None
     virtual: bool = False
-    lookahead_ms: float = 200.0  # generation stays this far ahead of playback
+    lookahead_ms: float = 200.0  # answers are chosen this far ahead (more: more candidates)
     margin_ms: float = 15.0  # a note must be ready this long before it sounds
+    device: str = "auto"  # where candidate answers are drafted: cuda when torch sees one
+    candidates: int = 32  # at most this many candidate answers per turn
 
     def __post_init__(self) -> None:
         try:
@@ -111,6 +114,8 @@ class JamConfig:
             _within("choruses", self.choruses, 1, 10_000)
         _within("lookahead_ms", self.lookahead_ms, 20.0, 5000.0)
         _within("margin_ms", self.margin_ms, 1.0, self.lookahead_ms)
+        _choice("device", self.device, DEVICES)
+        _within("candidates", self.candidates, 1, 256)
         if self.virtual and (self.port_in or self.port_out):
             raise ValueError("give --virtual or port names, not both")
         if self.model is not None and not self.model.strip():
@@ -179,6 +184,8 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "virtual": (bool,),
     "lookahead_ms": _NUMBER,
     "margin_ms": _NUMBER,
+    "device": (str,),
+    "candidates": (int,),
 }
 _OPTIONAL = {"model", "seed", "channel_in", "choruses", "record", "port_in", "port_out"}
 

@@ -38,9 +38,28 @@ log = logging.getLogger(__name__)
 TICK = to_beats(1)
 """The grid step: after a note at x, the next one may come as early as x + TICK."""
 
-Item = Note | float
-"""What a responder yields: a note (absolute onset, beats), or the position up to which
-the answer is decided without a note (a rest)."""
+
+@dataclass(frozen=True, slots=True)
+class Chosen:
+    """How a responder chose its answer, yielded before its notes: the candidates it
+    drafted and the winner's scores. ``candidates`` 0: none was ready in time, and the
+    fallback plays the answer."""
+
+    candidates: int
+    critic_total: float | None = None
+    critic_parts: dict[str, float] | None = None
+    transform: str | None = None
+
+
+Item = Note | float | Chosen
+"""What a responder yields: how the answer was chosen, a note (absolute onset, beats), or
+the position up to which the answer is decided without a note (a rest)."""
+
+COMPOSE_SAFETY_S = 0.03
+COMPOSE_SAFETY_SHARE = 0.2
+"""Drafting stops this long (or this share of the time to the first deadline, if more)
+before the watchdog's first deadline: the chosen notes still have to reach the loop
+through a busy machine's scheduler."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +79,8 @@ class AnswerRequest:
     top_p: float = 0.95
     seed: int = 0
     turn: int = 0
+    mode: str = "trade"
+    compose_until: float | None = None  # monotonic time by which the answer is chosen
 
     @property
     def length(self) -> float:
@@ -93,9 +114,10 @@ class Responder(Protocol):
         ...
 
 
-def shape(note: Note, request: AnswerRequest, velocity_scale: float) -> Note | None:
-    """Fit a generated note to the answer: inside its window, the instrument's range and
-    the call's dynamics. None when nothing of it is left."""
+def shape(note: Note, request: AnswerRequest) -> Note | None:
+    """Fit a generated note to the answer: inside its window and the instrument's range.
+    Dynamics are the responder's (once, by the craft's dynamics). None when nothing of
+    it is left."""
     if note.onset < request.start - 1e-9 or note.onset >= request.end - 1e-9:
         return None
     lo, hi = request.pitch_range
@@ -106,13 +128,17 @@ def shape(note: Note, request: AnswerRequest, velocity_scale: float) -> Note | N
         pitch -= 12
     if not lo <= pitch <= hi:
         return None
-    velocity = max(1, min(127, round(note.velocity * velocity_scale)))
+    velocity = max(1, min(127, note.velocity))
     duration = min(note.duration, request.end - note.onset)
     return Note(pitch, velocity, note.onset, duration)
 
 
 def _one_thread() -> None:
-    """Model threads do one thing at a time: no intra-op thread pools fighting for cores."""
+    """Model threads do one thing at a time: no intra-op thread pools fighting for cores
+    (torch's, and the BLAS under numpy: a batch of 8 steps 4x slower with its threads)."""
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1, user_api="blas")
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.set_num_threads(1)
@@ -158,6 +184,10 @@ class AnswerFigures:
     headroom_ms_min: float | None = None  # least time between a note being ready and due
     first_onset: float | None = None  # position of the answer's first note (beats)
     first_time: float | None = None  # when the first note is scheduled (monotonic s)
+    candidates: int = 0  # candidate answers drafted (0: the responder chose none)
+    critic_total: float | None = None  # the winner's scores
+    critic_parts: dict[str, float] | None = None
+    transform: str | None = None  # the winner's motif transform, or "free"
 
     def headroom(self, ms: float) -> None:
         if self.headroom_ms_min is None or ms < self.headroom_ms_min:
@@ -172,9 +202,17 @@ class GeneratorStats:
     deadline_misses: int = 0
     headroom_ms_min: float | None = None
     generation_ms: list[float] = field(default_factory=list)
+    candidates: list[int] = field(default_factory=list)  # per answer
+    critic_totals: list[float] = field(default_factory=list)
+    transforms: dict[str, int] = field(default_factory=dict)
 
     def add(self, figures: AnswerFigures) -> None:
         self.answers += 1
+        self.candidates.append(figures.candidates)
+        if figures.critic_total is not None:
+            self.critic_totals.append(figures.critic_total)
+        if figures.transform is not None:
+            self.transforms[figures.transform] = self.transforms.get(figures.transform, 0) + 1
         self.notes += figures.notes
         self.fallback_notes += figures.fallback_notes
         self.deadline_misses += figures.deadline_misses
@@ -199,9 +237,11 @@ def _produce(
     cancel: threading.Event,
     time_of: Callable[[float], float],
     lookahead_s: float,
+    chosen: threading.Event,
 ) -> None:
     """Run on a worker: pull notes from the responder, hand each to the loop at once,
-    and rest while generation is more than ``lookahead_s`` ahead of playback."""
+    and rest while generation is more than ``lookahead_s`` ahead of playback. ``chosen``
+    is set once the responder has chosen its answer (or given up)."""
     spent = 0.0
     try:
         items = responder.respond(request, played, position)
@@ -211,19 +251,30 @@ def _produce(
             spent += time.perf_counter() - t0
             if item is _DONE:
                 break
-            assert isinstance(item, Note | float)
+            assert isinstance(item, Note | float | Chosen)
             sink(item, spent)
+            if isinstance(item, Chosen):
+                chosen.set()
+                continue
             at = item.onset if isinstance(item, Note) else item
             wait = time_of(at) - lookahead_s - time.monotonic()
             if wait > 0:
                 cancel.wait(wait)
     finally:
+        chosen.set()
         sink(_DONE, spent)
 
 
-def draft(responder: Responder, request: AnswerRequest) -> list[Note]:
-    """A whole answer at once (a fallback draft), on the responder's worker."""
+def draft(
+    responder: Responder, request: AnswerRequest, chosen: threading.Event | None = None
+) -> list[Note]:
+    """A whole answer at once (a fallback draft), on the responder's worker. It waits
+    until the primary has chosen its answer (at most until the primary's time is up):
+    drafting alongside would take half the primary's time (one interpreter lock)."""
+    if chosen is not None and request.compose_until is not None:
+        chosen.wait(max(0.0, request.compose_until - time.monotonic()))
     notes: list[Note] = []
+    request = replace(request, compose_until=None)  # a draft is not needed before a miss
     for item in responder.respond(request, (), request.start):
         if isinstance(item, Note):
             notes.append(item)
@@ -252,6 +303,7 @@ class AnswerPlayer:
         drafts: Sequence[tuple[str, Future[list[Note]]]],
         inline_fallback: Callable[[], list[Note]] | None,
         on_done: Callable[[AnswerPlayer], None],
+        chosen: threading.Event | None = None,
     ) -> None:
         self.request = request
         self.figures = AnswerFigures(turn=request.turn)
@@ -263,11 +315,11 @@ class AnswerPlayer:
         self._inline_fallback = inline_fallback
         self._on_done = on_done
         self._cancel = threading.Event()
+        self.chosen = chosen or threading.Event()  # the primary has chosen its answer
         self._decided = request.start  # the answer is known up to here (beats)
         self._last_pitch: int | None = None
         self._watchdog: asyncio.TimerHandle | None = None
         self._planned_at = time.monotonic()
-        self._velocity_scale = 1.0
         self._source = ""
         self.finished = False
         self.played: list[Note] = []
@@ -277,7 +329,6 @@ class AnswerPlayer:
     def start(self, worker: Worker, responder: Responder, lookahead_s: float) -> None:
         self._source = responder.name
         self.figures.source = responder.name
-        self._velocity_scale = _velocity_scale(self.request)
         worker.submit(
             _produce,
             responder,
@@ -288,6 +339,7 @@ class AnswerPlayer:
             self._cancel,
             self._time_of,
             lookahead_s,
+            self.chosen,
         )
         self._arm()
 
@@ -317,6 +369,9 @@ class AnswerPlayer:
         if isinstance(item, float):
             self._advance(item)
             return
+        if isinstance(item, Chosen):
+            self._chosen(item)
+            return
         assert isinstance(item, Note)
         if self.figures.first_note_ms is None:
             self.figures.first_note_ms = (time.monotonic() - self._planned_at) * 1000.0
@@ -326,7 +381,7 @@ class AnswerPlayer:
     # playing ----------------------------------------------------------------------------
 
     def _emit(self, note: Note, source: str, *, primary: bool) -> None:
-        shaped = shape(note, self.request, self._velocity_scale)
+        shaped = shape(note, self.request)
         if shaped is None:
             return
         due = self._time_of(shaped.onset)
@@ -358,25 +413,44 @@ class AnswerPlayer:
         due = self._time_of(self._decided) - self._margin_s
         self._watchdog = self._loop.call_at(due, self._on_deadline)
 
+    def _chosen(self, chosen: Chosen) -> None:
+        figures = self.figures
+        figures.candidates = chosen.candidates
+        figures.critic_total = chosen.critic_total
+        figures.critic_parts = chosen.critic_parts
+        figures.transform = chosen.transform
+        if chosen.candidates == 0:
+            log.info(
+                "answer %d: %s drafted no answer in time: the fallback plays it",
+                self.request.turn,
+                self._source,
+            )
+            self._fall_back()  # a draft if one is ready, else the rules: never late
+
     def _on_deadline(self) -> None:
         self._watchdog = None
         if self.finished:
             return
         self.figures.deadline_misses += 1
-        self._cancel.set()
         log.info(
             "answer %d: %s missed its deadline at beat %.2f: fallback continues",
             self.request.turn,
             self._source,
             self._decided,
         )
+        self._fall_back()
+
+    def _fall_back(self) -> None:
+        """The fallback draft plays the answer from where it is decided on; should the
+        last resort itself fail, the answer ends with what it played."""
+        self._cancel.set()
         try:
             name, notes = self._fallback()
             shift = _octave_shift(notes, self._decided, self._last_pitch)
             for note in notes:
                 if note.onset >= self._decided - 1e-9:
                     self._emit(_transpose(note, shift), name, primary=False)
-        except Exception:  # the last resort failed: the answer ends with what it played
+        except Exception:
             log.exception("answer %d: the fallback failed; the answer ends here", self.request.turn)
         finally:
             self._decided = self.request.end
@@ -400,12 +474,6 @@ class AnswerPlayer:
             self._watchdog.cancel()
             self._watchdog = None
         self._on_done(self)
-
-
-def _velocity_scale(request: AnswerRequest) -> float:
-    """Generated velocities are scaled so the answer sits near the call's dynamics
-    (a model's or the rules' velocities centre on about 80)."""
-    return max(0.5, min(1.6, request.velocity / 80.0))
 
 
 def _transpose(note: Note, semitones: int) -> Note:
@@ -490,7 +558,14 @@ class Generator:
         """Start generating an answer; it plays through ``play`` as notes come."""
         if self.current is not None and not self.current.finished:
             self.current.cancel(request.start)
-        drafts = [(f.name, self._fallback_worker.submit(draft, f, request)) for f in self.fallbacks]
+        due = time_of(request.start) - self.margin_s
+        safety = max(COMPOSE_SAFETY_S, COMPOSE_SAFETY_SHARE * (due - time.monotonic()))
+        request = replace(request, compose_until=due - safety)
+        chosen = threading.Event()
+        drafts = [
+            (f.name, self._fallback_worker.submit(draft, f, request, chosen))
+            for f in self.fallbacks
+        ]
 
         def done(player: AnswerPlayer) -> None:
             self.stats.add(player.figures)
@@ -505,6 +580,7 @@ class Generator:
             drafts=drafts,
             inline_fallback=lambda: self.inline(request),
             on_done=done,
+            chosen=chosen,
         )
         self.current = player
         player.start(self._model_worker, self.primary, self.lookahead_s)

@@ -68,6 +68,10 @@ class TurnMetrics(TypedDict):
     generation_headroom_ms_min: float | None
     deadline_misses: int
     fallback_notes: int
+    candidates: NotRequired[int]  # candidate answers drafted (0: the fallback played)
+    critic_total: NotRequired[float | None]  # the winner's critic scores
+    critic_parts: NotRequired[dict[str, float] | None]
+    transform: NotRequired[str | None]  # the winner's motif transform, or "free"
 
 
 def envelope(t: float, ts: float, body: dict[str, Any]) -> dict[str, Any]:
@@ -134,7 +138,15 @@ def phrase_body(role: Role, phrase: Phrase, turn: int | None) -> dict[str, Any]:
 
 def metrics_body(metrics: dict[str, Any]) -> dict[str, Any]:
     """A turn's figures, milliseconds to 0.1 microsecond (finer is noise)."""
-    return {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
+    return {k: _rounded(v) for k, v in metrics.items()}
+
+
+def _rounded(value: Any) -> Any:
+    if isinstance(value, float):
+        return round(value, 4)
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return value
 
 
 @cache

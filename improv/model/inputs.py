@@ -9,7 +9,7 @@ differ only in what lies between; attribute names (``wte``, ``wke``, ``wce``, ``
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -203,4 +203,159 @@ class NumpyStream:
         raise NotImplementedError
 
     def _core_logits(self) -> np.ndarray:
+        raise NotImplementedError
+
+
+class Backend:
+    """Where a batched stream's arrays live: numpy (``device`` None), or torch on a
+    device. The few operations the batched cores need, under one name for both."""
+
+    def __init__(self, device: str | None = None) -> None:
+        self.device = torch.device(device) if device is not None else None
+        ops: tuple[Callable[..., Any], ...] = (
+            (np.tanh, np.exp, np.einsum, np.sqrt)
+            if self.device is None
+            else (torch.tanh, torch.exp, torch.einsum, torch.sqrt)
+        )
+        self.tanh, self.exp, self.einsum, self.sqrt = ops
+
+    @property
+    def name(self) -> str:
+        return "numpy" if self.device is None else f"torch-{self.device.type}"
+
+    def array(self, a: np.ndarray) -> Any:
+        """A float32 array (weights, state) on the backend."""
+        a = np.ascontiguousarray(a, dtype=np.float32)
+        return a if self.device is None else torch.from_numpy(a).to(self.device)
+
+    def index(self, a: np.ndarray) -> Any:
+        a = np.asarray(a, dtype=np.int64)
+        return a if self.device is None else torch.from_numpy(a).to(self.device)
+
+    def host(self, a: Any) -> np.ndarray:
+        return a if self.device is None else a.detach().cpu().numpy()
+
+    def copy(self, a: Any) -> Any:
+        return a.copy() if self.device is None else a.clone()
+
+    def cat(self, xs: Sequence[Any], axis: int) -> Any:
+        return (
+            np.concatenate(xs, axis=axis) if self.device is None else torch.cat(list(xs), dim=axis)
+        )
+
+    def amax(self, x: Any, axis: int) -> Any:
+        if self.device is None:
+            return x.max(axis=axis, keepdims=True)
+        return x.amax(dim=axis, keepdim=True)
+
+    def sum(self, x: Any, axis: int) -> Any:
+        if self.device is None:
+            return x.sum(axis=axis, keepdims=True)
+        return x.sum(dim=axis, keepdim=True)
+
+    def mean(self, x: Any, axis: int) -> Any:
+        if self.device is None:
+            return x.mean(axis=axis, keepdims=True)
+        return x.mean(dim=axis, keepdim=True)
+
+
+class BatchStream:
+    """B streams of one model advanced together, one token per row and step: the
+    candidates of an answer drafted at once. Rows start from one single stream's
+    snapshot (:meth:`fill`); :meth:`advance` feeds a token to the rows marked active
+    and leaves the others as they are. Subclasses hold the core's state with a leading
+    batch axis and implement ``_fill_core``, ``_core`` and ``_core_logits``.
+    """
+
+    def __init__(self, stream: NumpyStream, rows: int, backend: Backend) -> None:
+        if rows < 1:
+            raise ValueError(f"a batch needs at least one row: {rows}")
+        cfg = stream.config
+        self.rows = rows
+        self.backend = backend
+        self.config = cfg
+        self.frame = stream.frame
+        self.harmony = stream.harmony
+        self.beat_class = stream.beat_class
+        self._key = np.full(rows, cfg.n_keys, dtype=np.int64)
+        self._chord = np.full(rows, cfg.n_chords, dtype=np.int64)
+        self._where = np.full(rows, cfg.n_pos, dtype=np.int64)
+        self._log_probs: np.ndarray | None = None
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.config.vocab_size)
+
+    def fill(self, state: object) -> None:
+        """Every row at a point of the single stream (a ``snapshot()`` of it)."""
+        key, chord, where = self._fill_core(state)
+        self._key[:], self._chord[:], self._where[:] = key, chord, where
+        self._log_probs = None
+
+    def advance(self, tokens: np.ndarray, active: np.ndarray) -> None:
+        """Feed ``tokens[r]`` to every row ``r`` where ``active[r]``; (B,) each."""
+        cfg = self.config
+        tokens = np.asarray(tokens, dtype=np.int64)
+        active = np.asarray(active, dtype=bool)
+        if tokens.shape != (self.rows,) or active.shape != (self.rows,):
+            raise ValueError(f"tokens and active must have shape ({self.rows},)")
+        if not active.any():
+            return
+        live = tokens[active]
+        if live.min() < 0 or live.max() >= self.vocab_size:
+            raise ValueError(f"token id out of range 0..{self.vocab_size - 1}")
+        tokens = np.where(active, tokens, 0)
+        for track, start, n in (
+            (self._key, cfg.key_start, cfg.n_keys),
+            (self._chord, cfg.chord_start, cfg.n_chords),
+            (self._where, cfg.pos_start, cfg.n_pos),
+        ):
+            hit = active & (tokens >= start) & (tokens < start + n)
+            track[hit] = tokens[hit] - start
+        read = tokens if self.frame is None else self.frame.read[self._key, tokens]
+        self._core(np.asarray(read, dtype=np.int64), active)
+        self._log_probs = None
+
+    def next_log_probs(self) -> np.ndarray:
+        """(B, V) float32 log-probabilities of each row's next token."""
+        if self._log_probs is None:
+            logits = self.backend.host(self._core_logits()).astype(np.float64)
+            if self.harmony is not None:
+                logits += self.harmony[self._chord, self.beat_class[self._where]]
+            if self.frame is not None:
+                write = self.frame.write[self._key]
+                logits = np.take_along_axis(logits, write, axis=1) + self.frame.bias[self._key]
+            m = logits.max(axis=1, keepdims=True)
+            lp = logits - (m + np.log(np.exp(logits - m).sum(axis=1, keepdims=True)))
+            self._log_probs = lp.astype(np.float32)
+        return self._log_probs
+
+    def snapshot_row(self, row: int) -> object:
+        """Row ``row``'s state, for :meth:`restore_row` (of any row of this batch)."""
+        tracked = (int(self._key[row]), int(self._chord[row]), int(self._where[row]))
+        return tracked, self._core_row(row)
+
+    def restore_row(self, row: int, state: object) -> None:
+        assert isinstance(state, tuple)
+        (key, chord, where), core = state
+        self._key[row], self._chord[row], self._where[row] = key, chord, where
+        self._restore_core_row(row, core)
+        self._log_probs = None
+
+    def _fill_core(self, state: object) -> tuple[int, int, int]:
+        """Set every row's core from a single stream's snapshot; its (key, chord, where)."""
+        raise NotImplementedError
+
+    def _core(self, read: np.ndarray, active: np.ndarray) -> None:
+        """Tokens (as the pitch frame reads them) through the core, active rows only."""
+        raise NotImplementedError
+
+    def _core_logits(self) -> Any:
+        """(B, V) logits of the last step of each row, before the output end."""
+        raise NotImplementedError
+
+    def _core_row(self, row: int) -> object:
+        raise NotImplementedError
+
+    def _restore_core_row(self, row: int, core: object) -> None:
         raise NotImplementedError

@@ -15,7 +15,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from improv.model.inputs import ConditionedLM, InputsConfig, NumpyStream, lm_loss
+from improv.model.inputs import (
+    Backend,
+    BatchStream,
+    ConditionedLM,
+    InputsConfig,
+    NumpyStream,
+    lm_loss,
+)
 
 State = tuple[torch.Tensor, torch.Tensor]
 
@@ -154,6 +161,79 @@ class LSTMStream(NumpyStream):
     def describe(self) -> dict[str, Any]:
         params = sum(p.numel() for p in self.model.parameters())
         return {"kind": "lstm", "name": self._name, "params": params, **asdict(self.config)}
+
+
+class LSTMBatch(BatchStream):
+    """B rows of an :class:`LSTMStream`'s step, advanced together (its arrays, taken
+    once, on the batch's backend): the hidden and cell states gain a batch axis."""
+
+    def __init__(self, stream: LSTMStream, rows: int, backend: Backend | None = None) -> None:
+        backend = backend or Backend()
+        super().__init__(stream, rows, backend)
+        a = backend.array
+        self.n_hidden = stream.config.n_hidden
+        self.n_layer = stream.config.n_layer
+        self.table = a(stream.table)
+        self.key_table = a(stream.key_table)
+        self.chord_table = a(stream.chord_table)
+        self.w_hh = [a(w) for w in stream.w_hh]
+        self.w_ih = [a(w) for w in stream.w_ih]
+        self.b = [a(b) for b in stream.b]
+        self.head_w, self.head_b = a(stream.head_w), a(stream.head_b)
+        self._h: list[Any] = []
+        self._c: list[Any] = []
+
+    def _fill_core(self, state: object) -> tuple[int, int, int]:
+        assert isinstance(state, tuple)
+        h, c, key, chord, where, _ = state
+        a, rows = self.backend.array, self.rows
+        self._h = [a(np.tile(x, (rows, 1))) for x in h]  # (B, H) per layer
+        self._c = [a(np.tile(x, (rows, 1))) for x in c]
+        return key, chord, where
+
+    def _core(self, read: np.ndarray, active: np.ndarray) -> None:
+        be, hidden = self.backend, self.n_hidden
+        idx = be.index
+        every = bool(active.all())
+        x = self._h[0]
+        for i in range(self.n_layer):
+            if i == 0:
+                gates = self.table[idx(read)] + self._h[0] @ self.w_hh[0]
+                if self.config.n_keys:
+                    gates = gates + self.key_table[idx(self._key)]
+                if self.config.n_chords:
+                    gates = gates + self.chord_table[idx(self._chord)]
+            else:
+                gates = x @ self.w_ih[i] + self._h[i] @ self.w_hh[i] + self.b[i]
+            sig = 0.5 * (be.tanh(0.5 * gates[:, : 2 * hidden]) + 1.0)
+            i_gate, f_gate = sig[:, :hidden], sig[:, hidden:]
+            g_gate = be.tanh(gates[:, 2 * hidden : 3 * hidden])
+            o_gate = 0.5 * (be.tanh(0.5 * gates[:, 3 * hidden :]) + 1.0)
+            c = f_gate * self._c[i] + i_gate * g_gate
+            x = o_gate * be.tanh(c)
+            if every:
+                self._h[i], self._c[i] = x, c
+            else:
+                rows = idx(np.flatnonzero(active))
+                h_i, c_i = be.copy(self._h[i]), be.copy(self._c[i])
+                h_i[rows], c_i[rows] = x[rows], c[rows]
+                self._h[i], self._c[i] = h_i, c_i
+                x = h_i
+
+    def _core_logits(self) -> Any:
+        return self._h[-1] @ self.head_w + self.head_b
+
+    def _core_row(self, row: int) -> object:
+        cp = self.backend.copy
+        return [cp(h[row]) for h in self._h], [cp(c[row]) for c in self._c]
+
+    def _restore_core_row(self, row: int, core: object) -> None:
+        assert isinstance(core, tuple)
+        hs, cs = core
+        for i in range(self.n_layer):
+            self._h[i] = self.backend.copy(self._h[i])
+            self._c[i] = self.backend.copy(self._c[i])
+            self._h[i][row], self._c[i][row] = hs[i], cs[i]
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

@@ -27,7 +27,9 @@ from functools import cache
 import numpy as np
 
 from improv.model.api import StreamingLM
+from improv.music.chords import chord_scale
 from improv.music.notes import ChordChange, Note
+from improv.music.scales import Scale
 from improv.music.time import TICKS_PER_BEAT, Metre
 from improv.tokens import (
     MAX_DUR_TICKS,
@@ -39,6 +41,7 @@ from improv.tokens import (
     Role,
     StreamDecoder,
     StreamEncoder,
+    _chord_change_parts,
     allowed_mask,
 )
 
@@ -102,6 +105,45 @@ def sample(
 
 
 @dataclass(frozen=True)
+class ChordWeights:
+    """Log-probability added to pitches by the chord in force at the note's onset: a
+    bonus for chord tones on strong beats (beats 1 and 3 of 4/4), a penalty for pitches
+    outside the chord's scale and the key's blues scale. A model that knows the
+    harmony (the neural ones' harmony bias) needs little; the Markov fallback more."""
+
+    tone_bonus: float = 1.5
+    outside_penalty: float = 2.0
+
+    def bias(self, chord_token: int, key: int, strong: bool) -> np.ndarray:
+        """The additive bias over the vocabulary (zeros under no chord)."""
+        return _chord_bias(self.tone_bonus, self.outside_penalty, chord_token, key, strong)
+
+
+@cache
+def _chord_bias(
+    bonus: float, penalty: float, chord_token: int, key: int, strong: bool
+) -> np.ndarray:
+    out = np.zeros(VOCAB.size, dtype=np.float32)
+    if chord_token < 0 or chord_token not in VOCAB.chord_ids:
+        out.flags.writeable = False
+        return out
+    _, chord = _chord_change_parts(chord_token, key)
+    if chord is None:
+        out.flags.writeable = False
+        return out
+    tones = frozenset(chord.tones)
+    inside = chord_scale(chord).pitch_classes | tones | Scale.named("blues", key).pitch_classes
+    for pitch in range(128):
+        pc = pitch % 12
+        if strong and pc in tones:
+            out[_PITCH0 + pitch] = bonus
+        elif pc not in inside:
+            out[_PITCH0 + pitch] = -penalty
+    out.flags.writeable = False
+    return out
+
+
+@dataclass(frozen=True)
 class ResponseConstraints:
     """Where and how a response may play (beats in the stream's timeline)."""
 
@@ -110,10 +152,14 @@ class ResponseConstraints:
     max_bars: float | None = None  # nor past this many bars after the start
     pitch_range: tuple[int, int] = (0, 127)
     min_notes: int = 1  # PHRASE_END only once this many notes are out (when time allows)
+    min_end: float | None = None  # nor before the last note has ended here (a filled slot)
+    harmony: ChordWeights | None = None  # pitches weighted by the chord in force
 
     def __post_init__(self) -> None:
         if self.deadline is None and self.max_bars is None:
             raise ValueError("a response needs a deadline or a maximum length in bars")
+        if self.min_notes < 0:
+            raise ValueError(f"min_notes must be >= 0: {self.min_notes}")
         low, high = self.pitch_range
         if not 0 <= low <= high <= 127:
             raise ValueError(f"bad pitch range {self.pitch_range}")
@@ -187,6 +233,11 @@ class ResponseSampler:
         low, high = constraints.pitch_range
         self._pitch_mask = np.zeros(VOCAB.size, dtype=bool)
         self._pitch_mask[_PITCH0 + low : _PITCH0 + high + 1] = True
+        self.min_end_tick = (
+            round((constraints.min_end - origin) * TICKS_PER_BEAT)
+            if constraints.min_end is not None
+            else None
+        )
         self.tokens: list[int] = []
         self.forced = 0
         self.done = False
@@ -203,27 +254,33 @@ class ResponseSampler:
             return []
         start = len(self.tokens)
         for _ in range(8):  # forced chords, then the model's own token
-            token = self._draw()
-            forced = self._forced_before(token)
-            if not forced:
-                self._emit(token)
+            if self.draw_once():
                 break
-            for t in forced:
-                self._emit(t)
-                self.forced += 1
-            if token == VOCAB.phrase_end:
-                self._emit(token)
-                break
-        if self.tokens and self.tokens[-1] == VOCAB.phrase_end:
-            self.done = True
         return self.tokens[start:]
+
+    def draw_once(self) -> bool:
+        """One draw from the model. True when the drawn token went out; False when chord
+        changes had to be stated first (they went out instead, and the draw is to be made
+        again with them heard). A batched driver calls this once the model has heard
+        every token emitted so far."""
+        token = self._draw()
+        forced = self._forced_before(token)
+        for t in forced:
+            self._emit(t)
+            self.forced += 1
+        if forced and token != VOCAB.phrase_end:
+            return False
+        self._emit(token)
+        if token == VOCAB.phrase_end:
+            self.done = True
+        return True
 
     def run(self, max_tokens: int = 4096) -> list[int]:
         """Step until the phrase ends (``max_tokens`` bounds a misbehaving model)."""
         while not self.done and len(self.tokens) < max_tokens:
             self.step()
         if not self.done:
-            self._finish()
+            self.finish()
         return self.tokens
 
     def _emit(self, token: int) -> None:
@@ -231,7 +288,7 @@ class ResponseSampler:
         self.grammar.feed(token)
         self.tokens.append(token)
 
-    def _finish(self) -> None:
+    def finish(self) -> None:
         """End the phrase now, closing an open note at once if needed."""
         g = self.grammar
         if g.phase == Phase.VEL:
@@ -245,7 +302,14 @@ class ResponseSampler:
         mask = self.mask()
         if not mask.any():
             return VOCAB.phrase_end
-        return sample(self.lm.next_log_probs(), mask, self.options, self.rng)
+        log_probs = self.lm.next_log_probs()
+        harmony = self.constraints.harmony
+        g = self.grammar
+        if harmony is not None and g.phase == Phase.VEL:  # the pitch comes next
+            beat, rest = divmod(g.tick - g.bar * self.tpb, TICKS_PER_BEAT)
+            strong = rest == 0 and beat % 2 == 0
+            log_probs = log_probs + harmony.bias(g.chord, g.key, strong)
+        return sample(log_probs, mask, self.options, self.rng)
 
     # -- masks ----------------------------------------------------------------------------
 
@@ -275,9 +339,16 @@ class ResponseSampler:
             mask[VOCAB.bar] = False
         if not self.start_tick <= g.tick < end:
             mask[VOCAB.vel_ids.start : VOCAB.vel_ids.stop] = False
-        if self.notes < self.constraints.min_notes and (mask & ~_end_only()).any():
+        if mask[VOCAB.phrase_end] and self._too_soon() and (mask & ~_end_only()).any():
             mask[VOCAB.phrase_end] = False
         return mask
+
+    def _too_soon(self) -> bool:
+        """Whether the phrase is still too short to end (too few notes, or its last note
+        ends before ``min_end``)."""
+        if self.notes < self.constraints.min_notes:
+            return True
+        return self.min_end_tick is not None and self.grammar.note_end < self.min_end_tick
 
     # -- forced chord changes ----------------------------------------------------------------
 

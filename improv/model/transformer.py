@@ -27,7 +27,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from improv.model.inputs import ConditionedLM, InputsConfig, NumpyStream, lm_loss
+from improv.model.inputs import (
+    Backend,
+    BatchStream,
+    ConditionedLM,
+    InputsConfig,
+    NumpyStream,
+    lm_loss,
+)
 
 _GELU_C = np.float32(math.sqrt(2.0 / math.pi))  # GELU, tanh form (as GPT-2)
 
@@ -311,3 +318,125 @@ class TransformerStream(NumpyStream):
             "params": self._params,
             **asdict(self.config),
         }
+
+
+class TransformerBatch(BatchStream):
+    """B rows of a :class:`TransformerStream`'s step, advanced together: each row has
+    its own ring buffers and stream position (rows advance by different numbers of
+    tokens when chord changes are forced into some of them)."""
+
+    def __init__(
+        self, stream: TransformerStream, rows: int, backend: Backend | None = None
+    ) -> None:
+        backend = backend or Backend()
+        super().__init__(stream, rows, backend)
+        cfg = stream.config
+        a = backend.array
+        self.head_dim = stream.head_dim
+        self.wte = a(stream.wte)
+        self.wke = a(stream.wke) if stream.wke is not None else None
+        self.wce = a(stream.wce) if stream.wce is not None else None
+        self.layers = [{k: a(v) for k, v in layer.items()} for layer in stream.layers]
+        self.lnf_w, self.lnf_b = a(stream.lnf_w), a(stream.lnf_b)
+        self.head_w = a(stream.head_w)
+        self.inv_freq = stream.inv_freq
+        self.slots = np.arange(cfg.window)
+        self._pos = np.zeros(rows, dtype=np.int64)
+        self._k: list[Any] = []  # per layer (B, nh, window, hd)
+        self._v: list[Any] = []
+        self._x: Any = None  # (B, C)
+
+    def _fill_core(self, state: object) -> tuple[int, int, int]:
+        assert isinstance(state, tuple)
+        pos, key, chord, where, x, _, k, v = state
+        a, rows = self.backend.array, self.rows
+        self._pos[:] = pos
+        self._x = a(np.tile(x, (rows, 1)))
+        self._k = [a(np.repeat(k[i][None], rows, axis=0)) for i in range(len(k))]
+        self._v = [a(np.repeat(v[i][None], rows, axis=0)) for i in range(len(v))]
+        return key, chord, where
+
+    def _layer_norm(self, x: Any, w: Any, b: Any) -> Any:
+        be = self.backend
+        d = x - be.mean(x, 1)
+        var = be.mean(d * d, 1)
+        return d * (1.0 / be.sqrt(var + 1e-5)) * w + b
+
+    def _core(self, read: np.ndarray, active: np.ndarray) -> None:
+        cfg, be = self.config, self.backend
+        idx = be.index
+        nh, hd, half = cfg.n_head, self.head_dim, self.head_dim // 2
+        n = self.rows
+        angles = self._pos[:, None] * self.inv_freq[None, :]  # (B, hd/2), float64
+        cos = be.array(np.cos(angles))[:, None, :]  # (B, 1, hd/2)
+        sin = be.array(np.sin(angles))[:, None, :]
+        live = np.flatnonzero(active)
+        rows, slots = idx(live), idx(self._pos[live] % cfg.window)
+        filled = np.minimum(self._pos + 1, cfg.window)
+        hidden = be.array(np.where(self.slots[None, :] < filled[:, None], 0.0, -np.inf))
+        scale = 1.0 / math.sqrt(hd)
+        x = self.wte[idx(read)]  # (B, C)
+        if self.wke is not None:
+            x = x + self.wke[idx(self._key)]
+        if self.wce is not None:
+            x = x + self.wce[idx(self._chord)]
+        for i, layer in enumerate(self.layers):
+            h = self._layer_norm(x, layer["ln1_w"], layer["ln1_b"])
+            qkv = h @ layer["attn_w"] + layer["attn_b"]  # (B, 3C)
+            q, k, v = (
+                qkv[:, j * cfg.n_embd : (j + 1) * cfg.n_embd].reshape(n, nh, hd) for j in range(3)
+            )
+            q = be.cat(
+                (
+                    q[..., :half] * cos - q[..., half:] * sin,
+                    q[..., :half] * sin + q[..., half:] * cos,
+                ),
+                2,
+            )
+            k = be.cat(
+                (
+                    k[..., :half] * cos - k[..., half:] * sin,
+                    k[..., :half] * sin + k[..., half:] * cos,
+                ),
+                2,
+            )
+            self._k[i][rows, :, slots] = k[rows]
+            self._v[i][rows, :, slots] = v[rows]
+            att = be.einsum("bhd,bhnd->bhn", q, self._k[i]) * scale + hidden[:, None, :]
+            att = be.exp(att - be.amax(att, 2))
+            att = att / be.sum(att, 2)
+            y = be.einsum("bhn,bhnd->bhd", att, self._v[i]).reshape(n, -1)  # (B, C)
+            x = x + (y @ layer["proj_w"] + layer["proj_b"])
+            h = self._layer_norm(x, layer["ln2_w"], layer["ln2_b"])
+            h = h @ layer["fc_w"] + layer["fc_b"]
+            h = 0.5 * h * (1.0 + be.tanh(float(_GELU_C) * (h + 0.044715 * h * h * h)))
+            x = x + (h @ layer["fc2_w"] + layer["fc2_b"])
+        if bool(active.all()):
+            self._x = x
+        else:
+            kept = be.copy(self._x)
+            kept[rows] = x[rows]
+            self._x = kept
+        self._pos[live] += 1
+
+    def _core_logits(self) -> Any:
+        return self._layer_norm(self._x, self.lnf_w, self.lnf_b) @ self.head_w
+
+    def _core_row(self, row: int) -> object:
+        cp = self.backend.copy
+        return (
+            int(self._pos[row]),
+            cp(self._x[row]),
+            [cp(k[row]) for k in self._k],
+            [cp(v[row]) for v in self._v],
+        )
+
+    def _restore_core_row(self, row: int, core: object) -> None:
+        assert isinstance(core, tuple)
+        pos, x, ks, vs = core
+        self._pos[row] = pos
+        self._x = self.backend.copy(self._x)
+        self._x[row] = x
+        for i in range(len(self._k)):
+            self._k[i][row] = ks[i]
+            self._v[i][row] = vs[i]

@@ -21,6 +21,11 @@ KEYS = {
     "send_error_ms_max",
     "answer_start_error_ms_p99",
     "generation_headroom_ms_min",
+    "candidates",
+    "candidates_min",
+    "candidates_p50",
+    "critic_total",
+    "transform",
 }
 
 
@@ -47,3 +52,13 @@ def test_demo_plays_records_and_reports(tmp_path: Path, capsys: pytest.CaptureFi
 def test_needs_ports_or_a_performer() -> None:
     assert main(["jam", "--tempo", "120"]) == 2
     assert main(["jam", "--demo", "--bars", "2", "--tempo", "9999"]) == 2
+
+
+def test_cuda_without_a_gpu_is_one_clear_line(capsys: pytest.CaptureFixture[str]) -> None:
+    torch = pytest.importorskip("torch")
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is present")
+    assert main(["jam", "--demo", "--device", "cuda", "--choruses", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: device cuda: torch sees no CUDA device (torch.cuda.is_available())"]
+    assert main(["jam", "--demo", "--candidates", "0", "--choruses", "1"]) == 2

@@ -95,3 +95,58 @@ def test_a_rules_answer_to_a_call_on_an_early_downbeat_starts_on_its_bar_line() 
     )
     firsts = {rules_answer(replace(request, seed=seed))[0].onset for seed in range(20)}
     assert firsts == {12.0}
+
+
+def _follow_call(notes: Sequence[Note], situation: Any) -> list[Note]:
+    """A stand-in for the craft's dynamics: the answer's median at the call's median."""
+    target = float(np.median([n.velocity for n in situation.call]))
+    middle = float(np.median([n.velocity for n in notes])) if notes else target
+    return [replace(n, velocity=round(target + 0.5 * (n.velocity - middle))) for n in notes]
+
+
+def test_a_soft_call_gets_a_soft_answer_dynamics_applied_once() -> None:
+    """The model's velocities (the data's median is 108) go through the dynamics once,
+    and nothing scales them again: a call at 60 is answered near 60, not at 100+."""
+    from improv.engine.generator import Chosen, shape
+    from improv.model.compose import Craft
+
+    metre = Metre()
+    timeline = ChordTimeline(get_form("blues", Key(5), metre))
+    calls: list[int] = []
+
+    def dynamics(notes: Sequence[Note], situation: Any) -> list[Note]:
+        calls.append(len(notes))
+        return _follow_call(notes, situation)
+
+    responder = TokenResponder(
+        Recorder(),
+        name="recorder",
+        key=Key(5),
+        metre=metre,
+        chords=timeline,
+        candidates=4,
+        craft=Craft(score=lambda notes, s: Scores(float(len(notes)), {}), dynamics=dynamics),
+    )
+    call = tuple(Note(65 + i % 5, 60, 0.5 * i, 0.4) for i in range(14))
+    request = AnswerRequest(
+        start=8.0,
+        end=16.0,
+        call=call,
+        chords=timeline.changes(0.0, 16.0),
+        metre=metre,
+        key=Key(5),
+        pitch_range=(53, 84),
+        velocity=60,
+        seed=3,
+    )
+    items = list(responder.respond(request, (), request.start))
+    assert isinstance(items[0], Chosen) and items[0].candidates == 4
+    played = [shape(n, request) for n in items[1:] if isinstance(n, Note)]
+    velocities = [n.velocity for n in played if n is not None]
+    assert len(velocities) >= 3 and calls == [len(items) - 1]
+    assert abs(float(np.median(velocities)) - 60) <= 3
+
+
+class Scores:
+    def __init__(self, total: float, parts: dict[str, float]) -> None:
+        self.total, self.parts = total, parts

@@ -63,6 +63,33 @@ def test_metrics_are_rounded_to_a_tenth_of_a_microsecond() -> None:
     }
 
 
+def test_metrics_carry_the_candidates_and_the_winners_scores() -> None:
+    body = metrics_body(
+        {
+            "turn": 2,
+            "notes_out": 9,
+            "send_error_ms_p50": 0.01,
+            "send_error_ms_p99": 0.04,
+            "send_error_ms_max": 0.05,
+            "answer_start_error_ms": None,
+            "generation_ms": 180.0,
+            "generation_headroom_ms_min": 40.0,
+            "deadline_misses": 0,
+            "fallback_notes": 0,
+            "candidates": 7,
+            "critic_total": 0.712345678,
+            "critic_parts": {"fit": 0.800000001},
+            "transform": "sequence",
+        }
+    )
+    assert body["critic_parts"] == {"fit": 0.8} and body["critic_total"] == 0.7123
+    jsonschema.validate(envelope(1.0, 2.0, body), schema_for_topic("metrics"))
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(
+            envelope(1.0, 2.0, {**body, "candidates": -1}), schema_for_topic("metrics")
+        )
+
+
 def test_a_result_carries_either_changes_or_an_error() -> None:
     result = schema_for_topic("control/result")
     base = {"v": 1, "t": 1.0, "ts": 2.0, "id": "a"}

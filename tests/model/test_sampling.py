@@ -10,7 +10,10 @@ import torch
 
 from improv.model.api import StreamingLM
 from improv.model.lstm import LSTMLM, LSTMConfig, LSTMStream
+from improv.model.markov import MarkovModel
+from improv.model.response_stats import chord_tones_strong_beats
 from improv.model.sampling import (
+    ChordWeights,
     ResponseConstraints,
     ResponseSampler,
     SamplingOptions,
@@ -18,7 +21,7 @@ from improv.model.sampling import (
     sample,
 )
 from improv.music.chords import parse_chord
-from improv.music.notes import ChordChange, Note
+from improv.music.notes import ChordChange, Note, Phrase
 from improv.music.time import Metre
 from improv.tokens import VOCAB, Kind, NoteEnd, Role, StreamDecoder, StreamEncoder
 
@@ -145,3 +148,53 @@ def test_sampler_refuses_a_model_of_another_vocabulary() -> None:
 def test_constraints_need_an_end() -> None:
     with pytest.raises(ValueError):
         ResponseConstraints(start=0.0)
+
+
+def _harmony_blind_markov() -> MarkovModel:
+    """A Markov model of chromatic lines over the changes: it knows the grammar and the
+    rhythm, not the harmony (every pitch class as likely under every chord)."""
+    rng = np.random.default_rng(5)
+    sequences = []
+    for _ in range(12):
+        notes = [Note(int(rng.integers(55, 79)), 90, 0.5 * i, 0.45) for i in range(40)]
+        encoder = StreamEncoder(KEY, METRE, CHORDS)
+        sequences.append(encoder.header() + encoder.encode_notes(notes, Role.PERFORMER))
+    return MarkovModel.from_sequences(sequences, VOCAB.size, order=3)
+
+
+def _strong_chord_tones(lm: StreamingLM, harmony: ChordWeights | None) -> float:
+    call = [Note(65, 90, 0.5 * i, 0.45) for i in range(8)]
+    phrases = []
+    for seed in range(24):
+        constraints = ResponseConstraints(
+            start=4.0, deadline=12.0, pitch_range=(55, 79), min_end=10.0, harmony=harmony
+        )
+        response = generate_response(
+            lm, call, key=KEY, metre=METRE, chords=CHORDS, start=4.0,
+            constraints=constraints, rng=seed,
+        )  # fmt: skip
+        phrases.append(Phrase.of(response.notes, CHORDS, METRE))
+    shares = [chord_tones_strong_beats(p) for p in phrases]
+    return float(np.nanmean(shares))
+
+
+def test_chord_weights_put_chord_tones_on_strong_beats() -> None:
+    """The Markov fallback put chord tones on 0.25 of strong beats (humans about 0.5)."""
+    markov = _harmony_blind_markov()
+    blind = _strong_chord_tones(markov, None)
+    weighted = _strong_chord_tones(markov, ChordWeights(2.0, 3.0))
+    assert blind < 0.4
+    assert weighted >= 0.45
+
+
+def test_min_end_holds_the_phrase_open_until_the_slot_is_filled() -> None:
+    lm = _random_lm(3)
+    call = [Note(65, 90, 0.0, 0.5)]
+    for seed in range(6):
+        constraints = ResponseConstraints(start=4.0, deadline=11.5, min_end=9.0)
+        response = generate_response(
+            lm, call, key=KEY, metre=METRE, chords=CHORDS, start=4.0,
+            constraints=constraints, rng=seed,
+        )  # fmt: skip
+        last = max(n.end for n in response.notes)
+        assert 9.0 <= last <= 11.5
