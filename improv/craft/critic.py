@@ -217,9 +217,7 @@ def _fit(answer: Sequence[Note], situation: Situation) -> float:
     if not answer:
         return 0.0
     strong = measures.chord_tones_strong_beats(answer, situation.chords, situation.metre)
-    inside = measures.in_scale_share(
-        answer, situation.chords, measures.blues_scale(situation.key)
-    )
+    inside = measures.in_scale_share(answer, situation.chords, measures.blues_scale(situation.key))
     strong_score = 0.5 if math.isnan(strong) else _clip(strong / 0.6)
     inside_score = 1.0 if math.isnan(inside) else _clip((inside - 0.5) / 0.4)
     return 0.5 * strong_score + 0.5 * inside_score

@@ -10,7 +10,6 @@ from improv.craft.critic import WEIGHTS, choose, score
 from improv.music.notes import Note
 
 from .hand import (
-    CALL,
     DEVELOPED,
     LITERAL_COPY,
     SPILLING,
@@ -138,9 +137,7 @@ def test_score_speed() -> None:
 
     The best of 20 batches, so other work on the machine does not count."""
     line = [60, 62, 64, 65, 67, 69, 70, 72, 70, 69, 67, 65, 64, 62, 60]
-    answer = tuple(
-        Note(line[i % 15] + 5 * (i // 15), 80, 8.0 + 0.25 * i, 0.25) for i in range(30)
-    )
+    answer = tuple(Note(line[i % 15] + 5 * (i // 15), 80, 8.0 + 0.25 * i, 0.25) for i in range(30))
     s = situation()
     batches = []
     for _ in range(20):
