@@ -159,7 +159,7 @@ def _print_report(report: Any) -> None:
     from rich.table import Table
 
     from improv.model.evaluate import SOURCES
-    from improv.model.response_stats import STAT_NAMES
+    from improv.model.response_stats import POOLED_NAMES, STAT_NAMES
 
     console = Console()
     console.print(
@@ -172,6 +172,6 @@ def _print_report(report: Any) -> None:
     for source in SOURCES:
         table.add_column(source.replace("_", " "), justify="right")
     summary = report.summary()
-    for stat in STAT_NAMES:
+    for stat in (*STAT_NAMES, *POOLED_NAMES):
         table.add_row(stat, *(f"{summary[source][stat]:.3f}" for source in SOURCES))
     console.print(table)

@@ -49,9 +49,10 @@ def scale_of(chord: Chord) -> frozenset[int]:
 @lru_cache(maxsize=24)
 def blues_scale(key: Key) -> frozenset[int]:
     """Pitch classes of the key's blues scale and major blues scale: the blue notes."""
-    return Scale.named("blues", key.tonic).pitch_classes | Scale.named(
-        "major_blues", key.tonic
-    ).pitch_classes
+    return (
+        Scale.named("blues", key.tonic).pitch_classes
+        | Scale.named("major_blues", key.tonic).pitch_classes
+    )
 
 
 def chord_at(chords: Sequence[ChordChange], beats: float) -> Chord | None:
@@ -155,9 +156,7 @@ def span_share(notes: Sequence[Note], situation: Situation) -> float:
 
 def in_window(notes: Sequence[Note], situation: Situation, slack: float = 1e-6) -> bool:
     """Whether every note starts at or after the window's start and ends by its end."""
-    return all(
-        n.onset >= situation.start - slack and n.end <= situation.end + slack for n in notes
-    )
+    return all(n.onset >= situation.start - slack and n.end <= situation.end + slack for n in notes)
 
 
 def notes_per_beat(notes: Sequence[Note]) -> float:
