@@ -21,6 +21,17 @@ ALLOWED_LIBRARIES: dict[str, tuple[str, ...]] = {
 FORBIDDEN: dict[str, tuple[str, ...]] = {
     "improv.music": ("torch", "mido", "rtmidi", "asyncio", "aiomqtt", "paho"),
     "improv.tokens": ("torch", "mido", "rtmidi", "asyncio", "aiomqtt", "paho"),
+    "improv.craft": (
+        "torch",
+        "mido",
+        "rtmidi",
+        "asyncio",
+        "aiomqtt",
+        "paho",
+        "improv.model",
+        "improv.engine",
+        "improv.io",
+    ),
     "improv.model": ("asyncio", "mido", "rtmidi", "aiomqtt", "paho"),
     "improv.io": ("torch", "improv.model"),
     "improv.engine.turns": ("torch", "mido", "rtmidi", "aiomqtt", "improv.model"),

@@ -125,16 +125,15 @@ def ends_on_root(notes: Sequence[Note], chords: Sequence[ChordChange]) -> float:
 
 def is_open_ending(notes: Sequence[Note], chords: Sequence[ChordChange]) -> bool:
     """Whether a phrase ends asking a question: on a 2nd, 4th, 6th, 7th or 9th of its
-    chord (anything but root, 3rd or 5th), or rising into its last note."""
+    chord (anything but root, 3rd or 5th), or leaping up into its last note (a step up
+    into a root, 3rd or 5th resolves: that is closed)."""
     if not notes:
         return False
     last = notes[-1]
-    if len(notes) > 1 and last.pitch > notes[-2].pitch:
-        return True
     chord = chord_at(chords, last.onset)
-    if chord is None:
-        return False
-    return (last.pitch - chord.root) % 12 not in (0, 3, 4, 7)
+    if chord is not None and (last.pitch - chord.root) % 12 not in (0, 3, 4, 7):
+        return True
+    return len(notes) > 1 and last.pitch - notes[-2].pitch > 2
 
 
 # --------------------------------------------------------------------------- time

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pytest
 
@@ -110,7 +112,7 @@ def test_seeds_fit_the_window_range_and_are_monophonic(seed_value: int) -> None:
         assert seed.transform in TRANSFORMS and 2 <= len(seed.notes) <= 5
         assert measures.in_window(seed.notes, s)
         assert all(s.pitch_range[0] <= n.pitch <= s.pitch_range[1] for n in seed.notes)
-        assert all(a.end <= b.onset + 1e-9 for a, b in zip(seed.notes, seed.notes[1:]))
+        assert all(a.end <= b.onset + 1e-9 for a, b in pairwise(seed.notes))
     again = seeds(s, np.random.default_rng(seed_value), 8)
     assert again == found
 
