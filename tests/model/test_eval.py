@@ -136,6 +136,60 @@ def test_eval_command_markov_json_and_plot(
     assert plot.read_bytes()[:8] == PNG_MAGIC
 
 
+def test_report_has_the_answering_measures(report: EvalReport) -> None:
+    out = report.to_json()["responses"]
+    human, shuffled = out["human"], out["human_shuffled"]
+    assert human["notes_per_answer"] >= 2  # pairs need two notes a phrase
+    assert 0.0 < human["span_share"] <= 1.0
+    assert 0.0 <= human["ends_on_chord_tone"] <= 1.0
+    assert human["motif_reuse_shuffled"] == shuffled["motif_reuse"]
+    assert 0.0 <= human["copy_share"] <= 1.0
+    assert human["velocity_distinct"] >= 2 and human["velocity_127_share"] >= 0.0
+    # a model answers in eight velocity bins
+    assert out["model"]["velocity_distinct"] <= 8
+    for source in ("model", "baseline"):
+        assert 0.0 < out[source]["span_share"] <= 1.0
+
+
+def test_eval_command_listen_writes_midi_and_piano_rolls(
+    generated_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from improv.io.midifile import read_take
+
+    folder = tmp_path / "listen"
+    args = ["eval", "--model", "markov", "--data", str(generated_corpus), "--max-pairs", "4"]
+    assert main([*args, "--listen", str(folder), "--listen-pairs", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["pairs"] == 4
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "pair-01.mid",
+        "pair-01.png",
+        "pair-02.mid",
+        "pair-02.png",
+    ]
+    assert (folder / "pair-01.png").read_bytes()[:8] == PNG_MAGIC
+    take = read_take(folder / "pair-01.mid")
+    assert take.markers, "chord markers"
+    calls = read_take(folder / "pair-01.mid", channel=0).notes
+    answers = read_take(folder / "pair-01.mid", channel=1).notes
+    assert len(calls) >= 2 and len(answers) >= 1
+    assert max(n.end for n in calls) <= min(n.onset for n in answers) + 1e-6
+
+
+def test_piano_roll_draws_any_voices(tmp_path: Path) -> None:
+    from improv.music.chords import parse_chord
+    from improv.music.notes import ChordChange
+    from improv.pianoroll import piano_roll
+
+    call = [Note(60 + i, 40 + 10 * i, 0.5 * i, 0.5) for i in range(8)]
+    answer = [Note(72 - i, 100, 8.0 + 0.5 * i, 0.5) for i in range(6)]
+    chords = [ChordChange(0.0, "C7", parse_chord("C7")), ChordChange(8.0, "F7", parse_chord("F7"))]
+    path = piano_roll(
+        tmp_path / "roll.png", {"call": call, "answer": answer}, chords=chords, window=(8.0, 16.0)
+    )
+    assert path.read_bytes()[:8] == PNG_MAGIC
+    assert piano_roll(tmp_path / "empty.png", {}).read_bytes()[:8] == PNG_MAGIC
+
+
 def test_eval_command_with_a_checkpoint(
     generated_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -159,6 +213,10 @@ def test_eval_command_refuses_bad_options(generated_corpus: Path, tmp_path: Path
     base = ["eval", "--model", "markov", "--data", str(generated_corpus)]
     assert main([*base, "--max-pairs", "0"]) == 2
     assert main([*base, "--top-p", "0"]) == 2
+    assert main([*base, "--listen", str(tmp_path), "--listen-pairs", "0"]) == 2
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("not a folder")
+    assert main([*base, "--listen", str(a_file)]) == 2
     assert main(["eval", "--model", "markov", "--data", str(tmp_path / "nowhere")]) == 2
     missing = str(tmp_path / "none.pt")
     assert main(["eval", "--model", missing, "--data", str(generated_corpus)]) == 2
