@@ -100,27 +100,25 @@ def chord_tones_strong_beats(
     return _share(hits, total)
 
 
+def _ending(notes: Sequence[Note], chords: Sequence[ChordChange]) -> tuple[Note, Chord] | None:
+    """The last note and the chord in force at its onset (None: no note or no chord)."""
+    if not notes:
+        return None
+    chord = chord_at(chords, notes[-1].onset)
+    return None if chord is None else (notes[-1], chord)
+
+
 def ends_on_chord_tone(notes: Sequence[Note], chords: Sequence[ChordChange]) -> float:
     """1.0 when the last note is a tone of the chord in force at its onset, else 0.0
     (NaN: no note, or no chord)."""
-    if not notes:
-        return math.nan
-    last = notes[-1]
-    chord = chord_at(chords, last.onset)
-    if chord is None:
-        return math.nan
-    return float(chord.contains(last.pitch))
+    ending = _ending(notes, chords)
+    return math.nan if ending is None else float(ending[1].contains(ending[0].pitch))
 
 
 def ends_on_root(notes: Sequence[Note], chords: Sequence[ChordChange]) -> float:
     """1.0 when the last note is the root of the chord in force (NaN as above)."""
-    if not notes:
-        return math.nan
-    last = notes[-1]
-    chord = chord_at(chords, last.onset)
-    if chord is None:
-        return math.nan
-    return float(last.pitch % 12 == chord.root)
+    ending = _ending(notes, chords)
+    return math.nan if ending is None else float(ending[0].pitch % 12 == ending[1].root)
 
 
 def is_open_ending(notes: Sequence[Note], chords: Sequence[ChordChange]) -> bool:
