@@ -59,6 +59,14 @@ def register(subparsers: Any) -> None:
         metavar="K",
         help="how many pairs --listen writes (default 8)",
     )
+    parser.add_argument(
+        "--candidates",
+        type=int,
+        default=1,
+        metavar="N",
+        help="draft N answers per call and keep the critic's choice, velocities shaped "
+        "(default 1: the model's own answer)",
+    )
     parser.add_argument("--temperature", type=float, default=1.0, help="default 1.0")
     parser.add_argument("--top-p", type=float, default=0.95, help="default 0.95")
     parser.set_defaults(run=run)
@@ -90,6 +98,8 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError(f"--plot {args.plot}: a folder; give a PNG file name")
     if args.listen_pairs < 1:
         raise UsageError("--listen-pairs must be at least 1")
+    if args.candidates < 1:
+        raise UsageError("--candidates must be at least 1")
     if args.listen is not None and args.listen.exists() and not args.listen.is_dir():
         raise UsageError(f"--listen {args.listen}: a file; give a folder")
     console = Console(stderr=True)
@@ -130,6 +140,7 @@ def run(args: argparse.Namespace) -> int:
             options=options,
             progress=progress,
             examples_kept=args.listen_pairs if args.listen is not None else 0,
+            candidates=args.candidates,
         )
     if args.plot is not None:
         from improv.model.eval_plot import plot_report

@@ -31,6 +31,8 @@ import numpy as np
 
 from improv.corpus.augment import instrument_range
 from improv.corpus.phrases import CallResponse, call_response_pairs, chords_between, segment
+from improv.craft.critic import choose
+from improv.craft.dynamics import shape_dynamics
 from improv.craft.measures import is_transposed_copy
 from improv.craft.situation import Situation
 from improv.model.api import StreamingLM, sequence_log_likelihoods
@@ -143,9 +145,27 @@ def respond(
     situation: Situation,
     options: SamplingOptions,
     rng: np.random.Generator,
+    candidates: int = 1,
 ) -> tuple[Note, ...]:
     """A model's answer to a situation's call, inside its window and pitch range: the
-    one place ``improv eval`` makes an answer."""
+    one place ``improv eval`` makes an answer.
+
+    With ``candidates`` > 1 the model drafts that many and the critic's choice
+    (:func:`improv.craft.critic.choose`) is kept, its velocities shaped
+    (:func:`improv.craft.dynamics.shape_dynamics`): the engine's pipeline without its
+    motif seeds.
+    """
+    drafts = [_draft(lm, situation, options, rng) for _ in range(max(1, candidates))]
+    if len(drafts) == 1:
+        return drafts[0]
+    index, _ = choose(drafts, situation)
+    return tuple(shape_dynamics(drafts[index], situation))
+
+
+def _draft(
+    lm: StreamingLM, situation: Situation, options: SamplingOptions, rng: np.random.Generator
+) -> tuple[Note, ...]:
+    """One sampled answer, as the model plays it."""
     constraints = ResponseConstraints(
         start=situation.start,
         deadline=situation.end,
@@ -264,12 +284,14 @@ def evaluate(
     options: SamplingOptions | None = None,
     progress: Progress | None = None,
     examples_kept: int = 0,
+    candidates: int = 1,
 ) -> EvalReport:
     """Score the solos with both models and answer their calls with both (module doc).
 
     ``max_pairs`` answers a random sample of that many pairs (drawn with ``seed``, which
     also seeds sampling), so a long corpus can be judged quickly. The report keeps the
-    first ``examples_kept`` pairs with the model's answers.
+    first ``examples_kept`` pairs with the model's answers. ``candidates`` goes to
+    :func:`respond` for both models.
     """
     options = options or SamplingOptions()
     rng = np.random.default_rng(seed)
@@ -301,7 +323,7 @@ def evaluate(
             ("model", model, model_rng),
             ("baseline", baseline, baseline_rng),
         ):
-            answer = respond(lm, situation, options, draw)
+            answer = respond(lm, situation, options, draw, candidates)
             responses[source].append(response_stats(situation, answer, other.call))
             played[source].extend(answer)
             if source == "model" and i < examples_kept:

@@ -114,6 +114,24 @@ def test_generated_answers_respect_the_pair(solos: list[Solo], markov: MarkovMod
         assert all(low <= n.pitch <= high for n in answer)
 
 
+def test_candidates_keep_the_critics_choice_with_shaped_dynamics(
+    solos: list[Solo], markov: MarkovModel
+) -> None:
+    from improv.craft.critic import choose, score
+    from improv.craft.dynamics import shape_dynamics
+    from improv.model.evaluate import respond
+    from improv.model.sampling import SamplingOptions
+
+    situation = pair_tasks(solos[:1])[0].situation()
+    options = SamplingOptions()
+    chosen = respond(markov, situation, options, np.random.default_rng(3), candidates=4)
+    draw = np.random.default_rng(3)
+    drafts = [respond(markov, situation, options, draw) for _ in range(4)]
+    index, best = choose(drafts, situation)
+    assert chosen == tuple(shape_dynamics(drafts[index], situation))
+    assert all(score(d, situation).total <= best.total for d in drafts)
+
+
 def test_evaluation_is_repeatable(solos: list[Solo], markov: MarkovModel) -> None:
     a = evaluate(markov, markov, solos[:2], seed=5, max_pairs=3).to_json()
     b = evaluate(markov, markov, solos[:2], seed=5, max_pairs=3).to_json()
@@ -214,6 +232,7 @@ def test_eval_command_refuses_bad_options(generated_corpus: Path, tmp_path: Path
     assert main([*base, "--max-pairs", "0"]) == 2
     assert main([*base, "--top-p", "0"]) == 2
     assert main([*base, "--listen", str(tmp_path), "--listen-pairs", "0"]) == 2
+    assert main([*base, "--candidates", "0"]) == 2
     a_file = tmp_path / "file.txt"
     a_file.write_text("not a folder")
     assert main([*base, "--listen", str(a_file)]) == 2
