@@ -2,8 +2,8 @@
 
 One function, for ``improv eval --listen`` and anything else that wants to show a
 phrase and its answer (a jam's recording, a responder's output): voices in their own
-colours, each note a bar whose shade is its velocity, bar lines with bar numbers and
-chord symbols above the grid.
+colours, each note a bar whose shade is its velocity (30 and below palest, 120 and
+above full), bar lines with bar numbers and chord symbols above the grid.
 
 Uses matplotlib's object API with the Agg canvas, never pyplot: no global backend is
 switched and no window can open.
@@ -62,7 +62,7 @@ def piano_roll(
     handles = []
     for (name, notes), colour in zip(voices.items(), COLOURS * 4, strict=False):
         for note in notes:
-            shade = 0.2 + 0.8 * note.velocity / 127
+            shade = 0.15 + 0.85 * min(1.0, max(0.0, (note.velocity - 30) / 90))
             ax.add_patch(
                 Rectangle(
                     (note.onset, note.pitch - 0.4),

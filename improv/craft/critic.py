@@ -20,9 +20,10 @@ The parts and their weights:
   note (at least a beat and 1.5 times the median note: 0.15, the median: 0.075), done
   a quarter beat before the turn ends (0.10, by the end: 0.05), and closure when the
   call ended open (0.05: root, 3rd or 5th approached by step or from above).
-- ``fit`` (0.15): in the harmony. Half chord tones on strong beats (0.6 of them or more
-  scores 1), half notes in the chord's scale or the key's blue notes (0.9 or more: 1,
-  0.5 or fewer: 0).
+- ``fit`` (0.15): in the harmony. Half chord tones on strong beats (half of them or
+  more scores 1: people play about half, and a critic wanting more picks arpeggios),
+  half notes in the chord's scale or the key's blue notes (0.9 or more: 1, 0.5 or
+  fewer: 0).
 - ``range`` (0.08): match, then depart. Notes outside the pitch range scale it down;
   then half the opening register (the first beat's mean pitch within 5 semitones of
   the call's last beat: 1, a bit over an octave away: 0), half the answer's range
@@ -220,7 +221,7 @@ def _fit(answer: Sequence[Note], situation: Situation) -> float:
         return 0.0
     strong = measures.chord_tones_strong_beats(answer, situation.chords, situation.metre)
     inside = measures.in_scale_share(answer, situation.chords, measures.blues_scale(situation.key))
-    strong_score = 0.5 if math.isnan(strong) else _clip(strong / 0.6)
+    strong_score = 0.5 if math.isnan(strong) else _clip(strong / 0.5)
     inside_score = 1.0 if math.isnan(inside) else _clip((inside - 0.5) / 0.4)
     return 0.5 * strong_score + 0.5 * inside_score
 

@@ -4,7 +4,7 @@ A model's velocities come from eight bins and tend to sit flat and loud; a playe
 follow the line (MUSICIANSHIP.md, "Dynamics"). :func:`shape_dynamics` replaces them:
 
 - **Level and spread from the call**: its median velocity is the answer's centre, its
-  interquartile range (kept between 10 and 28) the size of every move, so a soft call
+  interquartile range (kept between 14 and 28) the size of every move, so a soft call
   gets a soft answer and a wild one a livelier answer.
 - **Arc**: up with the climb (the note's height in the answer's range) and over the
   phrase (rising to the highest note, or to 30 % of the way when that comes earlier,
@@ -31,7 +31,7 @@ from improv.music.notes import Note
 
 DEFAULT_VELOCITY = 80.0
 """The centre when there is no call to follow."""
-MIN_SPREAD, MAX_SPREAD = 10.0, 28.0
+MIN_SPREAD, MAX_SPREAD = 14.0, 28.0
 CEILING = 124
 """No shaped note goes above this: 127 is for a climax the player asks for, not a habit."""
 LAST_NOTE_ROOM = 0.25
