@@ -173,7 +173,7 @@ def _shape(answer: Sequence[Note], iois: list[int]) -> float:
     step_score = 0.0 if math.isnan(steps) else _band(steps, 0.35, 0.9, 0.35)
     leap_score = 0.0 if math.isnan(leaps) else _band(leaps, 0.0, 0.35, 0.45)
     top = max(pitches)
-    peak = pitches.index(top) / (n - 1)
+    peak = measures.peak_position(answer)
     climax = 0.3 if peak < 0.15 else 0.7 if peak > 0.95 else 1.0
     if counts[top] > 2:
         climax *= 0.7

@@ -212,10 +212,6 @@ def leap_share(notes: Sequence[Note]) -> float:
     return _share(sum(m >= 5 for m in moves), len(moves))
 
 
-def distinct_pitches(notes: Sequence[Note]) -> int:
-    return len({n.pitch for n in notes})
-
-
 def peak_position(notes: Sequence[Note]) -> float:
     """Where the (first) highest note falls, as a share of the notes: 0 first, 1 last."""
     if len(notes) < 2:
