@@ -44,6 +44,29 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--max-pairs", type=int, default=None, help="answer a random sample of this many pairs"
     )
+    parser.add_argument(
+        "--listen",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="write a MIDI file (call, answer, chord markers) and a piano-roll PNG for the "
+        "first pairs' model answers here",
+    )
+    parser.add_argument(
+        "--listen-pairs",
+        type=int,
+        default=8,
+        metavar="K",
+        help="how many pairs --listen writes (default 8)",
+    )
+    parser.add_argument(
+        "--candidates",
+        type=int,
+        default=1,
+        metavar="N",
+        help="draft N answers per call and keep the critic's choice, velocities shaped "
+        "(default 1: the model's own answer)",
+    )
     parser.add_argument("--temperature", type=float, default=1.0, help="default 1.0")
     parser.add_argument("--top-p", type=float, default=0.95, help="default 0.95")
     parser.set_defaults(run=run)
@@ -74,6 +97,12 @@ def run(args: argparse.Namespace) -> int:
     if args.plot is not None and args.plot.is_dir():
         raise UsageError(f"--plot {args.plot}: a folder; give a PNG file name")
     check_model(args.model, "eval")  # the names every command takes (improv.model.registry)
+    if args.listen_pairs < 1:
+        raise UsageError("--listen-pairs must be at least 1")
+    if args.candidates < 1:
+        raise UsageError("--candidates must be at least 1")
+    if args.listen is not None and args.listen.exists() and not args.listen.is_dir():
+        raise UsageError(f"--listen {args.listen}: a file; give a folder")
     console = Console(stderr=True)
     corpus = read_folder(args.data)
     if not corpus.solos:
@@ -111,17 +140,50 @@ def run(args: argparse.Namespace) -> int:
             max_pairs=args.max_pairs,
             options=options,
             progress=progress,
+            examples_kept=args.listen_pairs if args.listen is not None else 0,
+            candidates=args.candidates,
         )
     if args.plot is not None:
         from improv.model.eval_plot import plot_report
 
         plot_report(report, args.plot)
         console.print(f"plot written to {args.plot}")
+    if args.listen is not None:
+        written = _write_listening(report, args.listen)
+        console.print(f"{written} pairs (MIDI and piano roll) written to {args.listen}")
     if args.json:
         print(json.dumps(report.to_json()))
     else:
         _print_report(report)
     return 0
+
+
+def _write_listening(report: Any, folder: Path) -> int:
+    """For each kept pair: ``pair-NN.mid`` (call and answer tracks, chord markers) and
+    ``pair-NN.png`` (their piano roll over the chords). Returns how many pairs."""
+    from improv.io.midifile import Track, write_jam
+    from improv.pianoroll import piano_roll
+
+    for number, (task, answer) in enumerate(report.examples, start=1):
+        stem = folder / f"pair-{number:02d}"
+        write_jam(
+            stem.with_suffix(".mid"),
+            [Track("call", task.call, channel=0), Track(report.model_name, answer, channel=1)],
+            bpm=task.tempo_bpm,
+            metre=task.metre,
+            chords=task.chords,
+            title=f"improv eval: pair {number}",
+        )
+        piano_roll(
+            stem.with_suffix(".png"),
+            {"call": task.call, f"answer ({report.model_name})": answer},
+            chords=task.chords,
+            metre=task.metre,
+            title=f"pair {number}: call and {report.model_name}'s answer "
+            f"(turn shaded, beats {task.start:.2f}-{task.end:.2f})",
+            window=(task.start, task.end),
+        )
+    return len(report.examples)
 
 
 def _select(solos: list[Any], split: str, val_tunes: list[str] | None) -> list[Any]:
@@ -160,7 +222,7 @@ def _print_report(report: Any) -> None:
     from rich.table import Table
 
     from improv.model.evaluate import SOURCES
-    from improv.model.response_stats import STAT_NAMES
+    from improv.model.response_stats import POOLED_NAMES, STAT_NAMES
 
     console = Console()
     console.print(
@@ -173,6 +235,6 @@ def _print_report(report: Any) -> None:
     for source in SOURCES:
         table.add_column(source.replace("_", " "), justify="right")
     summary = report.summary()
-    for stat in STAT_NAMES:
+    for stat in (*STAT_NAMES, *POOLED_NAMES):
         table.add_row(stat, *(f"{summary[source][stat]:.3f}" for source in SOURCES))
     console.print(table)

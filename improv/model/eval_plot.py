@@ -26,10 +26,14 @@ def plot_report(report: EvalReport, path: Path) -> None:
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(4.0 * len(STAT_NAMES), 4.2), layout="constrained")
+    columns = min(6, len(STAT_NAMES))
+    rows = -(-len(STAT_NAMES) // columns)
+    fig = Figure(figsize=(4.0 * columns, 4.2 * rows), layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(1, len(STAT_NAMES))
-    for ax, stat in zip(axes, STAT_NAMES, strict=True):
+    axes = fig.subplots(rows, columns, squeeze=False).ravel()
+    for ax in axes[len(STAT_NAMES) :]:
+        ax.set_visible(False)
+    for ax, stat in zip(axes, STAT_NAMES, strict=False):
         for x, source in enumerate(SOURCES, start=1):
             values = [v for v in report.values(source, stat) if not math.isnan(v)]
             if len(set(values)) > 1:

@@ -10,12 +10,13 @@ Two parts, both on a set of solos:
   toward the last note. Every token thus belongs to one note, and the figure is the
   solo's total bits over its number of notes (``PITCH`` tokens).
 - **Responses.** For every call/response pair of the solos
-  (:func:`improv.corpus.phrases.call_response_pairs`) the model answers the call, with
-  the pair's chords, from where the human answer starts to where it ends, in the
-  soloist's range (:func:`improv.model.sampling.generate_response`). The statistics of
-  :mod:`improv.model.response_stats` compare the model's answers, the baseline's, the
-  human ones, and the human ones paired with random other calls (``human_shuffled``:
-  the floor for ``call_similarity``; its other statistics are the human ones).
+  (:func:`improv.corpus.phrases.call_response_pairs`) the model answers the call
+  (:func:`respond`) in the pair's turn: from where the human answer starts to the bar
+  line at or after its end, with the pair's chords, in the soloist's range. The
+  statistics of :mod:`improv.model.response_stats` compare the model's answers, the
+  baseline's, the human ones, and the human ones paired with random other calls
+  (``human_shuffled``: the floor for ``call_similarity``, ``motif_reuse`` and
+  ``copy_share``; its other statistics are the human ones).
 """
 
 from __future__ import annotations
@@ -30,16 +31,22 @@ import numpy as np
 
 from improv.corpus.augment import instrument_range
 from improv.corpus.phrases import CallResponse, call_response_pairs, chords_between, segment
+from improv.craft.critic import choose
+from improv.craft.dynamics import shape_dynamics
+from improv.craft.measures import is_transposed_copy
+from improv.craft.situation import Situation
 from improv.model.api import StreamingLM, sequence_log_likelihoods
 from improv.model.dataset import encode
 from improv.model.response_stats import (
     STAT_NAMES,
     ResponseStats,
     call_similarity,
+    pooled_stats,
     response_stats,
 )
 from improv.model.sampling import ResponseConstraints, SamplingOptions, generate_response
-from improv.music.notes import ChordChange, Note, Phrase, Solo
+from improv.music.notes import ChordChange, Note, Solo
+from improv.music.pitch import Key
 from improv.music.time import Metre
 from improv.tokens import VOCAB
 
@@ -74,16 +81,18 @@ def solo_bits(lm: StreamingLM, tokens: np.ndarray) -> float:
 class PairTask:
     """A call/response pair on one timeline: beats from the bar line of the call's bar.
 
-    ``response`` is the human answer; a generated one starts at ``start`` and ends by
-    ``end`` (where the human one starts and ends).
+    ``response`` is the human answer; a generated one plays in the same turn, from
+    ``start`` (where the human one starts) to ``end`` (the bar line at or after the
+    human one's end: a turn ends at a bar line).
     """
 
-    key: int
+    key: Key
     metre: Metre
     chords: tuple[ChordChange, ...]
     call: tuple[Note, ...]
     response: tuple[Note, ...]
     pitch_range: tuple[int, int]
+    tempo_bpm: float = 120.0
 
     @property
     def start(self) -> float:
@@ -91,11 +100,20 @@ class PairTask:
 
     @property
     def end(self) -> float:
-        return max(n.end for n in self.response)
+        last = max(n.end for n in self.response)
+        return self.metre.bar_start(self.metre.bar_of(last - 1e-9) + 1)
 
-    def phrase(self, notes: Sequence[Note]) -> Phrase:
-        """Notes of this timeline as a phrase, with the pair's chords."""
-        return Phrase.of(notes, self.chords, self.metre)
+    def situation(self) -> Situation:
+        """What an answer to this pair answers."""
+        return Situation(
+            call=self.call,
+            chords=self.chords,
+            start=self.start,
+            end=self.end,
+            metre=self.metre,
+            key=self.key,
+            pitch_range=self.pitch_range,
+        )
 
 
 def pair_task(solo: Solo, pair: CallResponse) -> PairTask:
@@ -107,12 +125,13 @@ def pair_task(solo: Solo, pair: CallResponse) -> PairTask:
     end_bar = metre.bar_of(origin + max(n.end for n in response) - 1e-9)
     chords = chords_between(solo.chords, origin, metre.bar_start(end_bar + 1))
     return PairTask(
-        solo.key,
+        Key(solo.key, solo.mode),
         metre,
         chords,
         pair.call.notes,
         response,
         instrument_range(solo.instrument),
+        solo.tempo_bpm,
     )
 
 
@@ -123,24 +142,43 @@ def pair_tasks(solos: Sequence[Solo]) -> list[PairTask]:
 
 def respond(
     lm: StreamingLM,
-    task: PairTask,
+    situation: Situation,
     options: SamplingOptions,
     rng: np.random.Generator,
+    candidates: int = 1,
 ) -> tuple[Note, ...]:
-    """A model's answer to a pair's call (see the module docstring)."""
+    """A model's answer to a situation's call, inside its window and pitch range: the
+    one place ``improv eval`` makes an answer.
+
+    With ``candidates`` > 1 the model drafts that many and the critic's choice
+    (:func:`improv.craft.critic.choose`) is kept, its velocities shaped
+    (:func:`improv.craft.dynamics.shape_dynamics`): the engine's pipeline without its
+    motif seeds.
+    """
+    drafts = [_draft(lm, situation, options, rng) for _ in range(max(1, candidates))]
+    if len(drafts) == 1:
+        return drafts[0]
+    index, _ = choose(drafts, situation)
+    return tuple(shape_dynamics(drafts[index], situation))
+
+
+def _draft(
+    lm: StreamingLM, situation: Situation, options: SamplingOptions, rng: np.random.Generator
+) -> tuple[Note, ...]:
+    """One sampled answer, as the model plays it."""
     constraints = ResponseConstraints(
-        start=task.start,
-        deadline=task.end,
-        pitch_range=task.pitch_range,
+        start=situation.start,
+        deadline=situation.end,
+        pitch_range=situation.pitch_range,
         min_notes=2,
     )
     response = generate_response(
         lm,
-        task.call,
-        key=task.key,
-        metre=task.metre,
-        chords=task.chords,
-        start=task.start,
+        situation.call,
+        key=situation.key.tonic,
+        metre=situation.metre,
+        chords=situation.chords,
+        start=situation.start,
         constraints=constraints,
         options=options,
         rng=rng,
@@ -174,7 +212,11 @@ def _json_number(value: float) -> float | None:
 
 @dataclass
 class EvalReport:
-    """What ``improv eval`` reports: bits per note and response statistics per source."""
+    """What ``improv eval`` reports: bits per note and response statistics per source.
+
+    ``played`` holds every note each source answered with (for the pooled statistics);
+    ``examples`` the first pairs with the model's answers, to look at and listen to.
+    """
 
     model_name: str
     baseline_name: str
@@ -183,6 +225,8 @@ class EvalReport:
     notes: int
     solos: int
     responses: dict[str, list[ResponseStats]] = field(default_factory=dict)
+    played: dict[str, list[Note]] = field(default_factory=dict)
+    examples: list[tuple[PairTask, tuple[Note, ...]]] = field(default_factory=list)
 
     @property
     def pairs(self) -> int:
@@ -193,9 +237,10 @@ class EvalReport:
         return [getattr(r, stat) for r in self.responses.get(source, [])]
 
     def summary(self) -> dict[str, dict[str, float]]:
-        """Mean of each statistic per source (NaN skipped)."""
+        """Mean of each statistic per source (NaN skipped), and the pooled ones."""
         return {
             source: {stat: _mean(self.values(source, stat)) for stat in STAT_NAMES}
+            | pooled_stats(self.played.get(source, []))
             for source in SOURCES
         }
 
@@ -238,11 +283,15 @@ def evaluate(
     max_pairs: int | None = None,
     options: SamplingOptions | None = None,
     progress: Progress | None = None,
+    examples_kept: int = 0,
+    candidates: int = 1,
 ) -> EvalReport:
     """Score the solos with both models and answer their calls with both (module doc).
 
     ``max_pairs`` answers a random sample of that many pairs (drawn with ``seed``, which
-    also seeds sampling), so a long corpus can be judged quickly.
+    also seeds sampling), so a long corpus can be judged quickly. The report keeps the
+    first ``examples_kept`` pairs with the model's answers. ``candidates`` goes to
+    :func:`respond` for both models.
     """
     options = options or SamplingOptions()
     rng = np.random.default_rng(seed)
@@ -264,23 +313,35 @@ def evaluate(
         picked = np.sort(rng.choice(len(tasks), size=max(0, max_pairs), replace=False))
         tasks = [tasks[int(i)] for i in picked]
     responses: dict[str, list[ResponseStats]] = {source: [] for source in SOURCES}
+    played: dict[str, list[Note]] = {source: [] for source in SOURCES}
+    examples: list[tuple[PairTask, tuple[Note, ...]]] = []
     model_rng, baseline_rng = (np.random.default_rng(s) for s in rng.integers(2**63, size=2))
-    for i, task in enumerate(tasks):
-        call = task.phrase(task.call)
+    others = derangement(len(tasks), rng).tolist()
+    for i, (task, j) in enumerate(zip(tasks, others, strict=True)):
+        situation, other = task.situation(), tasks[j]
         for source, lm, draw in (
             ("model", model, model_rng),
             ("baseline", baseline, baseline_rng),
         ):
-            answer = respond(lm, task, options, draw)
-            responses[source].append(response_stats(call, task.phrase(answer)))
-        responses["human"].append(response_stats(call, task.phrase(task.response)))
-        tick("answering", i + 1, len(tasks))
-    for task, j in zip(tasks, derangement(len(tasks), rng).tolist(), strict=True):
-        other = tasks[j]
-        similarity = call_similarity(task.phrase(task.call), other.phrase(other.response))
+            answer = respond(lm, situation, options, draw, candidates)
+            responses[source].append(response_stats(situation, answer, other.call))
+            played[source].extend(answer)
+            if source == "model" and i < examples_kept:
+                examples.append((task, answer))
+        human = response_stats(situation, task.response, other.call)
+        responses["human"].append(human)
+        played["human"].extend(task.response)
+        # the human answer after another pair's call: what chance alone shares
         responses["human_shuffled"].append(
-            replace(responses["human"][j], call_similarity=similarity)
+            replace(
+                human,
+                call_similarity=call_similarity(other.call, task.response),
+                motif_reuse=human.motif_reuse_shuffled,
+                copy_share=float(is_transposed_copy(other.call, task.response)),
+            )
         )
+        tick("answering", i + 1, len(tasks))
+    played["human_shuffled"] = played["human"]
     return EvalReport(
         model.name,
         baseline.name,
@@ -289,4 +350,6 @@ def evaluate(
         notes,
         len(solos),
         responses,
+        played,
+        examples,
     )

@@ -24,55 +24,27 @@ from improv.model.evaluate import (
     pair_tasks,
 )
 from improv.model.markov import MarkovModel, fit_markov
-from improv.model.response_stats import (
-    STAT_NAMES,
-    call_similarity,
-    chord_tones_strong_beats,
-    in_scale,
-    notes_per_beat,
-    pitch_range,
-)
-from improv.music.chords import parse_chord
-from improv.music.notes import ChordChange, Note, Phrase, Solo
+from improv.model.response_stats import POOLED_NAMES, STAT_NAMES, call_similarity
+from improv.music.notes import Note, Solo
 from improv.tokens import VOCAB
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def phrase(pitches: list[int], onsets: list[float], chord: str = "C7") -> Phrase:
-    notes = [Note(p, 80, o, 0.5) for p, o in zip(pitches, onsets, strict=True)]
-    return Phrase.of(notes, [ChordChange(0.0, chord, parse_chord(chord))])
+def line(pitches: list[int], onsets: list[float]) -> list[Note]:
+    return [Note(p, 80, o, 0.5) for p, o in zip(pitches, onsets, strict=True)]
 
 
-# -- statistics of one response ------------------------------------------------------------
-
-
-def test_in_scale_and_chord_tones_on_strong_beats() -> None:
-    # C7: mixolydian C D E F G A Bb; chord tones C E G Bb
-    line = phrase([60, 62, 64, 66, 67, 61], [0.0, 0.5, 1.0, 1.5, 2.0, 3.0])
-    assert in_scale(line) == pytest.approx(4 / 6)  # F# and C# are out
-    # strong beats (1 and 3 of 4/4): 60 on beat 1, 67 on beat 3; 64 on beat 2 is not strong
-    assert chord_tones_strong_beats(line) == 1.0
-    off = phrase([61, 62], [0.0, 2.0])
-    assert chord_tones_strong_beats(off) == 0.0
-    no_chord = Phrase.of([Note(60, 80, 0.0, 1.0)])
-    assert math.isnan(in_scale(no_chord)) and math.isnan(chord_tones_strong_beats(no_chord))
-
-
-def test_density_and_range() -> None:
-    line = phrase([60, 72, 67, 55], [0.0, 0.5, 1.0, 1.5])  # spans 2 beats
-    assert notes_per_beat(line) == pytest.approx(2.0)
-    assert pitch_range(line) == 17.0
-    assert math.isnan(pitch_range(Phrase.of([])))
+# -- statistics of one response (the measures themselves: tests/craft/test_measures.py) --
 
 
 def test_call_similarity_sees_shared_intervals_and_rhythm() -> None:
-    call = phrase([60, 62, 64, 67, 64], [0.0, 0.5, 1.0, 1.5, 2.5])
-    echo = phrase([65, 67, 69, 72, 69], [4.0, 4.5, 5.0, 5.5, 6.5])  # transposed, moved
-    other = phrase([72, 61, 79, 50], [0.0, 1.75, 2.0, 3.67])
+    call = line([60, 62, 64, 67, 64], [0.0, 0.5, 1.0, 1.5, 2.5])
+    echo = line([65, 67, 69, 72, 69], [4.0, 4.5, 5.0, 5.5, 6.5])  # transposed, moved
+    other = line([72, 61, 79, 50], [0.0, 1.75, 2.0, 3.67])
     assert call_similarity(call, echo) == pytest.approx(1.0)
     assert call_similarity(call, other) < 0.3
-    assert math.isnan(call_similarity(phrase([60], [0.0]), phrase([60], [0.0])))
+    assert math.isnan(call_similarity(line([60], [0.0]), line([60], [0.0])))
 
 
 def test_derangement_moves_everything() -> None:
@@ -108,7 +80,7 @@ def test_report_json_has_the_interface_keys(report: EvalReport) -> None:
     assert {"bits_per_note", "baseline_bits_per_note", "notes", "responses"} <= set(out)
     assert set(out["responses"]) == set(SOURCES)
     for source in SOURCES:
-        assert set(out["responses"][source]) == set(STAT_NAMES)
+        assert set(out["responses"][source]) == {*STAT_NAMES, *POOLED_NAMES}
     assert out["bits_per_note"] > 0
     # the baseline is a copy of the model: same likelihood
     assert out["baseline_bits_per_note"] == pytest.approx(out["bits_per_note"])
@@ -135,11 +107,29 @@ def test_generated_answers_respect_the_pair(solos: list[Solo], markov: MarkovMod
     from improv.model.sampling import SamplingOptions
 
     for task in pair_tasks(solos[:1])[:4]:
-        answer = respond(markov, task, SamplingOptions(), np.random.default_rng(0))
+        answer = respond(markov, task.situation(), SamplingOptions(), np.random.default_rng(0))
         assert answer, "an answer has notes"
         assert all(task.start - 1e-9 <= n.onset and n.end <= task.end + 1e-9 for n in answer)
         low, high = task.pitch_range
         assert all(low <= n.pitch <= high for n in answer)
+
+
+def test_candidates_keep_the_critics_choice_with_shaped_dynamics(
+    solos: list[Solo], markov: MarkovModel
+) -> None:
+    from improv.craft.critic import choose, score
+    from improv.craft.dynamics import shape_dynamics
+    from improv.model.evaluate import respond
+    from improv.model.sampling import SamplingOptions
+
+    situation = pair_tasks(solos[:1])[0].situation()
+    options = SamplingOptions()
+    chosen = respond(markov, situation, options, np.random.default_rng(3), candidates=4)
+    draw = np.random.default_rng(3)
+    drafts = [respond(markov, situation, options, draw) for _ in range(4)]
+    index, best = choose(drafts, situation)
+    assert chosen == tuple(shape_dynamics(drafts[index], situation))
+    assert all(score(d, situation).total <= best.total for d in drafts)
 
 
 def test_evaluation_is_repeatable(solos: list[Solo], markov: MarkovModel) -> None:
@@ -162,6 +152,60 @@ def test_eval_command_markov_json_and_plot(
     assert set(out["responses"]) == set(SOURCES)
     assert out["notes"] > 0
     assert plot.read_bytes()[:8] == PNG_MAGIC
+
+
+def test_report_has_the_answering_measures(report: EvalReport) -> None:
+    out = report.to_json()["responses"]
+    human, shuffled = out["human"], out["human_shuffled"]
+    assert human["notes_per_answer"] >= 2  # pairs need two notes a phrase
+    assert 0.0 < human["span_share"] <= 1.0
+    assert 0.0 <= human["ends_on_chord_tone"] <= 1.0
+    assert human["motif_reuse_shuffled"] == shuffled["motif_reuse"]
+    assert 0.0 <= human["copy_share"] <= 1.0
+    assert human["velocity_distinct"] >= 2 and human["velocity_127_share"] >= 0.0
+    # a model answers in eight velocity bins
+    assert out["model"]["velocity_distinct"] <= 8
+    for source in ("model", "baseline"):
+        assert 0.0 < out[source]["span_share"] <= 1.0
+
+
+def test_eval_command_listen_writes_midi_and_piano_rolls(
+    generated_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from improv.io.midifile import read_take
+
+    folder = tmp_path / "listen"
+    args = ["eval", "--model", "markov", "--data", str(generated_corpus), "--max-pairs", "4"]
+    assert main([*args, "--listen", str(folder), "--listen-pairs", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["pairs"] == 4
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "pair-01.mid",
+        "pair-01.png",
+        "pair-02.mid",
+        "pair-02.png",
+    ]
+    assert (folder / "pair-01.png").read_bytes()[:8] == PNG_MAGIC
+    take = read_take(folder / "pair-01.mid")
+    assert take.markers, "chord markers"
+    calls = read_take(folder / "pair-01.mid", channel=0).notes
+    answers = read_take(folder / "pair-01.mid", channel=1).notes
+    assert len(calls) >= 2 and len(answers) >= 1
+    assert max(n.end for n in calls) <= min(n.onset for n in answers) + 1e-6
+
+
+def test_piano_roll_draws_any_voices(tmp_path: Path) -> None:
+    from improv.music.chords import parse_chord
+    from improv.music.notes import ChordChange
+    from improv.pianoroll import piano_roll
+
+    call = [Note(60 + i, 40 + 10 * i, 0.5 * i, 0.5) for i in range(8)]
+    answer = [Note(72 - i, 100, 8.0 + 0.5 * i, 0.5) for i in range(6)]
+    chords = [ChordChange(0.0, "C7", parse_chord("C7")), ChordChange(8.0, "F7", parse_chord("F7"))]
+    path = piano_roll(
+        tmp_path / "roll.png", {"call": call, "answer": answer}, chords=chords, window=(8.0, 16.0)
+    )
+    assert path.read_bytes()[:8] == PNG_MAGIC
+    assert piano_roll(tmp_path / "empty.png", {}).read_bytes()[:8] == PNG_MAGIC
 
 
 def test_eval_command_with_a_checkpoint(
@@ -187,6 +231,11 @@ def test_eval_command_refuses_bad_options(generated_corpus: Path, tmp_path: Path
     base = ["eval", "--model", "markov", "--data", str(generated_corpus)]
     assert main([*base, "--max-pairs", "0"]) == 2
     assert main([*base, "--top-p", "0"]) == 2
+    assert main([*base, "--listen", str(tmp_path), "--listen-pairs", "0"]) == 2
+    assert main([*base, "--candidates", "0"]) == 2
+    a_file = tmp_path / "file.txt"
+    a_file.write_text("not a folder")
+    assert main([*base, "--listen", str(a_file)]) == 2
     assert main(["eval", "--model", "markov", "--data", str(tmp_path / "nowhere")]) == 2
     missing = str(tmp_path / "none.pt")
     assert main(["eval", "--model", missing, "--data", str(generated_corpus)]) == 2
