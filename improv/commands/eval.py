@@ -62,10 +62,11 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--candidates",
         type=int,
-        default=1,
+        default=4,
         metavar="N",
-        help="draft N answers per call and keep the critic's choice, velocities shaped "
-        "(default 1: the model's own answer)",
+        help="answer as the jam does: draft N answers (free and motif-seeded), keep the "
+        "critic's choice, shape its dynamics (default 4, about what a jam drafts in its "
+        "lead on two CPU cores)",
     )
     parser.add_argument("--temperature", type=float, default=1.0, help="default 1.0")
     parser.add_argument("--top-p", type=float, default=0.95, help="default 0.95")

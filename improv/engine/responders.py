@@ -295,24 +295,7 @@ def _markov_from_rules(seed: int = 0, choruses: int = 48) -> Any:
     return MarkovModel.from_sequences(sequences, VOCAB.size, order=5)
 
 
-MODEL_HARMONY = (0.5, 1.0)
-"""Chord weights (bonus for chord tones on strong beats, penalty outside the chord and
-blues scales) of a neural model, whose harmony bias already knows the chords."""
-MARKOV_HARMONY = (1.0, 3.0)
-"""The Markov model's: it hears the chord only through its last few tokens. With them
-the shipped baseline puts chord tones on 0.76 of strong beats (0.18 without; players
-about 0.5) and 0.77 of its notes in the chord's scale (0.59 without; players 0.79)."""
 DEFAULT_CANDIDATES = 32
-
-
-def load_craft() -> Any:
-    """The critic, the motif seeds and the dynamics (:mod:`improv.craft`), for drafting."""
-    from improv.craft.critic import score
-    from improv.craft.dynamics import shape_dynamics
-    from improv.craft.motif import seeds
-    from improv.model.compose import Craft
-
-    return Craft(score=score, seeds=seeds, dynamics=shape_dynamics)
 
 
 def build_responders(
@@ -330,7 +313,7 @@ def build_responders(
     The primary drafts up to ``candidates`` answers on ``device`` (``--device``) and the
     critic chooses; the Markov fallback drafts one, chord-weighted.
     """
-    from improv.model.compose import Craft, batch_device
+    from improv.model.compose import MARKOV_HARMONY, MODEL_HARMONY, Craft, batch_device, load_craft
     from improv.model.sampling import ChordWeights
 
     try:

@@ -105,6 +105,23 @@ class Craft:
     dynamics: Callable[[Sequence[Note], Situation], Sequence[Note]] | None = None
 
 
+MODEL_HARMONY = (0.5, 1.0)
+"""Chord weights (bonus for chord tones on strong beats, penalty outside the chord and
+blues scales) of a neural model, whose harmony bias already knows the chords."""
+MARKOV_HARMONY = (1.0, 3.0)
+"""The Markov model's: it hears the chord only through its last few tokens, so it needs
+stronger weights to stay inside the changes."""
+
+
+def load_craft() -> Craft:
+    """The critic, the motif seeds and the dynamics (:mod:`improv.craft`), for drafting."""
+    from improv.craft.critic import score
+    from improv.craft.dynamics import shape_dynamics
+    from improv.craft.motif import seeds
+
+    return Craft(score=score, seeds=seeds, dynamics=shape_dynamics)
+
+
 @dataclass(frozen=True)
 class Start:
     """Where drafting starts: the stream right after the agent's phrase token.

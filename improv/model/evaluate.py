@@ -31,11 +31,19 @@ import numpy as np
 
 from improv.corpus.augment import instrument_range
 from improv.corpus.phrases import CallResponse, call_response_pairs, chords_between, segment
-from improv.craft.critic import choose
-from improv.craft.dynamics import shape_dynamics
 from improv.craft.measures import is_transposed_copy
 from improv.craft.situation import Situation
 from improv.model.api import StreamingLM, sequence_log_likelihoods
+from improv.model.compose import (
+    MARKOV_HARMONY,
+    MODEL_HARMONY,
+    Craft,
+    answer_constraints,
+    batch_maker,
+    compose,
+    load_craft,
+    start_for,
+)
 from improv.model.dataset import encode
 from improv.model.response_stats import (
     STAT_NAMES,
@@ -44,7 +52,7 @@ from improv.model.response_stats import (
     pooled_stats,
     response_stats,
 )
-from improv.model.sampling import ResponseConstraints, SamplingOptions, generate_response
+from improv.model.sampling import ChordWeights, SamplingOptions
 from improv.music.notes import ChordChange, Note, Solo
 from improv.music.pitch import Key
 from improv.music.time import Metre
@@ -146,44 +154,41 @@ def respond(
     options: SamplingOptions,
     rng: np.random.Generator,
     candidates: int = 1,
+    *,
+    fallback: bool = False,
 ) -> tuple[Note, ...]:
-    """A model's answer to a situation's call, inside its window and pitch range: the
-    one place ``improv eval`` makes an answer.
+    """A model's answer to a situation's call, made as the jam makes it: the one place
+    ``improv eval`` makes an answer.
 
-    With ``candidates`` > 1 the model drafts that many and the critic's choice
-    (:func:`improv.craft.critic.choose`) is kept, its velocities shaped
-    (:func:`improv.craft.dynamics.shape_dynamics`): the engine's pipeline without its
-    motif seeds.
+    :func:`improv.model.compose.compose` drafts ``candidates`` answers (free ones and
+    ones continuing a motif seed of the call), the critic keeps the best and the
+    dynamics shape it, under the jam's constraints and chord weights. ``fallback``
+    answers as the jam's Markov fallback does: one draft, its chord weights, dynamics.
     """
-    drafts = [_draft(lm, situation, options, rng) for _ in range(max(1, candidates))]
-    if len(drafts) == 1:
-        return drafts[0]
-    index, _ = choose(drafts, situation)
-    return tuple(shape_dynamics(drafts[index], situation))
-
-
-def _draft(
-    lm: StreamingLM, situation: Situation, options: SamplingOptions, rng: np.random.Generator
-) -> tuple[Note, ...]:
-    """One sampled answer, as the model plays it."""
-    constraints = ResponseConstraints(
-        start=situation.start,
-        deadline=situation.end,
-        pitch_range=situation.pitch_range,
-        min_notes=2,
-    )
-    response = generate_response(
+    start = start_for(
         lm,
         situation.call,
         key=situation.key.tonic,
         metre=situation.metre,
         chords=situation.chords,
         start=situation.start,
-        constraints=constraints,
+    )
+    craft = load_craft()
+    if fallback:
+        craft = Craft(dynamics=craft.dynamics)
+    harmony = ChordWeights(*(MARKOV_HARMONY if fallback else MODEL_HARMONY))
+    composition = compose(
+        start,
+        situation,
+        batch_for=batch_maker(lm),
+        craft=craft,
         options=options,
         rng=rng,
+        until=math.inf,
+        max_candidates=1 if fallback else candidates,
+        constraints=answer_constraints(situation, harmony=harmony),
     )
-    return tuple(response.notes)
+    return composition.notes if composition is not None else ()
 
 
 def derangement(n: int, rng: np.random.Generator) -> np.ndarray:
@@ -323,7 +328,7 @@ def evaluate(
             ("model", model, model_rng),
             ("baseline", baseline, baseline_rng),
         ):
-            answer = respond(lm, situation, options, draw, candidates)
+            answer = respond(lm, situation, options, draw, candidates, fallback=lm is baseline)
             responses[source].append(response_stats(situation, answer, other.call))
             played[source].extend(answer)
             if source == "model" and i < examples_kept:

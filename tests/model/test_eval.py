@@ -114,22 +114,23 @@ def test_generated_answers_respect_the_pair(solos: list[Solo], markov: MarkovMod
         assert all(low <= n.pitch <= high for n in answer)
 
 
-def test_candidates_keep_the_critics_choice_with_shaped_dynamics(
-    solos: list[Solo], markov: MarkovModel
-) -> None:
-    from improv.craft.critic import choose, score
-    from improv.craft.dynamics import shape_dynamics
+def test_candidates_answer_as_the_jam_does(solos: list[Solo], markov: MarkovModel) -> None:
+    """Eval's answers come from the jam's composer: the critic's pick of several drafts
+    scores above a lone draft on average, and its velocities are shaped (not flat)."""
+    from improv.craft.critic import score
     from improv.model.evaluate import respond
     from improv.model.sampling import SamplingOptions
 
-    situation = pair_tasks(solos[:1])[0].situation()
     options = SamplingOptions()
-    chosen = respond(markov, situation, options, np.random.default_rng(3), candidates=4)
-    draw = np.random.default_rng(3)
-    drafts = [respond(markov, situation, options, draw) for _ in range(4)]
-    index, best = choose(drafts, situation)
-    assert chosen == tuple(shape_dynamics(drafts[index], situation))
-    assert all(score(d, situation).total <= best.total for d in drafts)
+    picked, single = [], []
+    for i, task in enumerate(pair_tasks(solos[:2])[:6]):
+        situation = task.situation()
+        chosen = respond(markov, situation, options, np.random.default_rng(i), candidates=6)
+        lone = respond(markov, situation, options, np.random.default_rng(100 + i))
+        picked.append(score(chosen, situation).total)
+        single.append(score(lone, situation).total)
+        assert len({n.velocity for n in chosen}) > 1, "dynamics shape the chosen answer"
+    assert np.mean(picked) > np.mean(single)
 
 
 def test_evaluation_is_repeatable(solos: list[Solo], markov: MarkovModel) -> None:
@@ -163,8 +164,8 @@ def test_report_has_the_answering_measures(report: EvalReport) -> None:
     assert human["motif_reuse_shuffled"] == shuffled["motif_reuse"]
     assert 0.0 <= human["copy_share"] <= 1.0
     assert human["velocity_distinct"] >= 2 and human["velocity_127_share"] >= 0.0
-    # a model answers in eight velocity bins
-    assert out["model"]["velocity_distinct"] <= 8
+    # the dynamics shape velocities beyond the token language's eight bins
+    assert out["model"]["velocity_distinct"] > 8
     for source in ("model", "baseline"):
         assert 0.0 < out[source]["span_share"] <= 1.0
 
