@@ -42,6 +42,21 @@ def rss_bytes(pid: int) -> int | None:
     return int(match.group(1)) * 1024 if match else None
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """In a child between fork and exec: the kernel sends it SIGTERM when its parent
+    dies, however it dies (SIGKILL included), so no agent or sender is left orphaned."""
+    import ctypes
+
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
 def improv_command(argv: Sequence[str]) -> list[str]:
     """The command line of ``improv ARGV...`` in this Python."""
     return [sys.executable, "-m", "improv.cli", *argv]
@@ -82,6 +97,7 @@ class SpawnedAgent:
             text=True,
             env=env,
             start_new_session=True,  # a Ctrl-C at the harness reaches it only through us
+            preexec_fn=die_with_parent,  # and it ends with us, however we end
         )
         assert self._process.stdout is not None and self._process.stderr is not None
         for target, stream in (
@@ -178,6 +194,7 @@ class Burner:
                     [sys.executable, "-c", "while True: pass"],
                     stdin=subprocess.DEVNULL,
                     start_new_session=True,
+                    preexec_fn=die_with_parent,
                 )
                 for _ in range(self.count)
             ]

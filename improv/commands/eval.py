@@ -62,6 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
     from improv.corpus.folder import read_folder
     from improv.errors import UsageError
+    from improv.files import check_output
     from improv.model.evaluate import evaluate
     from improv.model.sampling import SamplingOptions
 
@@ -71,8 +72,8 @@ def run(args: argparse.Namespace) -> int:
         options = SamplingOptions(args.temperature, args.top_p)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    if args.plot is not None and args.plot.is_dir():
-        raise UsageError(f"--plot {args.plot}: a folder; give a PNG file name")
+    if args.plot is not None:
+        check_output(args.plot, "--plot")
     console = Console(stderr=True)
     corpus = read_folder(args.data)
     if not corpus.solos:

@@ -121,6 +121,7 @@ _SETTINGS = (
 def run(args: argparse.Namespace) -> int:
     from improv.engine.config import build_config
     from improv.errors import UsageError
+    from improv.files import check_output
 
     overrides = {name: getattr(args, name) for name in _SETTINGS}
     config = build_config(args.config, **overrides)
@@ -138,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
             choruses=config.choruses or DEMO_CHORUSES,
             record=config.record or DEMO_RECORD,
         )
+    if config.record is not None:
+        check_output(config.record, "--record")  # before the jam, not after it
     summary = asyncio.run(_jam(config, args))
     if args.json:
         print(json.dumps(summary, separators=(",", ":")))

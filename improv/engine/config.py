@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import math
 import re
-import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 from improv.errors import UsageError
+from improv.files import read_toml
 from improv.music.pitch import Key, parse_pitch
 from improv.music.time import Metre, Swing, Tempo
 
@@ -219,15 +219,18 @@ _OTHER_TABLES = {"mqtt"}  # ``[mqtt]``: see improv.io.mqtt_settings.mqtt_table
 
 def load_toml(path: Path) -> dict[str, Any]:
     """Settings from a TOML file: top-level keys (``-`` or ``_``), or a ``[jam]`` table
-    (an ``[mqtt]`` table beside it holds the broker's settings)."""
-    try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
-    except FileNotFoundError:
-        raise UsageError(f"--config: no such file: {path}") from None
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise UsageError(f"--config {path}: {exc}") from None
-    table = data.get("jam", data) if isinstance(data.get("jam"), dict) else data
+    (an ``[mqtt]`` table beside it holds the broker's settings). A key the jam does not
+    know is refused wherever it stands: a misspelt setting must not pass unnoticed."""
+    data = read_toml(path)
+    if isinstance(data.get("jam"), dict):
+        stray = sorted(set(data) - {"jam", *_OTHER_TABLES})
+        if stray:
+            raise UsageError(
+                f"--config {path}: unknown setting(s) beside [jam]: {', '.join(map(repr, stray))}"
+            )
+        table = data["jam"]
+    else:
+        table = data
     settings: dict[str, Any] = {}
     for raw, value in table.items():
         if raw in _OTHER_TABLES and isinstance(value, dict):

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import unquote, urlsplit
 
 from improv.errors import UsageError
+from improv.files import read_toml
 
 if TYPE_CHECKING:
     import ssl
@@ -151,13 +152,7 @@ def mqtt_table(path: Path | None) -> dict[str, Any]:
     ``cert``, ``key``; files relative to the config file); empty when there is none."""
     if path is None:
         return {}
-    import tomllib
-
-    try:
-        with path.open("rb") as handle:
-            table = tomllib.load(handle).get("mqtt", {})
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise UsageError(f"--config {path}: {exc}") from None
+    table = read_toml(path).get("mqtt", {})
     if not isinstance(table, dict):
         raise UsageError(f"--config {path}: [mqtt] must be a table")
     out: dict[str, Any] = {}

@@ -40,6 +40,10 @@ DEFAULT_MAX_NODES = 1_000_000
 """Node budget of the long-term trie: a node takes about 1.2 bytes once compressed, so
 the default model stays near 1.2 MB, next to a neural model in a checkpoint of 10 MB."""
 
+MAX_STATE_BYTES = 128 << 20
+"""The trie's arrays together, decompressed (the shipped baseline's: 12 MB)."""
+MAX_RATIO = 100
+"""Their compression ratio at most (the shipped one's: 9 to 25)."""
 STATE_FORMAT = "improv-markov/2"
 
 DEFAULT_SESSION_WEIGHT = 0.08
@@ -668,9 +672,10 @@ class MarkovModel:
             escape = state["escape"]
             if escape not in ESCAPES:
                 raise ValueError(f"unknown escape method {escape!r}")
+            budget = [MAX_STATE_BYTES]
             arrays = {
                 name: np.frombuffer(
-                    lzma.decompress(np.asarray(state["arrays"][name], dtype=np.uint8).tobytes()),
+                    _inflate(np.asarray(state["arrays"][name], dtype=np.uint8).tobytes(), budget),
                     dtype=dtype,
                 ).astype(np.int64)
                 for name, dtype in _PACKED.items()
@@ -698,6 +703,20 @@ class MarkovModel:
             raise ValueError(f"unusable Markov model state: {exc}") from exc
         model.info = dict(state.get("info", {}))
         return model
+
+
+def _inflate(blob: bytes, budget: list[int]) -> bytes:
+    """xz-decompress at most ``MAX_RATIO`` times the input and what is left of
+    ``budget[0]`` (then lowered), so a crafted checkpoint cannot inflate to gigabytes."""
+    limit = min(budget[0], MAX_RATIO * len(blob))
+    decompressor = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
+    out = decompressor.decompress(blob, max_length=limit)
+    if not decompressor.eof:
+        raise ValueError(
+            f"an array inflates past {limit:,} bytes ({len(blob):,} compressed): not a real model"
+        )
+    budget[0] -= len(out)
+    return out
 
 
 def _pad_columns(arr: np.ndarray, width: int) -> np.ndarray:
