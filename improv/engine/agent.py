@@ -46,6 +46,7 @@ from improv.engine.clock import (
 from improv.engine.config import JamConfig
 from improv.engine.context import ANSWER, CALL, ChordTimeline, Context
 from improv.engine.generator import AnswerPlayer, AnswerRequest, Generator, Responder
+from improv.engine.recording import NoteJournal
 from improv.engine.scheduler import OutputScheduler, Scheduler
 from improv.engine.sender import OutputSpec, ProcessScheduler
 from improv.io.control import ControlChange, ControlError
@@ -174,6 +175,7 @@ class Agent:
         load_responder: Callable[[str], Responder] | None = None,
         timeline: ChordTimeline | None = None,
         handle_signals: bool = True,
+        journal: NoteJournal | None = None,
     ) -> None:
         self.config = config
         self.midi_in = midi_in
@@ -233,8 +235,7 @@ class Agent:
         self._pending_model: asyncio.Future[Responder] | None = None
         self._seed = config.seed if config.seed is not None else int(time.time()) & 0xFFFF
         self._performer_open: dict[int, tuple[float, int]] = {}
-        self.performer_notes: list[Note] = []
-        self.agent_notes: list[Note] = []
+        self.journal = journal or NoteJournal()  # what was played: on disk, not in memory
 
     # --- public ------------------------------------------------------------------------
 
@@ -476,7 +477,7 @@ class Agent:
         self._step(turns.NoteOff(pitch), beats)
         self.context.note_off(CALL, pitch, self._grid(beats))
         onset, velocity = opened
-        self.performer_notes.append(Note(pitch, velocity, onset, max(1e-3, beats - onset)))
+        self.journal.add(CALL, [Note(pitch, velocity, onset, max(1e-3, beats - onset))])
         for observer in self.observers:
             observer.on_note(CALL, pitch, 0, beats)
 
@@ -687,7 +688,7 @@ class Agent:
             if n.onset < end - 1e-9
         ]
         self.context.resume(played, turn.request.start)
-        self.agent_notes.extend(played)
+        self.journal.add(ANSWER, played)
         if end <= turn.request.start + 1e-9:
             return  # cut before it began (the performer went on): no turn
         self.summary.turns += 1
@@ -751,7 +752,7 @@ class Agent:
         s = self.summary
         stats = self.scheduler.stats()
         gen = self.generator.stats
-        s.notes_out = len(self.agent_notes)
+        s.notes_out = self.journal.count(ANSWER)
         s.deadline_misses = gen.deadline_misses
         s.fallback_notes = gen.fallback_notes
         s.send_error_ms_p50 = stats.send_error_ms_p50
