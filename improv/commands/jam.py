@@ -77,6 +77,13 @@ def register(subparsers: Any) -> None:
     model.add_argument("--seed", type=int)
     model.add_argument("--range", metavar="LO-HI", help="instrument range, e.g. C3-C6")
     model.add_argument("--lookahead-ms", type=float, help="generation keeps this far ahead")
+    model.add_argument(
+        "--models-dir",
+        type=Path,
+        action="append",
+        metavar="DIR",
+        help="MQTT control may load checkpoints from here (repeatable; default: shipped only)",
+    )
 
     out = parser.add_argument_group("output")
     out.add_argument("--config", type=Path, metavar="FILE.toml")
@@ -122,9 +129,10 @@ _SETTINGS = (
 def run(args: argparse.Namespace) -> int:
     from improv.engine.config import build_config
     from improv.errors import UsageError
-    from improv.files import check_output
+    from improv.files import MIDI_LIMIT, check_input, check_output
 
     overrides = {name: getattr(args, name) for name in _SETTINGS}
+    overrides["models_dir"] = tuple(args.models_dir) if args.models_dir else None
     config = build_config(args.config, **overrides)
     simulated = args.demo or args.performer is not None
     if args.demo and args.performer is not None:
@@ -142,6 +150,8 @@ def run(args: argparse.Namespace) -> int:
         )
     if config.record is not None:
         check_output(config.record, "--record")  # before the jam, not after it
+    if args.performer is not None:
+        check_input(args.performer, MIDI_LIMIT, "--performer")  # before the model loads
     summary = asyncio.run(_jam(config, args))
     if args.json:
         print(json.dumps(summary, separators=(",", ":")))

@@ -46,6 +46,7 @@ from improv.engine.clock import (
 from improv.engine.config import JamConfig
 from improv.engine.context import ANSWER, CALL, ChordTimeline, Context
 from improv.engine.generator import AnswerPlayer, AnswerRequest, Generator, Responder
+from improv.engine.model_access import allowed_model
 from improv.engine.recording import NoteJournal
 from improv.engine.scheduler import OutputScheduler, Scheduler
 from improv.engine.sender import OutputSpec, ProcessScheduler
@@ -232,7 +233,9 @@ class Agent:
         self._done_at: float | None = None  # when the answer's last note ends (beats)
         self._start_time = 0.0
         self._answer_errors: list[float] = []
-        self._pending_model: asyncio.Future[Responder] | None = None
+        self._model_loading: asyncio.Future[Responder] | None = None  # one load at a time
+        self._model_queued: tuple[str, asyncio.Future[None]] | None = None  # the next, latest
+        self._model_ready: Responder | None = None  # loaded, used from the next answer
         self._seed = config.seed if config.seed is not None else int(time.time()) & 0xFFFF
         self._performer_open: dict[int, tuple[float, int]] = {}
         self.journal = journal or NoteJournal()  # what was played: on disk, not in memory
@@ -292,11 +295,13 @@ class Agent:
             self._stop = _Stop(reason, grace_s)
         self._stop_event.set()
 
-    def apply_control(self, change: ControlChange) -> None:
+    def apply_control(self, change: ControlChange) -> asyncio.Future[None] | None:
         """Take a validated control change (from MQTT) on the loop thread; applied at a
-        musically sensible moment. Raises :class:`ControlError` when it cannot be."""
-        if change.model is not None:
-            self._change_model(change.model)
+        musically sensible moment. Raises :class:`ControlError` when it cannot be; a
+        model change returns a future that ends when the model is loaded (or fails)."""
+        if change.model is not None and self._load_responder is None:
+            raise ControlError("this jam cannot change its model")
+        model = allowed_model(change.model, self.config.models_dir) if change.model else None
         at = now() + self.generator.lookahead_s + 0.05  # past what is already scheduled
         if change.tempo is not None:
             if not isinstance(self.clock, InternalClock):
@@ -329,6 +334,7 @@ class Agent:
             self.scheduler.panic()
         self._publish_state()
         self._wake.set()
+        return self._change_model(model) if model is not None else None
 
     def position(self, t: float | None = None) -> float:
         """The jam position (beats) at monotonic time ``t`` (default now)."""
@@ -855,22 +861,51 @@ class Agent:
         beats = self.clock.beat_at(t)
         return math.ceil(beats / self.metre.beats_per_bar - 1e-9) * self.metre.beats_per_bar
 
-    def _change_model(self, spec: str) -> None:
-        if self._load_responder is None:
-            raise ControlError("this jam cannot change its model")
-        loader = self._load_responder
-        assert self._loop is not None
-        self._pending_model = self._loop.run_in_executor(None, loader, spec)
+    def _change_model(self, spec: str) -> asyncio.Future[None]:
+        """Load a model off the loop, one load at a time: a request made while one loads
+        waits, replacing any earlier waiting one (refused as replaced), so a flood of
+        requests costs one load in flight and one waiting, never a hundred."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._model_loading is None:
+            self._start_load(spec, done)
+        else:
+            if self._model_queued is not None:
+                earlier, waiting = self._model_queued
+                _fail(waiting, ControlError(f"model {earlier!r}: replaced by a later request"))
+            self._model_queued = (spec, done)
+        return done
+
+    def _start_load(self, spec: str, done: asyncio.Future[None]) -> None:
+        assert self._load_responder is not None
+        loading = asyncio.get_running_loop().run_in_executor(None, self._load_responder, spec)
+        self._model_loading = loading
+        loading.add_done_callback(lambda f: self._loaded(spec, f, done))
+
+    def _loaded(
+        self, spec: str, loading: asyncio.Future[Responder], done: asyncio.Future[None]
+    ) -> None:
+        self._model_loading = None
+        if loading.cancelled():
+            _fail(done, ControlError(f"model {spec!r}: loading was cancelled"))
+        elif (exc := loading.exception()) is not None:
+            log.error("model change failed: %s", exc)
+            _fail(done, ControlError(f"model {spec!r}: {exc}"))
+        else:
+            self._model_ready = loading.result()
+            if not done.done():
+                done.set_result(None)
+        if self._model_queued is not None:
+            (next_spec, next_done), self._model_queued = self._model_queued, None
+            self._start_load(next_spec, next_done)
 
     def _take_pending_model(self) -> None:
-        pending = self._pending_model
-        if pending is None or not pending.done():
-            return
-        self._pending_model = None
-        try:
-            responder = pending.result()
-        except Exception as exc:
-            log.error("model change failed: %s", exc)
+        responder, self._model_ready = self._model_ready, None
+        if responder is None:
             return
         self.generator.set_primary(responder)
         log.info("model: now %s", responder.name)
+
+
+def _fail(future: asyncio.Future[None], error: Exception) -> None:
+    if not future.done():
+        future.set_exception(error)

@@ -61,6 +61,7 @@ class JamConfig:
     virtual: bool = False
     lookahead_ms: float = 200.0  # generation stays this far ahead of playback
     margin_ms: float = 15.0  # a note must be ready this long before it sounds
+    models_dir: tuple[Path, ...] = ()  # where control requests may load checkpoints from
 
     def __post_init__(self) -> None:
         try:
@@ -110,6 +111,9 @@ class JamConfig:
         if self.model is not None and not self.model.strip():
             raise ValueError("model must be a path, 'markov' or 'rules'")
         self.form_obj()  # unknown forms are refused here, not at the first bar
+        for folder in self.models_dir:
+            if not isinstance(folder, Path) or not folder.is_dir():
+                raise ValueError(f"models_dir: no such folder: {folder}")
 
     # --- typed views ----------------------------------------------------------------
 
@@ -171,6 +175,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "virtual": (bool,),
     "lookahead_ms": _NUMBER,
     "margin_ms": _NUMBER,
+    "models_dir": (tuple,),
 }
 _OPTIONAL = {"model", "seed", "channel_in", "choruses", "record", "port_in", "port_out"}
 
@@ -239,7 +244,12 @@ def load_toml(path: Path) -> dict[str, Any]:
         if name not in _FIELDS:
             raise UsageError(f"--config {path}: unknown setting {raw!r}")
         if name in _PATHS and isinstance(value, str):
-            value = (path.parent / value) if not Path(value).is_absolute() else Path(value)
+            value = path.parent / value  # an absolute value stays as it is
+        if name == "models_dir":
+            folders = [value] if isinstance(value, str) else value
+            if not isinstance(folders, list) or not all(isinstance(f, str) for f in folders):
+                raise UsageError(f"--config {path}: {raw} must be a folder or a list of folders")
+            value = tuple(path.parent / folder for folder in folders)
         settings[name] = value
     return settings
 
