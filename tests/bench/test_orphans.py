@@ -93,9 +93,11 @@ def _await_gone(pids: list[int], timeout_s: float) -> list[int]:
 def test_spawned_agent_ends_with_the_bench(jack_server: str, sig: signal.Signals) -> None:
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
     bench = subprocess.Popen(
-        [sys.executable, "-m", "improv.cli", "bench", "latency", "--midi-api", "jack"]
-        + ["--spawn", "--tempo", "240", "--bars", "2", "--turns", "500", "--json"]
-        + ["--", "--model", "rules"],
+        [
+            *(sys.executable, "-m", "improv.cli", "bench", "latency", "--midi-api", "jack"),
+            *("--spawn", "--tempo", "240", "--bars", "2", "--turns", "500", "--json"),
+            *("--", "--model", "rules"),
+        ],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import select
-import signal
 import subprocess
 import sys
 import time
@@ -37,8 +36,10 @@ def _wait_for_notes(proc: subprocess.Popen[bytes], record: Path, timeout_s: floa
 def test_a_killed_jam_keeps_its_record(tmp_path: Path) -> None:
     record = tmp_path / "jam.mid"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "improv.cli", "jam", "--demo", "--json", "--model", "rules"]
-        + ["--tempo", "300", "--bars", "2", "--choruses", "50", "--record", str(record)],
+        [
+            *(sys.executable, "-m", "improv.cli", "jam", "--demo", "--json", "--model", "rules"),
+            *("--tempo", "300", "--bars", "2", "--choruses", "50", "--record", str(record)),
+        ],
         cwd=tmp_path,
         env=dict(os.environ, PYTHONPATH=str(ROOT)),
         stdin=subprocess.DEVNULL,
