@@ -57,6 +57,23 @@ def die_with_parent() -> None:
         os.kill(os.getpid(), signal.SIGTERM)
 
 
+def tree_pids(pid: int) -> list[int]:
+    """``pid`` and every process below it (the ``children`` of each of its threads)."""
+    found = [pid]
+    for parent in found:
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                found += [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+    return found
+
+
+def tree_rss(pid: int) -> int:
+    """Resident memory of a process tree, in bytes (0 when it is gone)."""
+    return sum(rss_bytes(p) or 0 for p in tree_pids(pid))
+
+
 def improv_command(argv: Sequence[str]) -> list[str]:
     """The command line of ``improv ARGV...`` in this Python."""
     return [sys.executable, "-m", "improv.cli", *argv]

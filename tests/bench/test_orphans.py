@@ -18,28 +18,13 @@ from pathlib import Path
 
 import pytest
 
+from improv.bench.procs import tree_pids
+from tests.watching import watch_until
+
 ROOT = Path(__file__).resolve().parents[2]
 GONE_WITHIN_S = 30.0  # the agent's own shutdown (note-offs, summary) included
 
 pytestmark = pytest.mark.jack
-
-
-def _descendants(pid: int) -> set[int]:
-    """Every process below ``pid`` (each process's ``children`` lists of all its threads)."""
-    found: set[int] = set()
-    todo = [pid]
-    while todo:
-        parent = todo.pop()
-        for task in Path(f"/proc/{parent}/task").glob("*"):
-            try:
-                children = (task / "children").read_text().split()
-            except OSError:
-                continue
-            for child in map(int, children):
-                if child not in found:
-                    found.add(child)
-                    todo.append(child)
-    return found
 
 
 def _cmdline(pid: int) -> str:
@@ -49,23 +34,12 @@ def _cmdline(pid: int) -> str:
         return ""
 
 
-def _spawned_processes(bench: subprocess.Popen[bytes], timeout_s: float) -> list[int]:
-    """The jam and its sender, once the jam's sender runs (read from the bench's stderr)."""
-    assert bench.stderr is not None
-    deadline = time.monotonic() + timeout_s
-    buffered = b""
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([bench.stderr], [], [], 1.0)
-        if ready:
-            chunk = os.read(bench.stderr.fileno(), 65536)
-            assert chunk, f"the bench ended early: {buffered.decode()[-2000:]}"
-            buffered += chunk
-        kids = _descendants(bench.pid)
-        jams = [p for p in kids if re.search(r"improv\.cli jam", _cmdline(p))]
-        senders = [p for p in kids if "improv.engine.sender" in _cmdline(p)]
-        if jams and senders:
-            return jams + senders
-    raise AssertionError(f"no spawned jam and sender: {buffered.decode()[-2000:]}")
+def _spawned(bench_pid: int) -> list[int] | None:
+    """The jam and its sender, once both run."""
+    kids = tree_pids(bench_pid)[1:]
+    jams = [p for p in kids if re.search(r"improv\.cli jam", _cmdline(p))]
+    senders = [p for p in kids if "improv.engine.sender" in _cmdline(p)]
+    return jams + senders if jams and senders else None
 
 
 def _await_gone(pids: list[int], timeout_s: float) -> list[int]:
@@ -105,7 +79,7 @@ def test_spawned_agent_ends_with_the_bench(jack_server: str, sig: signal.Signals
     )
     spawned: list[int] = []
     try:
-        spawned = _spawned_processes(bench, timeout_s=120.0)
+        spawned = watch_until(bench, lambda: _spawned(bench.pid), 120.0, "spawned jam")
         bench.send_signal(sig)
         bench.wait(GONE_WITHIN_S)
         living = _await_gone(spawned, GONE_WITHIN_S)

@@ -3,34 +3,22 @@
 from __future__ import annotations
 
 import os
-import select
 import subprocess
 import sys
-import time
 import tracemalloc
 from pathlib import Path
 
 from improv.engine.recording import NoteJournal, journal_path, read_journal
 from improv.io.midifile import read_take
 from improv.music.notes import Note
+from tests.watching import watch_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _wait_for_notes(proc: subprocess.Popen[bytes], record: Path, timeout_s: float) -> int:
-    """Read the jam's stderr until its record holds notes; their number."""
-    assert proc.stderr is not None
-    deadline = time.monotonic() + timeout_s
-    log = b""
-    while time.monotonic() < deadline:
-        ready, _, _ = select.select([proc.stderr], [], [], 0.5)
-        if ready:
-            chunk = os.read(proc.stderr.fileno(), 65536)
-            assert chunk, log.decode()[-2000:]
-            log += chunk
-        if record.is_file() and (notes := len(read_take(record).notes)) > 0:
-            return notes
-    raise AssertionError(f"no notes recorded in {timeout_s} s: {log.decode()[-2000:]}")
+def _recorded(record: Path) -> int | None:
+    notes = len(read_take(record).notes) if record.is_file() else 0
+    return notes or None
 
 
 def test_a_killed_jam_keeps_its_record(tmp_path: Path) -> None:
@@ -47,7 +35,7 @@ def test_a_killed_jam_keeps_its_record(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
     )
     try:
-        notes = _wait_for_notes(proc, record, timeout_s=90.0)
+        notes = watch_until(proc, lambda: _recorded(record), 90.0, "notes recorded")
         proc.kill()
         proc.wait(10)
     finally:
