@@ -28,7 +28,8 @@ def test_the_tree_holds_the_children_and_their_memory() -> None:
     code = (
         "import subprocess, sys\n"
         "child = subprocess.Popen([sys.executable, '-c',"
-        " 'import sys; b = bytearray(64 << 20); sys.stdin.read()'], stdin=subprocess.PIPE)\n"
+        " 'import sys; b = b\"x\" * (64 << 20); print(1, flush=True); sys.stdin.read()'],"
+        " stdin=subprocess.PIPE)\n"
         "print(child.pid, flush=True)\n"
         "sys.stdin.read()\n"
     )
@@ -38,6 +39,7 @@ def test_the_tree_holds_the_children_and_their_memory() -> None:
     try:
         assert parent.stdout is not None
         child = int(parent.stdout.readline())
+        assert parent.stdout.readline() == "1\n"  # the child holds its 64 MiB (touched)
         assert tree_pids(parent.pid) == [parent.pid, child]
         alone = rss_bytes(parent.pid) or 0
         assert tree_rss(parent.pid) > alone + (32 << 20)
