@@ -128,6 +128,7 @@ _SETTINGS = (
 
 def run(args: argparse.Namespace) -> int:
     from improv.engine.config import build_config
+    from improv.engine.malloc import few_arenas
     from improv.errors import UsageError
     from improv.files import MIDI_LIMIT, check_input, check_output
 
@@ -152,6 +153,7 @@ def run(args: argparse.Namespace) -> int:
         check_output(config.record, "--record")  # before the jam, not after it
     if args.performer is not None:
         check_input(args.performer, MIDI_LIMIT, "--performer")  # before the model loads
+    few_arenas()  # before any thread starts: a long gig's memory stays flat
     summary = asyncio.run(_jam(config, args))
     if args.json:
         print(json.dumps(summary, separators=(",", ":")))
@@ -168,6 +170,7 @@ async def _jam(config: Any, args: argparse.Namespace) -> dict[str, Any]:
     from improv.engine.mqtt_observer import attach
     from improv.engine.performer import SimulatedPerformer
     from improv.engine.recording import NoteJournal, journal_path
+    from improv.errors import ImprovError
     from improv.engine.responders import build_responders, responder_loader, rules_answer
     from improv.io.mqtt import bridge_from_args
 
@@ -228,11 +231,15 @@ async def _jam(config: Any, args: argparse.Namespace) -> dict[str, Any]:
             await bridge.close()
     if config.record is not None:
         journal.close()
-        _record(config, agent)
-        with _RECORD_LOCK:
-            journal_path(config.record).unlink(missing_ok=True)
-        log.info("jam written to %s", config.record)
-        print(f"jam written to {config.record}", file=sys.stderr)
+        try:
+            _record(config, agent)
+        except (OSError, ImprovError) as exc:  # the summary still comes; the journal stays
+            log.error("--record %s: %s; the jam is in %s", config.record, exc, journal.path)
+        else:
+            with _RECORD_LOCK:
+                journal_path(config.record).unlink(missing_ok=True)
+            log.info("jam written to %s", config.record)
+            print(f"jam written to {config.record}", file=sys.stderr)
     if not args.json:
         console.print(summary_table(summary))
     return summary.as_dict()

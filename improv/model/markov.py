@@ -42,8 +42,8 @@ the default model stays near 1.2 MB, next to a neural model in a checkpoint of 1
 
 SESSION_CONTEXTS = 20_000
 """The session model's contexts at most (about 300 bytes each) ..."""
-SESSION_CALLS = 32
-"""... then it keeps what the last this many calls taught it."""
+SESSION_TOKENS = 2048
+"""... then it keeps what the last calls of at most this many tokens taught it."""
 MAX_STATE_BYTES = 128 << 20
 """The trie's arrays together, decompressed (the shipped baseline's: 12 MB)."""
 MAX_RATIO = 100
@@ -416,13 +416,19 @@ class _ShortTerm:
         self.escape: Escape = escape
         self.contexts: dict[tuple[int, ...], dict[int, int]] = {}
         self._cache: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray, float]] = {}
-        self._recent: deque[Sequence[int]] = deque(maxlen=SESSION_CALLS)
+        self._recent: deque[Sequence[int]] = deque()
+        self._recent_tokens = 0
         self.tokens = 0
 
     def learn(self, seq: Sequence[int]) -> None:
         """Learn a call; past :data:`SESSION_CONTEXTS` contexts the model is rebuilt
-        from the last :data:`SESSION_CALLS` calls, so a long gig stays bounded."""
+        from the last :data:`SESSION_TOKENS` tokens learned, so a long gig (or a flood
+        of notes in one call) stays bounded."""
+        seq = seq[-SESSION_TOKENS:]
         self._recent.append(seq)
+        self._recent_tokens += len(seq)
+        while self._recent_tokens > SESSION_TOKENS:
+            self._recent_tokens -= len(self._recent.popleft())
         self._count(seq)
         if len(self.contexts) > SESSION_CONTEXTS:
             self.contexts, self.tokens = {}, 0
