@@ -170,8 +170,8 @@ async def _jam(config: Any, args: argparse.Namespace) -> dict[str, Any]:
     from improv.engine.mqtt_observer import attach
     from improv.engine.performer import SimulatedPerformer
     from improv.engine.recording import NoteJournal, journal_path
-    from improv.errors import ImprovError
     from improv.engine.responders import build_responders, responder_loader, rules_answer
+    from improv.errors import ImprovError
     from improv.io.mqtt import bridge_from_args
 
     bridge = bridge_from_args(args)  # None without --mqtt; bad options fail before loading
