@@ -11,6 +11,7 @@ import argparse
 import importlib
 import logging
 import pkgutil
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -44,14 +45,28 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(message)s",
         handlers=[RichHandler(console=Console(stderr=True), show_path=False)],
     )
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         code: int = args.run(args)
     except ImprovError as exc:
         Console(stderr=True).print(f"[bold red]error:[/] {exc}", highlight=False)
         return exc.exit_code
+    except Terminated:
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
         return 130
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return code
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (``timeout``, a service manager): a command stops as on Ctrl-C, running
+    its clean-up (children stopped, files closed), then exits 143."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated()
 
 
 if __name__ == "__main__":

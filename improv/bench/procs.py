@@ -42,6 +42,38 @@ def rss_bytes(pid: int) -> int | None:
     return int(match.group(1)) * 1024 if match else None
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent() -> None:
+    """In a child between fork and exec: the kernel sends it SIGTERM when its parent
+    dies, however it dies (SIGKILL included), so no agent or sender is left orphaned."""
+    import ctypes
+
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def tree_pids(pid: int) -> list[int]:
+    """``pid`` and every process below it (the ``children`` of each of its threads)."""
+    found = [pid]
+    for parent in found:
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            try:
+                found += [int(c) for c in (task / "children").read_text().split()]
+            except OSError:
+                continue
+    return found
+
+
+def tree_rss(pid: int) -> int:
+    """Resident memory of a process tree, in bytes (0 when it is gone)."""
+    return sum(rss_bytes(p) or 0 for p in tree_pids(pid))
+
+
 def improv_command(argv: Sequence[str]) -> list[str]:
     """The command line of ``improv ARGV...`` in this Python."""
     return [sys.executable, "-m", "improv.cli", *argv]
@@ -82,6 +114,7 @@ class SpawnedAgent:
             text=True,
             env=env,
             start_new_session=True,  # a Ctrl-C at the harness reaches it only through us
+            preexec_fn=die_with_parent,  # and it ends with us, however we end
         )
         assert self._process.stdout is not None and self._process.stderr is not None
         for target, stream in (
@@ -178,6 +211,7 @@ class Burner:
                     [sys.executable, "-c", "while True: pass"],
                     stdin=subprocess.DEVNULL,
                     start_new_session=True,
+                    preexec_fn=die_with_parent,
                 )
                 for _ in range(self.count)
             ]

@@ -31,6 +31,7 @@ from improv.bench.measure import (
     mqtt_delays,
     transport_figures,
 )
+from improv.files import atomic_output
 
 SCHEMA_VERSION = 1
 REFERENCES = {
@@ -459,13 +460,12 @@ def events_path(path: Path) -> Path:
 
 def write_csv(path: Path, run: RunData, measured: Sequence[Measured]) -> tuple[Path, Path]:
     """Per-turn rows at ``path``, raw events next to it (:func:`events_path`)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as handle:
+    with atomic_output(path, "--csv") as tmp, tmp.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, TURN_COLUMNS)
         writer.writeheader()
         writer.writerows(turn_rows(run, measured))
     events = events_path(path)
-    with events.open("w", newline="") as handle:
+    with atomic_output(events, "--csv") as tmp, tmp.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, EVENT_COLUMNS)
         writer.writeheader()
         writer.writerows(event_rows(run, measured))
@@ -635,6 +635,6 @@ subtract the transport's median latency once per port crossing.</p>
 {figures}
 </body></html>
 """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+    with atomic_output(path, "--html") as tmp:
+        tmp.write_text(text)
     return path

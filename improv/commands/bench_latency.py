@@ -162,8 +162,12 @@ def run(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from improv.bench import latency, report
+    from improv.files import check_output
 
     settings = settings_from_args(args)
+    for option, path in (("--csv", args.csv), ("--html", args.html)):
+        if path is not None:
+            check_output(path, option)  # before the run, not after it
     err = Console(stderr=True)
     for config in settings.configs:
         if config.skipped:

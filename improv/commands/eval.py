@@ -86,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
 
     from improv.corpus.folder import read_folder
     from improv.errors import UsageError
+    from improv.files import check_output
     from improv.model.evaluate import evaluate
     from improv.model.sampling import SamplingOptions
 
@@ -95,8 +96,8 @@ def run(args: argparse.Namespace) -> int:
         options = SamplingOptions(args.temperature, args.top_p)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    if args.plot is not None and args.plot.is_dir():
-        raise UsageError(f"--plot {args.plot}: a folder; give a PNG file name")
+    if args.plot is not None:
+        check_output(args.plot, "--plot")
     check_model(args.model, "eval")  # the names every command takes (improv.model.registry)
     if args.listen_pairs < 1:
         raise UsageError("--listen-pairs must be at least 1")

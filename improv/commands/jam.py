@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +89,13 @@ def register(subparsers: Any) -> None:
         "--device", choices=["auto", "cpu", "cuda"], help="where candidate answers are drafted"
     )
     model.add_argument("--candidates", type=int, metavar="N", help="candidate answers per turn")
+    model.add_argument(
+        "--models-dir",
+        type=Path,
+        action="append",
+        metavar="DIR",
+        help="MQTT control may load checkpoints from here (repeatable; default: shipped only)",
+    )
 
     out = parser.add_argument_group("output")
     out.add_argument("--config", type=Path, metavar="FILE.toml")
@@ -136,14 +144,18 @@ _SETTINGS = (
 
 def run(args: argparse.Namespace) -> int:
     from improv.engine.config import build_config
+    from improv.engine.malloc import few_arenas
     from improv.errors import UsageError
+    from improv.files import MIDI_LIMIT, check_input, check_output
     from improv.model.registry import check_model
 
     overrides = {name: getattr(args, name) for name in _SETTINGS}
+    overrides["models_dir"] = tuple(args.models_dir) if args.models_dir else None
     performance = None
     if args.performer is not None and not args.demo:
         from improv.engine.performer import read_performance
 
+        check_input(args.performer, MIDI_LIMIT, "--performer")  # before reading it
         performance = read_performance(args.performer)
         overrides = _file_settings(overrides, performance)
     config = build_config(args.config, **overrides)
@@ -163,6 +175,9 @@ def run(args: argparse.Namespace) -> int:
             choruses=config.choruses or DEMO_CHORUSES,
             record=config.record or DEMO_RECORD,
         )
+    if config.record is not None:
+        check_output(config.record, "--record")  # before the jam, not after it
+    few_arenas()  # before any thread starts: a long gig's memory stays flat
     summary = asyncio.run(_jam(config, args))
     if args.json:
         print(json.dumps(summary, separators=(",", ":")))
@@ -178,7 +193,9 @@ async def _jam(config: Any, args: argparse.Namespace) -> dict[str, Any]:
     from improv.engine.context import ChordTimeline
     from improv.engine.mqtt_observer import attach
     from improv.engine.performer import SimulatedPerformer
+    from improv.engine.recording import NoteJournal, journal_path
     from improv.engine.responders import build_responders, responder_loader, rules_answer
+    from improv.errors import ImprovError
     from improv.io.mqtt import bridge_from_args
 
     bridge = bridge_from_args(args)  # None without --mqtt; bad options fail before loading
@@ -203,6 +220,7 @@ async def _jam(config: Any, args: argparse.Namespace) -> dict[str, Any]:
     midi_in, midi_out, performer_out = _open_ports(config, simulated=bool(calls))
     view = JamView(f"improv jam: {form.name} in {config.key}, {config.tempo:g} BPM")
     observers: list[JamObserver] = [] if args.json else [view]
+    journal = NoteJournal(journal_path(config.record) if config.record else None)
     agent = Agent(
         config,
         midi_in=midi_in,
@@ -219,6 +237,7 @@ async def _jam(config: Any, args: argparse.Namespace) -> dict[str, Any]:
             candidates=config.candidates,
         )(spec),
         timeline=timeline,
+        journal=journal,
     )
     tasks: list[asyncio.Task[None]] = []
     gc.collect()
@@ -232,6 +251,8 @@ async def _jam(config: Any, args: argparse.Namespace) -> dict[str, Any]:
         performer = SimulatedPerformer(agent, performer_out, calls, channel=0)
         agent.observers.append(performer)
         tasks.append(asyncio.create_task(performer.run(), name="performer"))
+    if config.record is not None:
+        tasks.append(asyncio.create_task(_keep_record(config, agent), name="record"))
     try:
         if args.json or not console.is_terminal:
             summary = await agent.run()
@@ -245,7 +266,16 @@ async def _jam(config: Any, args: argparse.Namespace) -> dict[str, Any]:
         if bridge is not None:
             await bridge.close()
     if config.record is not None:
-        _record(config, agent, timeline)
+        journal.close()
+        try:
+            _record(config, agent)
+        except (OSError, ImprovError) as exc:  # the summary still comes; the journal stays
+            log.error("--record %s: %s; the jam is in %s", config.record, exc, journal.path)
+        else:
+            with _RECORD_LOCK:
+                journal_path(config.record).unlink(missing_ok=True)
+            log.info("jam written to %s", config.record)
+            print(f"jam written to {config.record}", file=sys.stderr)
     if not args.json:
         console.print(summary_table(summary))
     return summary.as_dict()
@@ -351,30 +381,71 @@ def _generated_calls(config: Any) -> list[Any]:
     ]
 
 
-def _record(config: Any, agent: Any, timeline: Any) -> None:
-    from improv.io.midifile import Track, write_jam
+RECORD_PERIOD_S = 4.0
+"""The record is rewritten this often: a kill loses at most this much of the jam."""
+
+
+async def _keep_record(config: Any, agent: Any) -> None:
+    """Rewrite the record every few seconds, in a thread (the loop only flushes)."""
+    from improv.errors import ImprovError
+
+    failing = False
+    while True:
+        await asyncio.sleep(RECORD_PERIOD_S)
+        chords = agent.timeline.changes(0.0, max(agent.journal.end, agent.form.beats))
+        try:
+            agent.journal.flush()
+            await asyncio.to_thread(_write_record, config, agent.swing, agent.metre, chords)
+        except (OSError, ImprovError) as exc:  # a full disk: said once, tried again
+            if not failing:
+                log.error("--record %s: cannot write (%s); trying again", config.record, exc)
+            failing = True
+        else:
+            failing = False
+
+
+def _record(config: Any, agent: Any) -> None:
+    chords = agent.timeline.changes(0.0, max(agent.journal.end, agent.form.beats))
+    _write_record(config, agent.swing, agent.metre, chords)
+
+
+_RECORD_LOCK = threading.Lock()
+"""One writer at a time: a periodic write still running in its thread when the jam
+ends reads the journal and writes under it, so the last write holds everything."""
+
+
+def _write_record(config: Any, swing: Any, metre: Any, chords: Any) -> None:
+    """The journal as a complete MIDI file (the agent's notes as they sounded, swung)."""
+    from improv.engine.context import CALL
+    from improv.engine.recording import journal_path, read_journal
     from improv.music.notes import Note
 
-    swing = agent.swing
-    played = [
-        Note(
-            n.pitch,
-            n.velocity,
-            swing.render(n.onset),
-            max(1e-3, swing.render(n.end) - swing.render(n.onset)),
-        )
-        for n in agent.agent_notes
-    ]
-    end = max([n.end for n in played + agent.performer_notes] + [agent.form.beats])
-    path = write_jam(
+    performer: list[Note] = []
+    played: list[Note] = []
+    with _RECORD_LOCK:
+        journal = journal_path(config.record)
+        if not journal.is_file():
+            return  # the final record is written and its journal removed
+        for role, n in read_journal(journal):
+            if role == CALL:
+                performer.append(n)
+            else:
+                start = swing.render(n.onset)
+                end = swing.render(n.end)
+                played.append(Note(n.pitch, n.velocity, start, max(1e-3, end - start)))
+        _write_mid(config, performer, played, metre, chords)
+
+
+def _write_mid(config: Any, performer: Any, played: Any, metre: Any, chords: Any) -> None:
+    from improv.io.midifile import Track, write_jam
+
+    write_jam(
         config.record,
         [
-            Track("performer", agent.performer_notes, channel=0),
+            Track("performer", performer, channel=0),
             Track("improv", played, channel=max(1, config.channel_out - 1)),
         ],
         bpm=config.tempo,
-        metre=agent.metre,
-        chords=timeline.changes(0.0, end),
+        metre=metre,
+        chords=chords,
     )
-    log.info("jam written to %s", path)
-    print(f"jam written to {path}", file=sys.stderr)

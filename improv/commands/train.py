@@ -90,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
 
     from improv.corpus.folder import read_folder
     from improv.errors import UsageError
+    from improv.files import check_output
     from improv.model.build import resolve_device
     from improv.model.dataset import attribution_of, build_token_data
     from improv.model.train import Progress as TrainProgress
@@ -99,10 +100,13 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, name)
         if value is not None and value < 1:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
-    if args.epochs is not None and args.epochs <= 0:
+    if args.epochs is not None and not 0 < args.epochs < 1e6:
         raise UsageError("--epochs must be positive")
-    if args.out.is_dir():
-        raise UsageError(f"--out {args.out}: a folder; give a checkpoint file name")
+    if not 0 < args.lr <= 10:  # also refuses nan
+        raise UsageError(f"--lr must lie in (0, 10], not {args.lr}")
+    if not 0 <= args.dropout < 1:
+        raise UsageError(f"--dropout must lie in [0, 1), not {args.dropout}")
+    check_output(args.out, "--out")
     if args.baseline_only and not args.out.is_file():
         raise UsageError(f"--baseline-only: no checkpoint at --out {args.out}")
     console = Console(stderr=True)
@@ -164,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
         TimeElapsedColumn(),
         TimeRemainingColumn(),
     )
-    previous = signal.signal(signal.SIGINT, on_sigint)
+    previous = {sig: signal.signal(sig, on_sigint) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with Progress(*columns, console=console) as bar:
             task = bar.add_task(f"{args.arch}-{args.size}", total=None, loss="-", val="-", tps="-")
@@ -197,7 +201,8 @@ def run(args: argparse.Namespace) -> int:
                 on_phase=lambda text: console.print(text),
             )
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     if not result.finished:
         console.print(
             f"[yellow]interrupted[/]: state saved to {result.state_path}; "

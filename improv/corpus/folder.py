@@ -92,14 +92,18 @@ def read_folder(
                 solo = read_midi(file, key=parsed_key, form=form, info=index.lookup(file))
             except (MidiReadError, ValueError) as exc:
                 result.skipped.append((file, _reason(exc, file)))
-                log.warning("skipping %s: %s", file, result.skipped[-1][1])
             else:
                 if solo.notes:
                     result.solos.append(solo)
                 else:
                     result.skipped.append((file, "no notes"))
-                    log.warning("skipping %s: no notes", file)
             bar.advance(task)
+    if not result.solos:  # one line that says why, not a warning per file and an error
+        first, reason = result.skipped[0]
+        more = f" and {len(files) - 1} more" if len(files) > 1 else ""
+        raise UsageError(f"{folder}: no MIDI file could be read ({first.name}: {reason}{more})")
+    for file, reason in result.skipped:
+        log.warning("skipping %s: %s", file, reason)
     return result
 
 

@@ -22,7 +22,8 @@ from pathlib import Path
 import mido
 
 from improv.corpus.index import SoloInfo
-from improv.errors import ImprovError
+from improv.errors import ImprovError, UsageError
+from improv.files import MIDI_LIMIT, check_input
 from improv.music.chords import Chord, ChordSymbolError, QualityClass, parse_chord
 from improv.music.forms import form_from_changes, get_form, is_blues
 from improv.music.notes import ChordChange, Note, Solo
@@ -107,6 +108,10 @@ def _collect(midi: mido.MidiFile) -> _Events:
 
 
 def _load(path: Path) -> _Events:
+    try:
+        check_input(path, MIDI_LIMIT, "MIDI file")
+    except UsageError as exc:
+        raise MidiReadError(str(exc).removeprefix("MIDI file ")) from None
     try:
         midi = mido.MidiFile(path)
     except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError) as exc:

@@ -48,6 +48,8 @@ from improv.engine.clock import (
 from improv.engine.config import JamConfig
 from improv.engine.context import ANSWER, CALL, ChordTimeline, Context
 from improv.engine.generator import AnswerPlayer, AnswerRequest, Generator, Responder
+from improv.engine.model_access import allowed_model
+from improv.engine.recording import NoteJournal
 from improv.engine.scheduler import OutputScheduler, Scheduler
 from improv.engine.sender import OutputSpec, ProcessScheduler
 from improv.io.control import ControlChange, ControlError
@@ -202,6 +204,7 @@ class Agent:
         load_responder: Callable[[str], Responder] | None = None,
         timeline: ChordTimeline | None = None,
         handle_signals: bool = True,
+        journal: NoteJournal | None = None,
     ) -> None:
         self.config = config
         self.midi_in = midi_in
@@ -216,7 +219,8 @@ class Agent:
         self._sent_count = 0
         self._note_ons: deque[tuple[int, float, float]] = deque(maxlen=256)
         self._answer_sent: deque[tuple[int, float]] = deque()  # (pitch, time) sent: the record
-        self._answers: list[tuple[list[tuple[Note, float]], float]] = []  # scheduled, end
+        # answers played but not yet journalled: their sent reports may still be coming
+        self._unconfirmed: deque[tuple[list[tuple[Note, float]], float]] = deque()
         self._output_open = False
         self.observers = list(observers)
         self.generator = Generator(
@@ -264,14 +268,16 @@ class Agent:
         self._done_at: float | None = None  # when the answer's last note ends (beats)
         self._start_time = 0.0
         self._answer_errors: list[float] = []
-        self._pending_model: asyncio.Future[Responder] | None = None
+        self._model_loading: asyncio.Future[Responder] | None = None  # one load at a time
+        self._model_queued: tuple[str, asyncio.Future[None]] | None = None  # the next, latest
+        self._model_ready: Responder | None = None  # loaded, used from the next answer
         self._seed = config.seed if config.seed is not None else int(time.time()) & 0xFFFF
         self._performer_open: dict[int, tuple[float, int, bool]] = {}  # onset, velocity, kept
         self._performer_ons: deque[float] = deque(maxlen=1 << 16)  # note-on times
+        self._answer_on_times: deque[float] = deque(maxlen=1 << 16)  # as sent: collisions
         self._released_at: float | None = None  # when the performer last fell silent
-        self._waits: list[float] = []  # phrase mode: last note-off to answer start (s)
-        self.performer_notes: list[Note] = []
-        self.agent_notes: list[Note] = []
+        self._waits: deque[float] = deque(maxlen=1 << 12)  # phrase mode: note-off to answer (s)
+        self.journal = journal or NoteJournal()  # what was played: on disk, not in memory
 
     # --- public ------------------------------------------------------------------------
 
@@ -328,11 +334,13 @@ class Agent:
             self._stop = _Stop(reason, grace_s)
         self._stop_event.set()
 
-    def apply_control(self, change: ControlChange) -> None:
+    def apply_control(self, change: ControlChange) -> asyncio.Future[None] | None:
         """Take a validated control change (from MQTT) on the loop thread; applied at a
-        musically sensible moment. Raises :class:`ControlError` when it cannot be."""
-        if change.model is not None:
-            self._change_model(change.model)
+        musically sensible moment. Raises :class:`ControlError` when it cannot be; a
+        model change returns a future that ends when the model is loaded (or fails)."""
+        if change.model is not None and self._load_responder is None:
+            raise ControlError("this jam cannot change its model")
+        model = allowed_model(change.model, self.config.models_dir) if change.model else None
         at = now() + self.generator.lookahead_s + 0.05  # past what is already scheduled
         if change.tempo is not None:
             if not isinstance(self.clock, InternalClock):
@@ -366,6 +374,7 @@ class Agent:
             self.scheduler.panic()
         self._publish_state()
         self._wake.set()
+        return self._change_model(model) if model is not None else None
 
     def position(self, t: float | None = None) -> float:
         """The jam position (beats) at monotonic time ``t`` (default now)."""
@@ -524,7 +533,7 @@ class Agent:
         if not kept:
             return
         self.context.note_off(CALL, pitch, self._grid(beats))
-        self.performer_notes.append(Note(pitch, velocity, onset, max(1e-3, beats - onset)))
+        self.journal.add(CALL, [Note(pitch, velocity, onset, max(1e-3, beats - onset))])
         for observer in self.observers:
             observer.on_note(CALL, pitch, 0, beats)
 
@@ -829,8 +838,8 @@ class Agent:
             if n.onset < end - 1e-9
         ]
         self.context.resume(played, turn.request.start)
-        self.agent_notes.extend(played)
-        self._answers.append((turn.scheduled, end))
+        self._unconfirmed.append((turn.scheduled, end))
+        self._confirm_record(keep_last=True)
         if end <= turn.request.start + 1e-9:
             return  # cut before it began (the performer went on): no turn
         self.summary.turns += 0 if turn.continues else 1
@@ -852,18 +861,28 @@ class Agent:
             self._note_ons.append((data[0] << 7 | data[1], scheduled, sent))
             if data[0] & 0x0F == self.channel_out:
                 self._answer_sent.append((data[1], scheduled))
+                self._answer_on_times.append(scheduled)
 
-    def _confirm_record(self) -> None:
-        """The answers as they went out: the notes whose note-on the sender reported sent
-        (call once the sender has stopped: every report is in), each cut where its
-        answer was. Nothing planned but unsent, nothing sent but unplanned."""
-        sent = set(self._answer_sent)
-        self.agent_notes = [
-            replace(note, duration=max(1e-3, min(note.duration, end - note.onset)))
-            for scheduled, end in self._answers
-            for note, on in scheduled
-            if (note.pitch, on) in sent
-        ]
+    def _confirm_record(self, *, keep_last: bool = False) -> None:
+        """Journal the answers as they went out: the notes whose note-on the sender
+        reported sent, each cut where its answer was; nothing planned but unsent, nothing
+        sent but unplanned. The latest answer waits (``keep_last``) while its reports,
+        which come in batches, may still be on their way; once the sender has stopped,
+        every report is in."""
+        while len(self._unconfirmed) > (1 if keep_last else 0):
+            scheduled, end = self._unconfirmed.popleft()
+            last_on = max((on for _, on in scheduled), default=-math.inf)
+            sent: set[tuple[int, float]] = set()
+            while self._answer_sent and self._answer_sent[0][1] <= last_on + 1e-9:
+                sent.add(self._answer_sent.popleft())
+            self.journal.add(
+                ANSWER,
+                [
+                    replace(note, duration=max(1e-3, min(note.duration, end - note.onset)))
+                    for note, on in scheduled
+                    if (note.pitch, on) in sent
+                ],
+            )
 
     def _send_count(self) -> int:
         return self._sent_count
@@ -914,7 +933,7 @@ class Agent:
         s = self.summary
         stats = self.scheduler.stats()
         gen = self.generator.stats
-        s.notes_out = len(self.agent_notes)
+        s.notes_out = self.journal.count(ANSWER)
         s.deadline_misses = gen.deadline_misses
         s.fallback_notes = gen.fallback_notes
         s.send_error_ms_p50 = stats.send_error_ms_p50
@@ -948,7 +967,7 @@ class Agent:
         beats = self.clock.beat_at(t)
         s.choruses = max(0.0, beats / self.form.beats) if math.isfinite(beats) else 0.0
         s.seconds = max(0.0, t - self._start_time)
-        s.collisions = collisions([at for _, at in self._answer_sent], self._performer_ons)
+        s.collisions = collisions(list(self._answer_on_times), list(self._performer_ons))
         if self._waits:
             s.phrase_wait_ms_p50 = float(np.percentile(self._waits, 50)) * 1000.0
             s.phrase_wait_ms_p99 = float(np.percentile(self._waits, 99)) * 1000.0
@@ -1051,22 +1070,51 @@ class Agent:
         beats = self.clock.beat_at(t)
         return math.ceil(beats / self.metre.beats_per_bar - 1e-9) * self.metre.beats_per_bar
 
-    def _change_model(self, spec: str) -> None:
-        if self._load_responder is None:
-            raise ControlError("this jam cannot change its model")
-        loader = self._load_responder
-        assert self._loop is not None
-        self._pending_model = self._loop.run_in_executor(None, loader, spec)
+    def _change_model(self, spec: str) -> asyncio.Future[None]:
+        """Load a model off the loop, one load at a time: a request made while one loads
+        waits, replacing any earlier waiting one (refused as replaced), so a flood of
+        requests costs one load in flight and one waiting, never a hundred."""
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._model_loading is None:
+            self._start_load(spec, done)
+        else:
+            if self._model_queued is not None:
+                earlier, waiting = self._model_queued
+                _fail(waiting, ControlError(f"model {earlier!r}: replaced by a later request"))
+            self._model_queued = (spec, done)
+        return done
+
+    def _start_load(self, spec: str, done: asyncio.Future[None]) -> None:
+        assert self._load_responder is not None
+        loading = asyncio.get_running_loop().run_in_executor(None, self._load_responder, spec)
+        self._model_loading = loading
+        loading.add_done_callback(lambda f: self._loaded(spec, f, done))
+
+    def _loaded(
+        self, spec: str, loading: asyncio.Future[Responder], done: asyncio.Future[None]
+    ) -> None:
+        self._model_loading = None
+        if loading.cancelled():
+            _fail(done, ControlError(f"model {spec!r}: loading was cancelled"))
+        elif (exc := loading.exception()) is not None:
+            log.error("model change failed: %s", exc)
+            _fail(done, ControlError(f"model {spec!r}: {exc}"))
+        else:
+            self._model_ready = loading.result()
+            if not done.done():
+                done.set_result(None)
+        if self._model_queued is not None:
+            (next_spec, next_done), self._model_queued = self._model_queued, None
+            self._start_load(next_spec, next_done)
 
     def _take_pending_model(self) -> None:
-        pending = self._pending_model
-        if pending is None or not pending.done():
-            return
-        self._pending_model = None
-        try:
-            responder = pending.result()
-        except Exception as exc:
-            log.error("model change failed: %s", exc)
+        responder, self._model_ready = self._model_ready, None
+        if responder is None:
             return
         self.generator.set_primary(responder)
         log.info("model: now %s", responder.name)
+
+
+def _fail(future: asyncio.Future[None], error: Exception) -> None:
+    if not future.done():
+        future.set_exception(error)

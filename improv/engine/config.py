@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import math
 import re
-import tomllib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
 from improv.errors import UsageError
+from improv.files import read_toml
 from improv.music.pitch import Key, parse_pitch
 from improv.music.time import Metre, Swing, Tempo
 
@@ -68,6 +68,7 @@ class JamConfig:
     margin_ms: float = 15.0  # a note must be ready this long before it sounds
     device: str = "auto"  # where candidate answers are drafted: cuda when torch sees one
     candidates: int = 32  # at most this many candidate answers per turn
+    models_dir: tuple[Path, ...] = ()  # where control requests may load checkpoints from
 
     def __post_init__(self) -> None:
         try:
@@ -121,6 +122,9 @@ class JamConfig:
         if self.model is not None and not self.model.strip():
             raise ValueError("model must be a path, 'markov' or 'rules'")
         self.form_obj()  # unknown forms are refused here, not at the first bar
+        for folder in self.models_dir:
+            if not isinstance(folder, Path) or not folder.is_dir():
+                raise ValueError(f"models_dir: no such folder: {folder}")
 
     # --- typed views ----------------------------------------------------------------
 
@@ -186,6 +190,7 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "margin_ms": _NUMBER,
     "device": (str,),
     "candidates": (int,),
+    "models_dir": (tuple,),
 }
 _OPTIONAL = {"model", "seed", "channel_in", "choruses", "record", "port_in", "port_out"}
 
@@ -234,15 +239,18 @@ _OTHER_TABLES = {"mqtt"}  # ``[mqtt]``: see improv.io.mqtt_settings.mqtt_table
 
 def load_toml(path: Path) -> dict[str, Any]:
     """Settings from a TOML file: top-level keys (``-`` or ``_``), or a ``[jam]`` table
-    (an ``[mqtt]`` table beside it holds the broker's settings)."""
-    try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
-    except FileNotFoundError:
-        raise UsageError(f"--config: no such file: {path}") from None
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise UsageError(f"--config {path}: {exc}") from None
-    table = data.get("jam", data) if isinstance(data.get("jam"), dict) else data
+    (an ``[mqtt]`` table beside it holds the broker's settings). A key the jam does not
+    know is refused wherever it stands: a misspelt setting must not pass unnoticed."""
+    data = read_toml(path)
+    if isinstance(data.get("jam"), dict):
+        stray = sorted(set(data) - {"jam", *_OTHER_TABLES})
+        if stray:
+            raise UsageError(
+                f"--config {path}: unknown setting(s) beside [jam]: {', '.join(map(repr, stray))}"
+            )
+        table = data["jam"]
+    else:
+        table = data
     settings: dict[str, Any] = {}
     for raw, value in table.items():
         if raw in _OTHER_TABLES and isinstance(value, dict):
@@ -251,7 +259,12 @@ def load_toml(path: Path) -> dict[str, Any]:
         if name not in _FIELDS:
             raise UsageError(f"--config {path}: unknown setting {raw!r}")
         if name in _PATHS and isinstance(value, str):
-            value = (path.parent / value) if not Path(value).is_absolute() else Path(value)
+            value = path.parent / value  # an absolute value stays as it is
+        if name == "models_dir":
+            folders = [value] if isinstance(value, str) else value
+            if not isinstance(folders, list) or not all(isinstance(f, str) for f in folders):
+                raise UsageError(f"--config {path}: {raw} must be a folder or a list of folders")
+            value = tuple(path.parent / folder for folder in folders)
         settings[name] = value
     return settings
 

@@ -116,6 +116,10 @@ class ChordTimeline:
         return start if start >= beats - 1e-9 else start + self.form_at(beats).beats
 
 
+MAX_NOTES = 4096
+"""Notes kept at most: 32 bars of sextuplet sixteenths, twice over."""
+
+
 class Context:
     """Both players' recent notes on the grid, and the responders' rolling input."""
 
@@ -133,7 +137,8 @@ class Context:
         self._keep_beats = keep_bars * metre.beats_per_bar
         self._sink = sink
         self._rewind = rewind
-        self.notes: deque[tuple[str, Note]] = deque()
+        # by time (keep_bars), and by number: a flood of notes at one time stays bounded
+        self.notes: deque[tuple[str, Note]] = deque(maxlen=MAX_NOTES)
         self._open: dict[tuple[str, int], tuple[float, int]] = {}
         self._held: list[ContextEvent] | None = None  # events held back during an answer
         self._last_onset: dict[str, float] = {}  # per role: the latest note-on kept

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -85,8 +85,9 @@ class ControlChange:
         return out
 
 
-ControlHandler = Callable[[ControlChange], None]
-"""The agent's side: takes a validated change or raises :class:`ControlError`."""
+ControlHandler = Callable[[ControlChange], "Awaitable[None] | None"]
+"""The agent's side: takes a validated change or raises :class:`ControlError`; a change
+that takes time (a model load) returns an awaitable, and the result waits for it."""
 
 
 def _reject_constant(name: str) -> float:
@@ -119,6 +120,8 @@ def _integer(value: object) -> int | None:
 def _number(name: str, value: object, lo: float, hi: float) -> float:
     if not _is_number(value):
         raise ControlError(f"{name} must be a number, not {_json_type(value)}")
+    if isinstance(value, int) and not lo <= value <= hi:  # before float(): 10**400 overflows
+        raise ControlError(f"{name} out of range [{lo:g}, {hi:g}]")
     number = float(value)  # type: ignore[arg-type]
     if not (math.isfinite(number) and lo <= number <= hi):
         raise ControlError(f"{name} out of range [{lo:g}, {hi:g}]: {value}")

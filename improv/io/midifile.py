@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from improv.errors import UsageError
+from improv.files import MIDI_LIMIT, atomic_output, check_input
 from improv.music.notes import ChordChange, Note
 from improv.music.time import Metre
 
@@ -90,8 +91,8 @@ def write_jam(
             )
         midi.tracks.append(_track(events))
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    midi.save(target)
+    with atomic_output(target, "--record") as tmp:
+        midi.save(tmp)
     return target
 
 
@@ -126,6 +127,7 @@ def read_take(path: str | Path, channel: int | None = None) -> Take:
     import mido
 
     source = Path(path)
+    check_input(source, MIDI_LIMIT, "MIDI file")
     try:
         midi = mido.MidiFile(source, clip=True)
     except (OSError, ValueError, EOFError, KeyError, IndexError) as exc:

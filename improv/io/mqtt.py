@@ -449,15 +449,34 @@ class MqttBridge:
             change = self._parser.parse(payload)
             if self.on_control is None:
                 raise ControlError("this agent takes no control requests")
-            self.on_control(change)
+            pending = self.on_control(change)
         except ControlError as exc:
-            result = self._refusal(change, payload, str(exc))
+            self._answer(self._refusal(change, payload, str(exc)))
         except Exception as exc:
             log.exception("mqtt: the agent failed on a control request")
-            result = self._refusal(change, payload, f"internal error: {exc}")
+            self._answer(self._refusal(change, payload, f"internal error: {exc}"))
         else:
-            self._applied += 1
-            result = {"id": change.id, "ok": True, "changes": change.changes()}
+            if pending is None:
+                self._answer(self._accepted(change))
+            else:  # answered when it is done (a model loaded, or failed to)
+                future = asyncio.ensure_future(pending)
+                future.add_done_callback(lambda f: self._settled(change, payload, f))
+
+    def _settled(self, change: ControlChange, payload: bytes, done: asyncio.Future[Any]) -> None:
+        error = ControlError("cancelled") if done.cancelled() else done.exception()
+        if error is None:
+            self._answer(self._accepted(change))
+        elif isinstance(error, ControlError):
+            self._answer(self._refusal(change, payload, str(error)))
+        else:
+            log.error("mqtt: the agent failed on a control request: %s", error)
+            self._answer(self._refusal(change, payload, f"internal error: {error}"))
+
+    def _accepted(self, change: ControlChange) -> dict[str, Any]:
+        self._applied += 1
+        return {"id": change.id, "ok": True, "changes": change.changes()}
+
+    def _answer(self, result: dict[str, Any]) -> None:
         self._outbox.put(self._make(Kind.RESULT, "control/result", result, qos=1))
 
     def _refusal(self, change: ControlChange | None, payload: bytes, error: str) -> dict[str, Any]:

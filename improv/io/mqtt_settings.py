@@ -8,6 +8,8 @@ nor aiomqtt (``improv --help`` stays quick).
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import re
 import socket
 from dataclasses import dataclass, field
@@ -16,9 +18,12 @@ from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import unquote, urlsplit
 
 from improv.errors import UsageError
+from improv.files import read_limited, read_toml
 
 if TYPE_CHECKING:
     import ssl
+
+log = logging.getLogger(__name__)
 
 DEFAULT_PORT: Final = 1883
 DEFAULT_TLS_PORT: Final = 8883
@@ -89,7 +94,7 @@ class MqttSettings:
     @classmethod
     def from_url(cls, url: str, **options: Any) -> MqttSettings:
         """Settings from ``mqtt://[user:pass@]host[:port]`` (or ``mqtts://``) and options."""
-        return cls(**parse_mqtt_url(url), **options)
+        return cls(**{**parse_mqtt_url(url), **options})
 
     def tls_context(self) -> ssl.SSLContext | None:
         """The TLS context of an ``mqtts://`` connection (system CAs unless ``ca``)."""
@@ -141,9 +146,18 @@ def add_mqtt_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--mqtt-ca", metavar="FILE", type=Path, help="CA certificates (mqtts)")
     group.add_argument("--mqtt-cert", metavar="FILE", type=Path, help="client certificate")
     group.add_argument("--mqtt-key", metavar="FILE", type=Path, help="client private key")
+    group.add_argument(
+        "--mqtt-password-file",
+        metavar="FILE",
+        type=Path,
+        help=f"the broker password, read from a file (or set {PASSWORD_ENV}; a password in "
+        "the URL is visible to every user in ps)",
+    )
 
 
-_TABLE_KEYS = ("url", "prefix", "id", "ca", "cert", "key")
+_TABLE_KEYS = ("url", "prefix", "id", "ca", "cert", "key", "password-file")
+PASSWORD_ENV: Final = "IMPROV_MQTT_PASSWORD"
+PASSWORD_LIMIT: Final = 4096
 
 
 def mqtt_table(path: Path | None) -> dict[str, Any]:
@@ -151,13 +165,7 @@ def mqtt_table(path: Path | None) -> dict[str, Any]:
     ``cert``, ``key``; files relative to the config file); empty when there is none."""
     if path is None:
         return {}
-    import tomllib
-
-    try:
-        with path.open("rb") as handle:
-            table = tomllib.load(handle).get("mqtt", {})
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise UsageError(f"--config {path}: {exc}") from None
+    table = read_toml(path).get("mqtt", {})
     if not isinstance(table, dict):
         raise UsageError(f"--config {path}: [mqtt] must be a table")
     out: dict[str, Any] = {}
@@ -169,8 +177,21 @@ def mqtt_table(path: Path | None) -> dict[str, Any]:
             )
         if not isinstance(value, str) or not value.strip():
             raise UsageError(f"--config {path}: [mqtt] {name} must be a non-empty string")
-        out[name] = path.parent / value if name in ("ca", "cert", "key") else value
+        out[name] = path.parent / value if name in ("ca", "cert", "key", "password-file") else value
     return out
+
+
+def _password(args: argparse.Namespace, table: dict[str, Any]) -> str | None:
+    """The broker password from ``--mqtt-password-file`` (or the table's
+    ``password-file``), else from the environment: never on the command line."""
+    path: Path | None = getattr(args, "mqtt_password_file", None) or table.get("password-file")
+    if path is not None:
+        data = read_limited(path, PASSWORD_LIMIT, "--mqtt-password-file")
+        try:
+            return data.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError:
+            raise UsageError(f"--mqtt-password-file {path}: not UTF-8 text") from None
+    return os.environ.get(PASSWORD_ENV) or None
 
 
 def settings_from_args(args: argparse.Namespace) -> MqttSettings | None:
@@ -195,6 +216,19 @@ def settings_from_args(args: argparse.Namespace) -> MqttSettings | None:
         options["agent_id"] = agent_id
     if prefix:
         options["prefix"] = prefix
+    password = _password(args, table)
+    try:
+        in_url = parse_mqtt_url(url)["password"] is not None
+    except ValueError as exc:
+        raise UsageError(f"--mqtt: {exc}") from None
+    if in_url:
+        log.warning(
+            "--mqtt: the password in the URL is visible to every user (ps); use "
+            "--mqtt-password-file or %s",
+            PASSWORD_ENV,
+        )
+    elif password is not None:
+        options["password"] = password
     try:
         settings = MqttSettings.from_url(url, **options)
         settings.tls_context()  # bad certificates are a usage error now, not a retry loop

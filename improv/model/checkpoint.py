@@ -10,8 +10,9 @@ baseline fitted on the same data.
 
 from __future__ import annotations
 
+import math
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -19,13 +20,20 @@ import torch
 from torch import nn
 
 import improv
-from improv.errors import ImprovError
+from improv.errors import ImprovError, UsageError
+from improv.files import MiB, atomic_output, check_input
 from improv.model.api import StreamingLM
 from improv.model.build import arch_of, model_from_config, resolve_device, stream_for
+from improv.model.lstm import LSTMConfig
 from improv.model.markov import MarkovModel
 from improv.model.registry import DEFAULT_MODEL, resolve_model
+from improv.model.transformer import TransformerConfig
 
 FORMAT = "improv-checkpoint/1"
+CHECKPOINT_LIMIT = 512 * MiB
+"""Checked before reading (the shipped ones: 5 MB)."""
+MAX_PARAMS = 100_000_000
+"""A config asking for more is refused before anything is allocated (shipped: 0.6 M)."""
 
 
 class CheckpointError(ImprovError):
@@ -158,16 +166,18 @@ def make_checkpoint(
 
 def save_checkpoint(checkpoint: Checkpoint, path: Path) -> None:
     """Write atomically (a temporary file, then a rename): never a half-written file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(checkpoint.to_dict(), tmp)
-    tmp.replace(path)
+    with atomic_output(path, "checkpoint") as tmp:
+        torch.save(checkpoint.to_dict(), tmp)
 
 
 def read_checkpoint(path: Path, check_tokenizer: bool = True) -> Checkpoint:
     """Read and validate a checkpoint; :class:`CheckpointError` says what is wrong."""
     if not path.is_file():
         raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        check_input(path, CHECKPOINT_LIMIT, "checkpoint")
+    except UsageError as exc:
+        raise CheckpointError(str(exc).removeprefix("checkpoint ")) from None
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for truncated or foreign files
@@ -214,6 +224,45 @@ def _check_tokenizer(path: Path, saved: dict[str, Any]) -> None:
         )
 
 
+def _check_config(path: Path, ckpt: Checkpoint) -> None:
+    """The stored config, checked before it allocates anything: known fields of the
+    right types, then the model built on torch's ``meta`` device (shapes, no memory),
+    whose every tensor must match a stored one: a crafted config cannot ask for 64 TB."""
+    kind = {"lstm": LSTMConfig, "transformer": TransformerConfig}.get(ckpt.arch)
+    if kind is None:
+        raise CheckpointError(f"{path}: unknown architecture {ckpt.arch!r}")
+    known = {f.name: f for f in fields(kind)}
+    for name, value in ckpt.config.items():
+        if name not in known:
+            raise CheckpointError(f"{path}: unknown config key {name!r} for {ckpt.arch}")
+        number = isinstance(value, int | float) and not isinstance(value, bool)
+        whole = known[name].type in ("int", int)
+        if not number or (whole and not isinstance(value, int)):
+            raise CheckpointError(f"{path}: config {name} must be a number, not {value!r}")
+        if not math.isfinite(value) or value < 0:
+            raise CheckpointError(f"{path}: config {name} out of range: {value!r}")
+    try:
+        with torch.device("meta"):
+            shapes = {
+                k: tuple(v.shape)
+                for k, v in model_from_config(ckpt.arch, ckpt.config).state_dict().items()
+            }
+    except (TypeError, ValueError, RuntimeError, ZeroDivisionError) as exc:
+        raise CheckpointError(f"{path}: unusable config ({exc})") from None
+    wanted = sum(math.prod(shape) for shape in shapes.values())
+    if wanted > MAX_PARAMS:
+        raise CheckpointError(
+            f"{path}: its config asks for {wanted:,} parameters: too large (> {MAX_PARAMS:,})"
+        )
+    for name, shape in shapes.items():
+        stored = ckpt.state_dict.get(name)
+        if not isinstance(stored, torch.Tensor) or tuple(stored.shape) != shape:
+            found = tuple(stored.shape) if isinstance(stored, torch.Tensor) else None
+            raise CheckpointError(
+                f"{path}: weights do not fit its own config ({name}: {found}, config {shape})"
+            )
+
+
 @dataclass
 class LoadedModel:
     """A checkpoint's model ready to use: the torch module and its streams."""
@@ -247,6 +296,7 @@ def load_model(spec: str | Path | None = None, device: str = "auto") -> LoadedMo
     """
     path = resolve_model(spec)
     ckpt = read_checkpoint(path)
+    _check_config(path, ckpt)
     module = model_from_config(ckpt.arch, ckpt.config)
     try:
         module.load_state_dict(ckpt.state_dict)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from improv.files import atomic_output
 from improv.model.evaluate import SOURCES, EvalReport
 from improv.model.response_stats import STAT_NAMES
 
@@ -54,5 +55,5 @@ def plot_report(report: EvalReport, path: Path) -> None:
         f"{report.baseline_name}: {report.baseline_bits_per_note:.2f} bits/note; "
         f"{report.pairs} call/response pairs from {report.solos} solos"
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, format="png", dpi=100)
+    with atomic_output(path, "--plot") as tmp:
+        fig.savefig(tmp, format="png", dpi=100)

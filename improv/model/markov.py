@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import lzma
 import math
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -40,6 +40,16 @@ DEFAULT_MAX_NODES = 1_000_000
 """Node budget of the long-term trie: a node takes about 1.2 bytes once compressed, so
 the default model stays near 1.2 MB, next to a neural model in a checkpoint of 10 MB."""
 
+SESSION_CONTEXTS = 20_000
+"""The session model's contexts at most (about 300 bytes each) ..."""
+SESSION_TOKENS = 2048
+"""... then it keeps what the last calls of at most this many tokens taught it."""
+MAX_STATE_BYTES = 128 << 20
+"""The trie's arrays together, decompressed (the shipped baseline's: 12 MB)."""
+MAX_RATIO = 100
+"""Their compression ratio at most (the shipped one's: 9 to 25) ..."""
+MIN_LIMIT = 1 << 20
+"""... beyond a first MiB each (small models' arrays are mostly zeros)."""
 STATE_FORMAT = "improv-markov/2"
 
 DEFAULT_SESSION_WEIGHT = 0.08
@@ -406,9 +416,27 @@ class _ShortTerm:
         self.escape: Escape = escape
         self.contexts: dict[tuple[int, ...], dict[int, int]] = {}
         self._cache: dict[tuple[int, ...], tuple[np.ndarray, np.ndarray, float]] = {}
+        self._recent: deque[Sequence[int]] = deque()
+        self._recent_tokens = 0
         self.tokens = 0
 
     def learn(self, seq: Sequence[int]) -> None:
+        """Learn a call; past :data:`SESSION_CONTEXTS` contexts the model is rebuilt
+        from the last :data:`SESSION_TOKENS` tokens learned, so a long gig (or a flood
+        of notes in one call) stays bounded."""
+        seq = seq[-SESSION_TOKENS:]
+        self._recent.append(seq)
+        self._recent_tokens += len(seq)
+        while self._recent_tokens > SESSION_TOKENS:
+            self._recent_tokens -= len(self._recent.popleft())
+        self._count(seq)
+        if len(self.contexts) > SESSION_CONTEXTS:
+            self.contexts, self.tokens = {}, 0
+            for recent in self._recent:
+                self._count(recent)
+        self._cache.clear()
+
+    def _count(self, seq: Sequence[int]) -> None:
         """Online PPM update with update exclusion: count a token from the longest
         context down to the first one that had already seen it."""
         for i, token in enumerate(seq):
@@ -419,7 +447,6 @@ class _ShortTerm:
                 if seen:
                     break
         self.tokens += len(seq)
-        self._cache.clear()
 
     def probs(self, history: tuple[int, ...]) -> np.ndarray:
         p = np.full(self.vocab_size, 1.0 / self.vocab_size)
@@ -668,9 +695,10 @@ class MarkovModel:
             escape = state["escape"]
             if escape not in ESCAPES:
                 raise ValueError(f"unknown escape method {escape!r}")
+            budget = [MAX_STATE_BYTES]
             arrays = {
                 name: np.frombuffer(
-                    lzma.decompress(np.asarray(state["arrays"][name], dtype=np.uint8).tobytes()),
+                    _inflate(np.asarray(state["arrays"][name], dtype=np.uint8).tobytes(), budget),
                     dtype=dtype,
                 ).astype(np.int64)
                 for name, dtype in _PACKED.items()
@@ -698,6 +726,22 @@ class MarkovModel:
             raise ValueError(f"unusable Markov model state: {exc}") from exc
         model.info = dict(state.get("info", {}))
         return model
+
+
+def _inflate(blob: bytes, budget: list[int]) -> bytes:
+    """xz-decompress at most ``MAX_RATIO`` times the input (or ``MIN_LIMIT``) and what
+    is left of ``budget[0]`` (then lowered): a crafted checkpoint cannot inflate to GB."""
+    limit = min(budget[0], max(MIN_LIMIT, MAX_RATIO * len(blob)))
+    decompressor = lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
+    out = decompressor.decompress(blob, max_length=limit)
+    if not decompressor.eof and len(out) < limit:
+        raise lzma.LZMAError("compressed data ends early")
+    if not decompressor.eof:
+        raise ValueError(
+            f"an array inflates past {limit:,} bytes ({len(blob):,} compressed): not a real model"
+        )
+    budget[0] -= len(out)
+    return out
 
 
 def _pad_columns(arr: np.ndarray, width: int) -> np.ndarray:

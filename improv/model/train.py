@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from improv.errors import ImprovError, UsageError
+from improv.files import atomic_output
 from improv.model.api import StreamingLM, sequence_log_likelihoods
 from improv.model.build import build_model, stream_for
 from improv.model.dataset import TokenData
@@ -280,9 +281,8 @@ class Trainer:
         }
 
     def save_state(self, path: Path) -> None:
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(self.state(), tmp)
-        tmp.replace(path)
+        with atomic_output(path, "training state") as tmp:
+            torch.save(self.state(), tmp)
 
     def load_state(self, path: Path) -> None:
         try:

@@ -13,6 +13,7 @@ from typing import Any
 from improv.engine.agent import Agent, JamObserver
 from improv.engine.config import JamConfig
 from improv.engine.generator import Responder
+from improv.engine.recording import NoteJournal
 from improv.engine.responders import RulesResponder, rules_answer
 from improv.engine.scheduler import Scheduler
 from improv.engine.sender import OutputSpec
@@ -96,6 +97,7 @@ class Rig(Listening):
         performer_out: MidiOutput | None = None,
         listener: MidiInput | None = None,
         primary: Responder | None = None,
+        journal: NoteJournal | None = None,
         **settings: Any,
     ) -> None:
         self.config = JamConfig(**{**FAST, **settings})
@@ -115,6 +117,7 @@ class Rig(Listening):
             inline=rules_answer,
             observers=[self.recorder],
             handle_signals=False,
+            journal=journal,
         )
         self.performer = Scheduler(performer_out, switch_interval_s=None)
         self._task: asyncio.Task[Any] | None = None

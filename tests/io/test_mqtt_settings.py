@@ -10,6 +10,7 @@ import pytest
 from improv.errors import UsageError
 from improv.io.mqtt import bridge_from_args
 from improv.io.mqtt_settings import (
+    PASSWORD_ENV,
     MqttSettings,
     add_mqtt_arguments,
     parse_mqtt_url,
@@ -165,3 +166,22 @@ def test_bad_mqtt_tables_are_usage_errors(tmp_path: Path, table: str, error: str
     stage.write_text(f"[mqtt]\n{table}\n")
     with pytest.raises(UsageError, match=error):
         settings_from_args(with_config(stage))
+
+
+def test_the_password_comes_from_a_file_or_the_environment_not_the_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = tmp_path / "password"
+    secret.write_text("s3cret\n")
+    monkeypatch.setenv(PASSWORD_ENV, "from-env")
+    url = "mqtt://band@localhost"
+    from_env = settings_from_args(parse("--mqtt", url))
+    from_file = settings_from_args(parse("--mqtt", url, "--mqtt-password-file", str(secret)))
+    assert from_env is not None and from_env.password == "from-env"
+    assert from_file is not None and from_file.password == "s3cret"
+    assert from_file.username == "band"
+    with pytest.raises(UsageError, match="regular file"):
+        settings_from_args(parse("--mqtt", url, "--mqtt-password-file", "/dev/zero"))
+    in_url = settings_from_args(parse("--mqtt", "mqtt://band:visible@localhost"))
+    assert in_url is not None and in_url.password == "visible"
+    assert "visible to every user" in caplog.text

@@ -191,3 +191,19 @@ def test_streaming_steps_are_quick(fitted: MarkovModel) -> None:
         model.advance([token])
     per_step = (time.perf_counter() - start) / len(seq)
     assert per_step < 0.005  # generous; tens of microseconds on a laptop
+
+
+def test_a_decompression_bomb_is_refused_before_it_inflates(fitted: MarkovModel) -> None:
+    import tracemalloc
+
+    state = fitted.to_state()
+    bomb = lzma.compress(bytes(64 << 20))  # 64 MiB of zeros in about 10 KB
+    state["arrays"]["counts"] = torch.frombuffer(bytearray(bomb), dtype=torch.uint8)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="inflates past"):
+            MarkovModel.from_state(state)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20  # bytes, not the 64 MiB (as int64: 256 MiB) it asks for
