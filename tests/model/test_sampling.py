@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from improv.craft.measures import chord_tones_strong_beats
 from improv.model.api import StreamingLM
 from improv.model.lstm import LSTMLM, LSTMConfig, LSTMStream
 from improv.model.markov import MarkovModel
-from improv.model.response_stats import chord_tones_strong_beats
 from improv.model.sampling import (
     ChordWeights,
     ResponseConstraints,
@@ -21,7 +21,7 @@ from improv.model.sampling import (
     sample,
 )
 from improv.music.chords import parse_chord
-from improv.music.notes import ChordChange, Note, Phrase
+from improv.music.notes import ChordChange, Note
 from improv.music.time import Metre
 from improv.tokens import VOCAB, Kind, NoteEnd, Role, StreamDecoder, StreamEncoder
 
@@ -173,8 +173,8 @@ def _strong_chord_tones(lm: StreamingLM, harmony: ChordWeights | None) -> float:
             lm, call, key=KEY, metre=METRE, chords=CHORDS, start=4.0,
             constraints=constraints, rng=seed,
         )  # fmt: skip
-        phrases.append(Phrase.of(response.notes, CHORDS, METRE))
-    shares = [chord_tones_strong_beats(p) for p in phrases]
+        phrases.append(tuple(response.notes))
+    shares = [chord_tones_strong_beats(p, CHORDS, METRE) for p in phrases]
     return float(np.nanmean(shares))
 
 
