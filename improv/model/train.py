@@ -203,17 +203,17 @@ class Trainer:
         """Windows ending with each picked example's answer, targets -1 before the answer
         (the call and its context carry no loss), trimmed to the longest example."""
         t = self.options.seq_len
-        windows = []
+        windows: list[Window] = []
         longest = 1
         for i in picks:
             seq = pairs.seqs[i]
             offset = max(0, len(seq) - t)  # a long example keeps its answer, loses context
-            x, y, *rest = self._window(seq, offset, self._in_force(seq))
-            y[: max(0, int(pairs.answers[i]) - offset)] = -1
-            windows.append((x, y, *rest))
+            window = self._window(seq, offset, self._in_force(seq))
+            window[1][: max(0, int(pairs.answers[i]) - offset)] = -1
+            windows.append(window)
             longest = max(longest, len(seq) - offset)
-        x, y, *rest = self._tensors(cast(list[Window], windows))
-        return (x[:, :longest], y[:, :longest], *rest)
+        inputs, targets, *states = self._tensors(windows)
+        return (inputs[:, :longest], targets[:, :longest], *states)
 
     def pair_batch(self) -> tuple[torch.Tensor, ...]:
         pairs = self.data.pairs
@@ -471,6 +471,7 @@ def train_run(
     if not finished:
         trainer.save_state(state_path)
         return RunResult(False, out, state_path)
+    markov: MarkovModel | None
     if init is None:
         phase("fitting the Markov baseline (order chosen on validation data)")
         fit, baseline = fit_baseline(data)
