@@ -19,7 +19,8 @@ def register(subparsers: Any) -> None:
         description="Train an LSTM or a transformer on the solos in a folder of MIDI files "
         "(chords as markers), validated on held-out tunes; the Markov baseline is fitted on "
         "the same data and stored in the checkpoint. Ctrl-C saves a state that --resume "
-        "continues.",
+        "continues. --finetune CHECKPOINT --pairs fine-tunes a model on answering: the "
+        "call/response pairs of the training solos, the loss on the answers only.",
     )
     parser.add_argument(
         "--data", type=Path, default=data_dir(), help="folder of MIDI files (default: data/wjazzd)"
@@ -40,11 +41,44 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seq-len", type=int, default=256, help="tokens per training window")
-    parser.add_argument("--lr", type=float, default=3e-3, help="peak learning rate")
+    parser.add_argument(
+        "--lr", type=float, help="peak learning rate (default 3e-3; 1e-3 with --finetune)"
+    )
     parser.add_argument("--dropout", type=float, default=0.1)
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (default 2)")
     parser.add_argument(
         "--no-augment", action="store_true", help="no transposition of the training solos"
+    )
+    parser.add_argument(
+        "--finetune",
+        type=Path,
+        metavar="CHECKPOINT",
+        help="start from this checkpoint's weights (its architecture and size; "
+        "its Markov baseline is kept)",
+    )
+    parser.add_argument(
+        "--pairs",
+        action="store_true",
+        help="train on call/response pairs: the call (and earlier phrases) as context, "
+        "the loss on the answer only",
+    )
+    parser.add_argument(
+        "--pair-context",
+        type=int,
+        default=2,
+        help="with --pairs: earlier phrases before a call, cycling 0..N (default 2)",
+    )
+    parser.add_argument(
+        "--solo-mix",
+        type=float,
+        default=0.5,
+        help="with --pairs: share of batches that are whole-solo windows (default 0.5)",
+    )
+    parser.add_argument(
+        "--selection",
+        action="store_true",
+        help="validate on a selection set carved out of the training tunes (by tune), "
+        "not on the validation tunes: for choosing options",
     )
     parser.add_argument("--out", required=True, type=Path, help="checkpoint file to write")
     parser.add_argument(
@@ -69,10 +103,32 @@ def _command(args: argparse.Namespace) -> str:
     parts += ["--threads", str(args.threads), "--device", args.device]
     if args.no_augment:
         parts.append("--no-augment")
+    if args.finetune is not None:
+        parts += ["--finetune", str(args.finetune)]
+    if args.pairs:
+        parts += ["--pairs", "--pair-context", str(args.pair_context)]
+        parts += ["--solo-mix", str(args.solo_mix)]
+    if args.selection:
+        parts.append("--selection")
     parts += ["--out", str(args.out)]
     if args.baseline_only:
         parts.append("--baseline-only")
     return shlex.join(parts)
+
+
+def _take_architecture(args: argparse.Namespace) -> None:
+    """--finetune: architecture, size and dropout are the checkpoint's."""
+    from improv.errors import UsageError
+    from improv.model.checkpoint import CheckpointError, read_checkpoint
+
+    if args.baseline_only:
+        raise UsageError("--finetune and --baseline-only do not go together")
+    try:
+        ckpt = read_checkpoint(args.finetune)
+    except CheckpointError as exc:
+        raise UsageError(f"--finetune: {exc}") from exc
+    args.arch, args.size = ckpt.arch, ckpt.size
+    args.dropout = float(ckpt.config.get("dropout", args.dropout))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -102,6 +158,14 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"--{name.replace('_', '-')} must be at least 1")
     if args.epochs is not None and not 0 < args.epochs < 1e6:
         raise UsageError("--epochs must be positive")
+    if args.pair_context < 0:
+        raise UsageError("--pair-context must be at least 0")
+    if not 0.0 <= args.solo_mix < 1.0:
+        raise UsageError(f"--solo-mix must lie in [0, 1): {args.solo_mix}")
+    if args.lr is None:
+        args.lr = 1e-3 if args.finetune is not None else 3e-3
+    if args.finetune is not None:
+        _take_architecture(args)
     if not 0 < args.lr <= 10:  # also refuses nan
         raise UsageError(f"--lr must lie in (0, 10], not {args.lr}")
     if not 0 <= args.dropout < 1:
@@ -120,7 +184,12 @@ def run(args: argparse.Namespace) -> int:
     )
     with console.status("encoding solos (phrases, roles, transpositions)"):
         data, _ = build_token_data(
-            corpus.solos, augment=not args.no_augment, blues_weight=args.blues_weight
+            corpus.solos,
+            augment=not args.no_augment,
+            blues_weight=args.blues_weight,
+            pairs=args.pairs,
+            pair_context=args.pair_context,
+            selection=args.selection,
         )
     data.description.update(
         folder=args.data.name,
@@ -132,7 +201,9 @@ def run(args: argparse.Namespace) -> int:
     console.print(
         f"train: {d['train_solos']} solos ({d['train_blues_solos']} blues), "
         f"{d['train_streams']} streams, {d['train_tokens']:,} tokens; "
-        f"validation: {d['val_solos']} solos, {d['val_tokens']:,} tokens"
+        f"{'selection' if args.selection else 'validation'}: {d['val_solos']} solos, "
+        f"{d['val_tokens']:,} tokens"
+        + (f"; pairs: {d['train_pairs']:,} train, {d['val_pairs']:,} val" if args.pairs else "")
     )
     if args.baseline_only:
         with console.status("fitting the Markov baseline (order chosen on validation data)"):
@@ -152,6 +223,11 @@ def run(args: argparse.Namespace) -> int:
         dropout=args.dropout,
         seed=args.seed,
         threads=args.threads,
+        finetune=None if args.finetune is None else str(args.finetune),
+        pairs=args.pairs,
+        pair_context=args.pair_context,
+        solo_mix=args.solo_mix if args.pairs else 0.0,
+        selection=args.selection,
     )
     stop = {"requested": False}
 
@@ -164,6 +240,7 @@ def run(args: argparse.Namespace) -> int:
         MofNCompleteColumn(),
         TextColumn("loss {task.fields[loss]}"),
         TextColumn("val {task.fields[val]}"),
+        TextColumn("{task.fields[pair]}"),
         TextColumn("{task.fields[tps]} tok/s"),
         TimeElapsedColumn(),
         TimeRemainingColumn(),
@@ -171,13 +248,16 @@ def run(args: argparse.Namespace) -> int:
     previous = {sig: signal.signal(sig, on_sigint) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         with Progress(*columns, console=console) as bar:
-            task = bar.add_task(f"{args.arch}-{args.size}", total=None, loss="-", val="-", tps="-")
+            task = bar.add_task(
+                f"{args.arch}-{args.size}", total=None, loss="-", val="-", pair="", tps="-"
+            )
 
             def show(p: TrainProgress) -> None:
                 if not console.is_terminal and (p.step % 100 == 0 or p.step == p.total):
                     val = "-" if p.val_loss is None else f"{p.val_loss:.4f}"
+                    pair = "" if p.val_pair_loss is None else f" pair {p.val_pair_loss:.4f}"
                     console.print(
-                        f"step {p.step}/{p.total} loss {p.loss:.4f} val {val} "
+                        f"step {p.step}/{p.total} loss {p.loss:.4f} val {val}{pair} "
                         f"{p.tokens_per_second:,.0f} tok/s"
                     )
                 bar.update(
@@ -186,6 +266,7 @@ def run(args: argparse.Namespace) -> int:
                     total=p.total,
                     loss=f"{p.loss:.3f}",
                     val="-" if p.val_loss is None else f"{p.val_loss:.3f}",
+                    pair="" if p.val_pair_loss is None else f"pair {p.val_pair_loss:.3f}",
                     tps=f"{p.tokens_per_second:,.0f}",
                 )
 
@@ -211,6 +292,8 @@ def run(args: argparse.Namespace) -> int:
         return 130
     m = result.metrics
     console.print(f"[green]wrote[/] {result.out} ({result.out.stat().st_size / 1e6:.1f} MB)")
+    if "val_pair_loss" in m:
+        console.print(f"answers: {m['val_pair_loss']:.4f} nats per token given their calls")
     if "val_bits_per_note" in m:
         console.print(
             f"validation: {m['val_bits_per_note']:.3f} bits/note "

@@ -7,6 +7,12 @@ uniformly drawn offset; a window at offset 0 starts with the start-of-stream tok
 a stream does at inference. Seeds (numpy for batches, torch for init and dropout) and
 the full state (model, optimiser, step, both generators) make a run repeatable and
 resumable after an interruption.
+
+Fine-tuning starts from a checkpoint's weights (``TrainOptions.finetune``). With call/
+response pairs (``TrainOptions.pairs``) a batch is, but for a share ``solo_mix`` of
+whole-solo batches, ``batch_size`` pair examples (:class:`improv.model.dataset.PairData`),
+each ending with its answer, whose targets before the answer are -1: the call and what
+precedes it are context and carry no loss.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, cast
@@ -26,9 +32,10 @@ from torch import nn
 from improv.errors import ImprovError, UsageError
 from improv.files import atomic_output
 from improv.model.api import StreamingLM, sequence_log_likelihoods
-from improv.model.build import build_model, stream_for
-from improv.model.dataset import TokenData
-from improv.model.markov import MarkovFit
+from improv.model.build import build_model, model_from_config, stream_for
+from improv.model.checkpoint import Checkpoint
+from improv.model.dataset import PairData, TokenData
+from improv.model.markov import MarkovFit, MarkovModel
 from improv.tokens import VOCAB
 
 Window = tuple[np.ndarray, np.ndarray, int, int, int]  # input, target, key0, chord0, pos0
@@ -68,6 +75,11 @@ class TrainOptions:
     eval_windows: int = 64
     threads: int = 2
     relative_pitch: bool = True  # pitches read relative to the key (keys.PitchFrame)
+    finetune: str | None = None  # checkpoint whose weights the run starts from
+    pairs: bool = False  # train on call/response pairs, loss on the answer only
+    pair_context: int = 0  # earlier phrases before a call: cycles 0..pair_context
+    solo_mix: float = 0.0  # with pairs: share of batches that are whole-solo windows
+    selection: bool = False  # validated on selection tunes carved out of the training ones
 
     def total_steps(self, train_tokens: int) -> int:
         if self.steps is not None:
@@ -83,28 +95,42 @@ class Progress:
     loss: float
     val_loss: float | None
     tokens_per_second: float
+    val_pair_loss: float | None = None  # nats per answer token of the validation pairs
 
 
 class Trainer:
     """One training run: model, optimiser, data sampler; can stop and resume."""
 
-    def __init__(self, data: TokenData, options: TrainOptions, device: torch.device) -> None:
+    def __init__(
+        self,
+        data: TokenData,
+        options: TrainOptions,
+        device: torch.device,
+        init: Checkpoint | None = None,
+    ) -> None:
+        """``init``: the checkpoint to fine-tune (its architecture, config and weights)."""
         if not data.train:
             raise ImprovError("no training data (no solo left after the validation split)")
+        if options.pairs and not (data.pairs and len(data.pairs)):
+            raise ImprovError("no call/response pairs in the training solos")
         self.data = data
         self.options = options
         self.device = device
         torch.manual_seed(options.seed)
-        self.model = build_model(
-            options.arch,
-            options.size,
-            data.vocab_size,
-            options.dropout,
-            data.key_ids,
-            data.pitch_ids if options.relative_pitch else None,
-            data.chord_ids,
-            data.pos_ids,
-        )
+        if init is not None:
+            self.model = model_from_config(init.arch, init.config)
+            self.model.load_state_dict(init.state_dict)
+        else:
+            self.model = build_model(
+                options.arch,
+                options.size,
+                data.vocab_size,
+                options.dropout,
+                data.key_ids,
+                data.pitch_ids if options.relative_pitch else None,
+                data.chord_ids,
+                data.pos_ids,
+            )
         self.model.to(device)
         decay = [p for p in self.model.parameters() if p.dim() >= 2]
         no_decay = [p for p in self.model.parameters() if p.dim() < 2]
@@ -126,6 +152,10 @@ class Trainer:
         p = np.asarray(data.train_weights, dtype=np.float64) * lengths
         self._p = p / p.sum()
         self._val_windows = self._make_val_windows()
+        self._pair_p: np.ndarray | None = None
+        if options.pairs and data.pairs is not None:
+            weights = np.asarray(data.pairs.weights, dtype=np.float64)
+            self._pair_p = weights / weights.sum()
 
     # -- batches ------------------------------------------------------------------------
 
@@ -170,6 +200,35 @@ class Trainer:
             windows.append(self._window(seq, offset, self._states[i]))
         return tuple(t.to(self.device) for t in self._tensors(windows))
 
+    def pair_windows(self, pairs: PairData, picks: Sequence[int]) -> tuple[torch.Tensor, ...]:
+        """Windows ending with each picked example's answer, targets -1 before the answer
+        (the call and its context carry no loss), trimmed to the longest example."""
+        t = self.options.seq_len
+        windows: list[Window] = []
+        longest = 1
+        for i in picks:
+            seq = pairs.seqs[i]
+            offset = max(0, len(seq) - t)  # a long example keeps its answer, loses context
+            window = self._window(seq, offset, self._in_force(seq))
+            window[1][: max(0, int(pairs.answers[i]) - offset)] = -1
+            windows.append(window)
+            longest = max(longest, len(seq) - offset)
+        inputs, targets, *states = self._tensors(windows)
+        return (inputs[:, :longest], targets[:, :longest], *states)
+
+    def pair_batch(self) -> tuple[torch.Tensor, ...]:
+        pairs = self.data.pairs
+        assert pairs is not None and self._pair_p is not None
+        picks = self.rng.choice(len(pairs), size=self.options.batch_size, p=self._pair_p)
+        return tuple(t.to(self.device) for t in self.pair_windows(pairs, picks.tolist()))
+
+    def next_batch(self) -> tuple[torch.Tensor, ...]:
+        """A pair batch, or (a share ``solo_mix`` of the time, or without pairs) windows
+        of whole solos."""
+        if self._pair_p is None or self.rng.random() < self.options.solo_mix:
+            return self.batch()
+        return self.pair_batch()
+
     def _make_val_windows(self) -> tuple[torch.Tensor, ...] | None:
         """Fixed validation windows: the start of each validation stream, then further on."""
         seqs = [s for s in self.data.val if len(s)]
@@ -200,11 +259,30 @@ class Trainer:
     def validation_loss(self) -> float | None:
         if self._val_windows is None:
             return None
+        size = self.options.batch_size
+        windows = self._val_windows
+        return self._mean_loss(
+            tuple(t[s : s + size] for t in windows) for s in range(0, len(windows[0]), size)
+        )
+
+    @torch.no_grad()
+    def pair_validation_loss(self) -> float | None:
+        """Nats per answer token of every validation pair, given its call."""
+        pairs = self.data.val_pairs
+        if not self.options.pairs or pairs is None or not len(pairs):
+            return None
+        size = self.options.batch_size
+        return self._mean_loss(
+            self.pair_windows(pairs, range(s, min(len(pairs), s + size)))
+            for s in range(0, len(pairs), size)
+        )
+
+    def _mean_loss(self, batches: Iterable[tuple[torch.Tensor, ...]]) -> float:
+        """Mean loss per scored target over batches, in evaluation mode."""
         self.model.eval()
         total, count = 0.0, 0
-        size = self.options.batch_size
-        for s in range(0, len(self._val_windows[0]), size):
-            x, y, k, c, w = (t[s : s + size].to(self.device) for t in self._val_windows)
+        for batch in batches:
+            x, y, k, c, w = (t.to(self.device) for t in batch)
             _, loss = self.model(x, y, key0=k, chord0=c, pos0=w)
             assert loss is not None
             n = int((y >= 0).sum())
@@ -227,14 +305,15 @@ class Trainer:
         self.model.train()
         window_tokens, window_start = 0, time.perf_counter()
         tokens_per_second = 0.0
-        val_loss: float | None = self.history[-1].get("val_loss") if self.history else None
+        last = self.history[-1] if self.history else {}
+        val_loss, val_pair_loss = last.get("val_loss"), last.get("val_pair_loss")
         while self.step < self.total:
             if should_stop is not None and should_stop():
                 return False
             started = time.perf_counter()
             for group in self.optimizer.param_groups:
                 group["lr"] = self.lr_at(self.step)
-            x, y, k, c, w = self.batch()
+            x, y, k, c, w = self.next_batch()
             _, loss = self.model(x, y, key0=k, chord0=c, pos0=w)
             assert loss is not None
             self.optimizer.zero_grad(set_to_none=True)
@@ -254,12 +333,22 @@ class Trainer:
                 val_loss = self.validation_loss()
                 if val_loss is not None:
                     record["val_loss"] = val_loss
+                val_pair_loss = self.pair_validation_loss()
+                if val_pair_loss is not None:
+                    record["val_pair_loss"] = val_pair_loss
             self.history.append(record)
             if save is not None and self.step % save_every == 0 and self.step < self.total:
                 save()
             if on_progress is not None:
                 on_progress(
-                    Progress(self.step, self.total, loss_value, val_loss, tokens_per_second)
+                    Progress(
+                        self.step,
+                        self.total,
+                        loss_value,
+                        val_loss,
+                        tokens_per_second,
+                        val_pair_loss,
+                    )
                 )
         return True
 
@@ -295,7 +384,7 @@ class Trainer:
         except Exception as exc:
             raise ImprovError(f"{path}: cannot read the training state: {exc}") from exc
         mine = asdict(self.options)
-        for key in ("arch", "size", "seq_len", "batch_size", "dropout"):
+        for key in ("arch", "size", "seq_len", "batch_size", "dropout", "finetune", "pairs"):
             if saved.get(key) != mine[key]:
                 raise ImprovError(
                     f"{path}: saved with --{key.replace('_', '-')} {saved.get(key)}, "
@@ -359,17 +448,19 @@ def train_run(
 ) -> RunResult:
     """Train a model, fit the Markov baseline on the same data, write the checkpoint.
 
-    Stopped early (``should_stop``), it saves a resumable state next to ``out`` instead;
-    ``resume`` continues from that state.
+    Fine-tuning (``options.finetune``) starts from that checkpoint's weights and keeps
+    its Markov baseline. Stopped early (``should_stop``), it saves a resumable state next
+    to ``out`` instead; ``resume`` continues from that state.
     """
-    from improv.model.checkpoint import make_checkpoint, save_checkpoint
+    from improv.model.checkpoint import make_checkpoint, read_checkpoint, save_checkpoint
 
     def phase(text: str) -> None:
         if on_phase is not None:
             on_phase(text)
 
     torch.set_num_threads(max(1, options.threads))
-    trainer = Trainer(data, options, device)
+    init = read_checkpoint(Path(options.finetune)) if options.finetune else None
+    trainer = Trainer(data, options, device, init)
     state_path = resume_path(out)
     if resume:
         if not state_path.is_file():
@@ -380,8 +471,13 @@ def train_run(
     if not finished:
         trainer.save_state(state_path)
         return RunResult(False, out, state_path)
-    phase("fitting the Markov baseline (order chosen on validation data)")
-    fit, baseline = fit_baseline(data)
+    markov: MarkovModel | None
+    if init is None:
+        phase("fitting the Markov baseline (order chosen on validation data)")
+        fit, baseline = fit_baseline(data)
+        markov = fit.model
+    else:
+        markov, baseline = stored_baseline(init, data)
     phase("scoring the validation solos")
     trainer.model.eval()
     metrics: dict[str, Any] = {
@@ -389,7 +485,10 @@ def train_run(
         **model_metrics(stream_for(trainer.model, options.arch), data),
         **baseline,
     }
-    training = {
+    pair_loss = trainer.pair_validation_loss()
+    if pair_loss is not None:
+        metrics["val_pair_loss"] = round(pair_loss, 4)
+    training: dict[str, Any] = {
         "command": command,
         "options": asdict(options),
         "steps": trainer.step,
@@ -397,15 +496,23 @@ def train_run(
         "seconds": round(trainer.seconds, 1),
         "device": str(device),
         "threads": options.threads,
-        "history": [h for h in trainer.history if "val_loss" in h],
+        "history": [h for h in trainer.history if "val_loss" in h or "val_pair_loss" in h],
     }
+    if init is not None:
+        training["finetuned_from"] = {
+            "path": options.finetune,
+            "command": init.training.get("command"),
+            "steps": init.training.get("steps"),
+            "seconds": init.training.get("seconds"),
+            "metrics": {k: v for k, v in init.metrics.items() if not isinstance(v, dict)},
+        }
     ckpt = make_checkpoint(
         trainer.model,
-        options.size,
+        init.size if init is not None else options.size,
         data=data.description,
         training=training,
         metrics=metrics,
-        markov=fit.model,
+        markov=markov,
     )
     save_checkpoint(ckpt, out)
     state_path.unlink(missing_ok=True)
@@ -430,6 +537,25 @@ def fit_baseline(data: TokenData) -> tuple[MarkovFit, dict[str, Any]]:
         base_ll = fit.model.score_many(val_seqs)
         metrics["baseline_val_bits_per_note"] = round(bits_per_note(base_ll, data.val), 4)
     return fit, metrics
+
+
+def stored_baseline(init: Checkpoint, data: TokenData) -> tuple[MarkovModel | None, dict[str, Any]]:
+    """The Markov baseline a fine-tuned checkpoint keeps from the one it started from,
+    with its bits per note on this run's validation streams."""
+    if init.markov is None:
+        return None, {}
+    markov = MarkovModel.from_state(init.markov)
+    metrics: dict[str, Any] = {
+        k: init.metrics[k]
+        for k in ("markov_order", "markov_val_bits_per_token")
+        if k in init.metrics
+    }
+    if data.val:
+        val_seqs = cast(list[Sequence[int]], data.val)
+        metrics["baseline_val_bits_per_note"] = round(
+            bits_per_note(markov.score_many(val_seqs), data.val), 4
+        )
+    return markov, metrics
 
 
 def model_metrics(stream: StreamingLM, data: TokenData) -> dict[str, Any]:
