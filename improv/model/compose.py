@@ -105,9 +105,11 @@ class Craft:
     dynamics: Callable[[Sequence[Note], Situation], Sequence[Note]] | None = None
 
 
-MODEL_HARMONY = (0.5, 1.0)
+MODEL_HARMONY = (0.0, 0.0)
 """Chord weights (bonus for chord tones on strong beats, penalty outside the chord and
-blues scales) of a neural model, whose harmony bias already knows the chords."""
+blues scales) of a neural model: none, since its harmony bias already knows the chords
+and the critic weighs chord fit; weighted as well, the chosen answers sat inside the
+changes more than players do (models/README.md)."""
 MARKOV_HARMONY = (1.0, 3.0)
 """The Markov model's: it hears the chord only through its last few tokens, so it needs
 stronger weights to stay inside the changes."""
