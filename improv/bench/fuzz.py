@@ -144,7 +144,7 @@ async def run(
     responders = build_responders(model, config.key_obj, config.metre_obj, timeline)
     performer = midi.open_output(virtual=True, api="jack", client_name="fuzz-performer")
     listener = midi.open_input(virtual=True, api="jack", client_name="fuzz-listener")
-    agent_in = midi.open_input("fuzz-performer", api="jack")
+    agent_in = midi.open_input("fuzz-performer", api="jack", guard_sysex=True)
     turns = _Turns()
     agent = Agent(
         config,

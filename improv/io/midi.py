@@ -481,6 +481,7 @@ class _RtMidiPort:
         self.port_name = port_name
         self.target: str | None = None  # the peer's full port name, when not virtual
         self.rt: Any = None
+        self.guarded = False  # a JACK input that gets a guard (see the module)
         self.guard: Any = None  # inputs on JACK: our output client connected to our port
         self.connected = False
         self.lock = threading.Lock()
@@ -552,7 +553,7 @@ class _RtMidiPort:
         """Connect a guard (a JACK output client) to our input port, anew each time the
         port is opened: through it the poller sends :data:`EOX_PROBE` (see the module).
         An input without one still works: its failure is logged, never raised."""
-        if not self._is_input or self.api != "jack":
+        if not self._is_input or self.api != "jack" or not self.guarded:
             return
         self._close_guard()
         guard: Any = None
@@ -900,6 +901,7 @@ def open_input(
     ignore_sysex: bool = True,
     wait_s: float = 0.0,
     poll_s: float = 0.001,
+    guard_sysex: bool = False,
 ) -> RtMidiInput:
     """Open a MIDI input: the peer port matching ``name``, or our own virtual port.
 
@@ -907,9 +909,13 @@ def open_input(
     for a named port to appear; ``poll_s`` is how often rtmidi's queue is drained (the
     bound on timestamp error). Once open, the port is kept connected: if its peer
     vanishes it is waited for and re-opened by name; the object stays the same.
+    ``guard_sysex`` gives a JACK input its guard against an unterminated sysex (the
+    jam's performer input; a listener measuring timing goes without: the probes
+    disturb the port they go into).
     """
     port = _RtMidiPort(True, resolve_api(api), _check_name(name, virtual), client_name, port_name)
     port.queue_size = capacity
+    port.guarded = guard_sysex
     midi_in = RtMidiInput(port, capacity, max_sysex, ignore_sysex, poll_s)
     _watchdog.open(midi_in, wait_s)
     midi_in._start_polling()
