@@ -320,11 +320,9 @@ def _open_ports(config: Any, *, simulated: bool) -> tuple[Any, Any, Any]:
             return midi_in, OutputSpec(config.port_out, api=api, wait_s=2.0), performer_out
         return midi_in, OutputSpec(discard=True), performer_out
     if config.virtual:
-        midi_in = open_input(
-            api=api, virtual=True, client_name="improv-in", port_name="in", guard_sysex=True
-        )
+        midi_in = open_input(api=api, virtual=True, client_name="improv-in", port_name="in")
         return midi_in, OutputSpec(api=api, virtual=True), None
-    midi_in = open_input(config.port_in, api=api, wait_s=2.0, guard_sysex=True)
+    midi_in = open_input(config.port_in, api=api, wait_s=2.0)
     return midi_in, OutputSpec(config.port_out, api=api, wait_s=2.0), None
 
 

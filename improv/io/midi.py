@@ -909,9 +909,10 @@ def open_input(
     for a named port to appear; ``poll_s`` is how often rtmidi's queue is drained (the
     bound on timestamp error). Once open, the port is kept connected: if its peer
     vanishes it is waited for and re-opened by name; the object stays the same.
-    ``guard_sysex`` gives a JACK input its guard against an unterminated sysex (the
-    jam's performer input; a listener measuring timing goes without: the probes
-    disturb the port they go into).
+    ``guard_sysex`` gives a JACK input its guard against an unterminated sysex. Off by
+    default, also for the jam: in full-suite runs the probes lost a note-off now and then
+    and disturbed MIDI clock timing on the port they go into (a known limitation: an
+    unterminated sysex can still make a JACK input deaf until the next 0xF7).
     """
     port = _RtMidiPort(True, resolve_api(api), _check_name(name, virtual), client_name, port_name)
     port.queue_size = capacity

@@ -164,7 +164,7 @@ def jack_wiring() -> Iterator[dict[str, Any]]:
     ``improv jam --in performer --out listener``."""
     performer = midi.open_output(virtual=True, api="jack", client_name="performer")
     listener = midi.open_input(virtual=True, api="jack", client_name="listener")
-    agent_in = midi.open_input("performer", api="jack", guard_sysex=True)
+    agent_in = midi.open_input("performer", api="jack")
     try:
         yield {
             "midi_in": agent_in,

