@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -196,3 +198,30 @@ def unpaired(events: Sequence[MidiEvent]) -> set[tuple[int, int]]:
 
 def is_cc123(event: MidiEvent) -> bool:
     return event.is_control_change and event.control == 123
+
+
+JAM_COMMAND = (
+    *(sys.executable, "-m", "improv.cli", "jam", "--in", "performer", "--out", "listener"),
+    *("--midi-api", "jack", "--tempo", "300", "--bars", "2", "--count-in", "0"),
+    *("--model", "rules", "--json", "--seed", "5"),
+)
+"""``improv jam`` between the ``performer`` and ``listener`` test ports, as a musician runs it."""
+
+
+async def spawn_jam(*extra: str) -> asyncio.subprocess.Process:
+    """``improv jam`` (:data:`JAM_COMMAND` and ``extra``) in a process of its own,
+    returned once it says it has started."""
+    process = await asyncio.create_subprocess_exec(
+        *JAM_COMMAND, *extra, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    assert process.stderr is not None
+    try:
+        async with asyncio.timeout(30):
+            while b"jam: " not in (line := await process.stderr.readline()):
+                assert line, "improv jam ended before it started"
+    except BaseException:
+        if process.returncode is None:
+            process.kill()
+        await process.wait()
+        raise
+    return process

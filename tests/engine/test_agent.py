@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,22 +16,11 @@ from improv.io.control import ControlChange
 from improv.io.midi import CLOCK, START, now
 from improv.music.notes import Note
 from improv.music.pitch import Key
-from tests.engine.rig import Rig, call_notes, is_cc123, jack_wiring, unpaired
+from tests.engine.rig import Rig, call_notes, is_cc123, unpaired
 
 BEAT_S = 0.2  # 300 BPM
 TOLERANCE_S = 0.02  # one JACK period is 1.3 ms
 YIELD_BEATS = 0.1  # how soon a barge-in cuts the answer (at 300 BPM, 20 ms)
-
-
-@pytest.fixture(params=["loopback", pytest.param("jack", marks=pytest.mark.jack)])
-def wiring(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
-    """:class:`Rig` arguments for the ports between the test and the agent."""
-    if request.param == "loopback":
-        yield {}
-        return
-    request.getfixturevalue("jack_server")
-    with jack_wiring() as ports:
-        yield ports
 
 
 async def test_trade_answer_starts_on_the_next_bar_line(wiring: dict[str, Any]) -> None:

@@ -8,10 +8,7 @@ import asyncio
 import json
 import logging
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,18 +21,7 @@ from improv.engine.responders import TokenResponder, _markov_from_rules
 from improv.io import midi
 from improv.io.midi import note_off, note_on, now
 from improv.music.notes import Note
-from tests.engine.rig import FAST, Listening, Rig, call_notes, is_cc123, jack_wiring, unpaired
-
-
-@pytest.fixture(params=["loopback", pytest.param("jack", marks=pytest.mark.jack)])
-def wiring(request: pytest.FixtureRequest) -> Iterator[dict[str, Any]]:
-    """:class:`Rig` arguments for the ports between the test and the agent."""
-    if request.param == "loopback":
-        yield {}
-        return
-    request.getfixturevalue("jack_server")
-    with jack_wiring() as ports:
-        yield ports
+from tests.engine.rig import FAST, Listening, Rig, call_notes, is_cc123, spawn_jam, unpaired
 
 
 @pytest.mark.xfail(
@@ -130,20 +116,9 @@ async def test_the_record_file_holds_what_went_out(jack_server: str, tmp_path: P
     performer = midi.open_output(virtual=True, api="jack", client_name="performer")
     listener = midi.open_input(virtual=True, api="jack", client_name="listener")
     record = tmp_path / "jam.mid"
-    command = [
-        *(sys.executable, "-m", "improv.cli", "jam", "--in", "performer", "--out", "listener"),
-        *("--midi-api", "jack", "--tempo", "300", "--bars", "2", "--count-in", "0"),
-        *("--model", "rules", "--json", "--seed", "5", "--record", str(record)),
-    ]
-    process = await asyncio.create_subprocess_exec(
-        *command, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
     heard = Listening(listener)
+    process = await spawn_jam("--record", str(record))
     try:
-        assert process.stderr is not None
-        async with asyncio.timeout(30):
-            while b"jam: " not in (line := await process.stderr.readline()):
-                assert line, "improv jam ended before it started"
         for barge in (False, True, False):
             for i in range(8):  # a call (on the agent's clock: whenever it is)
                 performer.send(note_on(0, 60 + i, 90))

@@ -9,8 +9,6 @@ import asyncio
 import contextlib
 import math
 import signal
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +17,7 @@ import pytest
 from improv.engine.sender import OutputSpec
 from improv.io import midi
 from improv.io.midi import note_off, note_on
-from tests.engine.rig import Listening, Rig, call_notes, is_cc123, unpaired
+from tests.engine.rig import Listening, Rig, call_notes, is_cc123, spawn_jam, unpaired
 
 pytestmark = pytest.mark.jack
 
@@ -50,20 +48,9 @@ async def test_a_signal_releases_everything(
     test_ports: tuple[midi.RtMidiOutput, midi.RtMidiInput], sig: signal.Signals
 ) -> None:
     performer, listener = test_ports
-    command = [
-        *(sys.executable, "-m", "improv.cli", "jam", "--in", "performer", "--out", "listener"),
-        *("--midi-api", "jack", "--tempo", "300", "--bars", "2", "--count-in", "0"),
-        *("--model", "rules", "--json", "--seed", "5"),
-    ]
-    process = await asyncio.create_subprocess_exec(
-        *command, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    )
     heard = Listening(listener)
+    process = await spawn_jam()
     try:
-        assert process.stderr is not None
-        async with asyncio.timeout(30):
-            while b"jam: " not in (line := await process.stderr.readline()):
-                assert line, "improv jam ended before it started"
         senders = _children(process.pid)
         for i in range(8):  # a call of eight notes (the agent's clock: whenever it is)
             performer.send(note_on(0, 60 + i, 90))
