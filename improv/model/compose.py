@@ -33,10 +33,11 @@ from improv.model.sampling import (
     ResponseConstraints,
     ResponseSampler,
     SamplingOptions,
+    prime,
 )
 from improv.music.notes import ChordChange, Note
 from improv.music.time import Metre
-from improv.tokens import VOCAB, GrammarState, NoteEnd, Role, StreamDecoder, StreamEncoder
+from improv.tokens import VOCAB, GrammarState, NoteEnd, StreamDecoder, StreamEncoder
 
 if TYPE_CHECKING:
     from improv.craft.situation import Situation
@@ -150,17 +151,12 @@ def start_for(
 ) -> Start:
     """A fresh stream that has heard (the context and) the call, at an agent phrase
     starting at ``start``: how ``improv eval`` answers a pair. Beats count from bar 0."""
-    encoder = StreamEncoder(key, metre, chords)
-    tokens = encoder.header()
-    if context:
-        tokens += encoder.encode_notes(context, Role.PERFORMER)
-    tokens += encoder.encode_notes(call, Role.PERFORMER)
-    tokens += encoder.start_phrase(Role.AGENT, start)
+    encoder, tokens = prime(
+        lm, call, key=key, metre=metre, chords=chords, start=start, context=context
+    )
     grammar = GrammarState(metre, key)
     for token in tokens:
         grammar.feed(token)
-    lm.reset()
-    lm.advance(tokens)
     return Start(lm, grammar, encoder, chords)
 
 

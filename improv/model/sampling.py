@@ -402,6 +402,29 @@ class Response:
     forced: int = 0
 
 
+def prime(
+    lm: StreamingLM,
+    call: Sequence[Note],
+    *,
+    key: int,
+    metre: Metre,
+    chords: Sequence[ChordChange],
+    start: float,
+    context: Sequence[Note] = (),
+) -> tuple[StreamEncoder, list[int]]:
+    """A fresh stream that has heard (the context and) the call as the performer's, up
+    to the agent's phrase starting at ``start``: the encoder there and the tokens fed."""
+    encoder = StreamEncoder(key, metre, chords)
+    tokens = encoder.header()
+    if context:
+        tokens += encoder.encode_notes(context, Role.PERFORMER)
+    tokens += encoder.encode_notes(call, Role.PERFORMER)
+    tokens += encoder.start_phrase(Role.AGENT, start)
+    lm.reset()
+    lm.advance(tokens)
+    return encoder, tokens
+
+
 def generate_response(
     lm: StreamingLM,
     call: Sequence[Note],
@@ -420,16 +443,10 @@ def generate_response(
     Beats count from bar 0 of the stream (the chords' and notes' timeline). A convenience
     for evaluation and examples; the engine encodes as the music happens instead.
     """
-    encoder = StreamEncoder(key, metre, chords)
     decoder = StreamDecoder(key, metre)
-    tokens = encoder.header()
-    if context:
-        tokens += encoder.encode_notes(context, Role.PERFORMER)
-    tokens += encoder.encode_notes(call, Role.PERFORMER)
-    tokens += encoder.start_phrase(Role.AGENT, start)
-    lm.reset()
-    lm.advance(tokens)
-    decoder.feed_all(tokens)
+    decoder.feed_all(
+        prime(lm, call, key=key, metre=metre, chords=chords, start=start, context=context)[1]
+    )
     if constraints is None:
         span = max((n.end for n in call), default=start) - min((n.onset for n in call), default=0)
         bars = max(1, -(-span // metre.beats_per_bar))
