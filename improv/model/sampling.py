@@ -440,8 +440,9 @@ def generate_response(
 ) -> Response:
     """Answer a call: encode (context and) call as the performer's, then sample the agent.
 
-    Beats count from bar 0 of the stream (the chords' and notes' timeline). A convenience
-    for evaluation and examples; the engine encodes as the music happens instead.
+    Beats count from bar 0 of the stream (the chords' and notes' timeline). One draft,
+    no critic: a convenience for scripts and for testing the sampler's constraints; the
+    jam and ``improv eval`` answer through :func:`improv.model.compose.compose`.
     """
     decoder = StreamDecoder(key, metre)
     decoder.feed_all(
