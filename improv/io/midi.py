@@ -901,7 +901,7 @@ def open_input(
     ignore_sysex: bool = True,
     wait_s: float = 0.0,
     poll_s: float = 0.001,
-    guard_sysex: bool = False,
+    guard_sysex: bool = True,
 ) -> RtMidiInput:
     """Open a MIDI input: the peer port matching ``name``, or our own virtual port.
 
@@ -909,10 +909,10 @@ def open_input(
     for a named port to appear; ``poll_s`` is how often rtmidi's queue is drained (the
     bound on timestamp error). Once open, the port is kept connected: if its peer
     vanishes it is waited for and re-opened by name; the object stays the same.
-    ``guard_sysex`` gives a JACK input its guard against an unterminated sysex. Off by
-    default, also for the jam: in full-suite runs the probes lost a note-off now and then
-    and disturbed MIDI clock timing on the port they go into (a known limitation: an
-    unterminated sysex can still make a JACK input deaf until the next 0xF7).
+    ``guard_sysex`` gives a JACK input its guard against an unterminated sysex (see the
+    module). The losses once blamed on its probes were JACK2's asynchronous mode losing
+    and doubling events of late clients (see docs/realtime-io.md); on a server in
+    synchronous mode the JACK tests pass with it, clock following included.
     """
     port = _RtMidiPort(True, resolve_api(api), _check_name(name, virtual), client_name, port_name)
     port.queue_size = capacity

@@ -33,7 +33,6 @@ def bench(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
     return summary
 
 
-@pytest.mark.xfail(reason="failed once after the merge (85.6 ms), not yet looked at", strict=False)
 def test_echo_agent_through_jack(
     jack_server: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:

@@ -182,7 +182,6 @@ async def test_sysex_flood_is_bounded(ports: list[RtMidiInput | RtMidiOutput]) -
     assert event.pitch == 73
 
 
-@pytest.mark.xfail(reason="flaky: fails about one run in four, on the old code too", strict=False)
 async def test_vanished_peer_is_reopened_by_name(
     ports: list[RtMidiInput | RtMidiOutput],
 ) -> None:
