@@ -81,8 +81,10 @@ def test_json_holds_every_configuration_with_the_required_keys(run: RunData) -> 
     assert second["onset_error_ms_max"] == pytest.approx(4.0, abs=1e-3)
     assert second["ratios"]["onset_error_ms_max"] == pytest.approx(2.0, abs=1e-3)
     assert first["ratios"]["onset_error_ms_max"] == pytest.approx(1.0)
-    assert first["lost_notes"] == 0 and second["lost_notes"] == 2
-    assert first["messages_lost"] == 0 and second["messages_lost"] == 4
+    assert first["lost_notes_reported"] == 0 and second["lost_notes_reported"] == 2
+    assert first["messages_lost_reported"] == 0 and second["messages_lost_reported"] == 4
+    assert first["lost_notes"] == 0 and first["message_loss_rate"] == 0.0
+    assert first["transport_loss_rate"] == 0.0
     assert first["stuck_notes"] == 0 and first["deadline_misses"] == 0
     assert first["onset_error_net_ms_max"] == pytest.approx(2.0 - 1.0, abs=1e-3)  # 2 x 0.5 ms
     assert first["rss_mb_end"] == pytest.approx(119.0)
