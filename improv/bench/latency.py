@@ -206,11 +206,16 @@ class _Target:
             self.agent = SpawnedAgent(improv_command(self._jam_argv(client, run_id)), self.name)
         else:
             assert s.agent_in is not None and s.agent_out is not None
+            wait_s = max(5.0, s.count_in_wait_s or 0.0)  # the agent may start after us
             self.midi_out = open_output(
-                s.agent_in, api=s.api, client_name="improv-bench", port_name="calls", wait_s=5.0
+                s.agent_in, api=s.api, client_name="improv-bench", port_name="calls", wait_s=wait_s
             )
             self.listener = Listener(
-                s.api, port=s.agent_out, client_name="improv-bench-listen", port_name="answers"
+                s.api,
+                port=s.agent_out,
+                client_name="improv-bench-listen",
+                port_name="answers",
+                wait_s=wait_s,
             )
         self.recorder = _Recorder(self.midi_out, self.data.sent)
         self.scheduler = Scheduler(self.recorder).start()
@@ -319,16 +324,18 @@ class _Target:
         await _sleep_until(turn.window_end)
         bound = turn.window_end + self.config.bars * self.grid.bar_s
         since = turn.call_end - turn.early_s
+        waited = False
         while now() < bound:
             events = [e for e in self.listener.events() if e.t >= since]
             begun, quiet_since = answer_state(events, self.settings.channels)
             if not begun or (quiet_since is not None and now() >= quiet_since + self.beat_s):
                 break
+            waited = True
             wake = bound if quiet_since is None else min(bound, quiet_since + self.beat_s)
             self.heard.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.heard.wait(), max(0.005, wake - now()))
-        if now() <= turn.window_end:
+        if not waited:
             return turn
         longer = replace(turn, window_end=now())
         self.data.turns[self.data.turns.index(turn)] = longer

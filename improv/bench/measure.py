@@ -190,7 +190,8 @@ def pair_notes(events: Iterable[Event]) -> Pairing:
     the note before it (``retrigger``: its note-off never came, or comes later for an
     overlap), so one lost note-off costs one note, not every later note of that key.
     A note-off with nothing sounding is an orphan: the note-off of an overlapped note,
-    a repeat, part of a sweep, after CC 123, or else the trace of a lost note-on.
+    a repeat, part of a sweep, after CC 123 or a sweep silenced its key, or else the
+    trace of a lost note-on.
     CC 120/123 closes a channel's notes as ``cc``.
     """
     result = Pairing()
@@ -236,6 +237,8 @@ def pair_notes(events: Iterable[Event]) -> Pairing:
             note = sounding.pop(key, None)
             if note is not None:
                 note.off, note.closed_by = t, "off"
+                if index in sweeping:  # its own note-off may still come: redundant then
+                    silenced.add(key)
                 continue
             result.orphan_offs += 1
             if index in sweeping:
@@ -382,6 +385,19 @@ class TurnResult:
     @property
     def start_error_ms(self) -> float | None:
         return self.errors_ms[0] if self.errors_ms and self.start_known else None
+
+
+FLAGS = (
+    "lost_note_on",
+    "first_note_on_lost",
+    "lost_note_off",
+    "stuck_note",
+    "past_window",
+    "repeated_message",
+    "note_off_sweep",
+    "malformed",
+)
+"""Every anomaly :func:`turn_flags` can raise, in its order."""
 
 
 def turn_flags(
