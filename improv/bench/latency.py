@@ -318,20 +318,22 @@ class _Target:
     async def wait_answer(self, turn: Turn) -> Turn:
         """Phrase mode: the next call waits for the answer to end, so a slow agent's
         answer never runs into it. After the nominal window, while an answer has begun
-        and a note of it sounds or began less than a beat ago, for at most ``bars``
-        more bars; the turn's window ends then."""
+        and a note of it sounds or ended less than a bar ago (a rest inside an answer
+        that replays a call can last beats), for at most ``bars`` more bars; the turn's
+        window ends then."""
         assert self.listener is not None
         await _sleep_until(turn.window_end)
+        quiet = self.grid.bar_s
         bound = turn.window_end + self.config.bars * self.grid.bar_s
         since = turn.call_end - turn.early_s
         waited = False
         while now() < bound:
             events = [e for e in self.listener.events() if e.t >= since]
             begun, quiet_since = answer_state(events, self.settings.channels)
-            if not begun or (quiet_since is not None and now() >= quiet_since + self.beat_s):
+            if not begun or (quiet_since is not None and now() >= quiet_since + quiet):
                 break
             waited = True
-            wake = bound if quiet_since is None else min(bound, quiet_since + self.beat_s)
+            wake = bound if quiet_since is None else min(bound, quiet_since + quiet)
             self.heard.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.heard.wait(), max(0.005, wake - now()))

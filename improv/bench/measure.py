@@ -234,9 +234,9 @@ def pair_notes(events: Iterable[Event]) -> Pairing:
         elif kind in (NOTE_OFF, NOTE_ON):
             repeated = t - last_off.get(key, -math.inf) <= REPEAT_S
             last_off[key] = t
-            note = sounding.pop(key, None)
-            if note is not None:
-                note.off, note.closed_by = t, "off"
+            ended = sounding.pop(key) if key in sounding else None
+            if ended is not None:
+                ended.off, ended.closed_by = t, "off"
                 if index in sweeping:  # its own note-off may still come: redundant then
                     silenced.add(key)
                 continue

@@ -511,8 +511,8 @@ def _target_events(m: Measured, origin: float) -> list[dict[str, str]]:
             for note, error in zip(result.notes, result.errors_ms, strict=True):
                 answers[(note.on, note.channel, note.pitch)] = (result.turn.index, error)
     rows = []
-    data = m.data
-    streams = (("sent", data.sent), ("received", data.received), ("malformed", data.malformed))
+    got = m.data
+    streams = (("sent", got.sent), ("received", got.received), ("malformed", got.malformed))
     for stream, events in streams:
         direction = "sent" if stream == "sent" else "received"
         for event in events:
@@ -702,6 +702,11 @@ def write_html(
             "Answer start latency",
             _histograms(measured, "answer start latency", lambda a: a.latencies()),
         ),
+        (
+            "Inter-onset error (grid-free)",
+            _histograms(measured, "inter-onset error", lambda a: a.ioi_errors()),
+        ),
+        ("Drift within an answer", _histograms(measured, "drift", lambda a: a.drifts())),
     ]
     images += [(f"Timeline: {m.data.config.name}", _timeline(m)) for m in measured]
     images.append(("Onset error and memory over time", _over_time(measured, run.started)))

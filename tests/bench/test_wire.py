@@ -161,8 +161,8 @@ async def test_a_phrase_window_waits_for_a_slow_answer_to_end() -> None:
     longer = await target.wait_answer(turn)
     await playing
     last_off = max(e.t for e in ears.heard)
-    assert longer.window_end >= last_off + BEAT  # a beat of silence after the answer
-    assert longer.window_end < last_off + BEAT + 0.1
+    assert longer.window_end >= last_off + 4 * BEAT  # a bar of silence after the answer
+    assert longer.window_end < last_off + 4 * BEAT + 0.1
     assert target.data.turns == [longer]
 
 
