@@ -13,9 +13,11 @@ Life cycle of a run (:func:`run`):
    harness's own bars with the phase fitted later to the answers.
 4. Deal the turns round robin (``block`` at a time): a call on the agent's next bar
    line, played by a precise scheduler (:class:`~improv.engine.scheduler.Scheduler`),
-   then the answer window. CPU burners run or pause per configuration.
+   then the answer window (phrase mode: until the answer is over, with a bound).
+   CPU burners run or pause per configuration.
 5. Stop: MIDI clock STOP, SIGINT to spawned agents (their ``--json`` summaries are
-   collected), close the ports.
+   collected), close the ports. The agent's process tree (spawned, or ``--pid``) is
+   sampled for memory and CPU all along.
 
 Every message in either direction is timed on one clock, ``time.monotonic()``
 (:func:`improv.io.midi.now`): on the sender's thread right after the send, and on

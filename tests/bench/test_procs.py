@@ -70,7 +70,7 @@ def test_burner_runs_pauses_and_ends() -> None:
 
 PARENT_AND_BUSY_CHILD = """
 import subprocess, sys, time
-busy = "import time\\nend = time.time() + 0.6\\nwhile time.time() < end: pass"
+busy = "import time\\nwhile time.process_time() < 0.4: pass"  # 0.4 s of CPU, however slow
 child = subprocess.Popen([sys.executable, "-c", busy])
 print("started", flush=True)
 child.wait()
@@ -91,11 +91,12 @@ def test_tree_sampler_counts_the_children_cpu_and_memory() -> None:
         alone = rss_bytes(parent.pid)
         assert alone is not None and sampler.rss[0][1] > alone  # the child's memory too
         sampler.start()
-        deadline = time.monotonic() + 10.0
-        while (sampler.cpu[-1][1] - sampler.cpu[0][1]) < 0.3 and time.monotonic() < deadline:
-            time.sleep(0.05)  # waiting for the busy child's CPU time to show
+        deadline = time.monotonic() + 20.0
+        while (sampler.cpu[-1][1] - sampler.cpu[0][1]) < 0.35 and time.monotonic() < deadline:
+            time.sleep(0.05)  # waiting for the busy child's CPU time to show (reaped or not)
+        assert sampler.cpu[-1][1] - sampler.cpu[0][1] >= 0.35
         figures = cpu_figures(sampler.cpu)
-        assert figures["cpu_percent_max"] is not None and figures["cpu_percent_max"] > 50.0
+        assert (figures["cpu_percent_max"] or 0.0) >= (figures["cpu_percent"] or 0.0) > 0.0
     finally:
         sampler.stop()
         parent.kill()
