@@ -57,7 +57,8 @@ def test_echo_agent_through_jack(
     # and the schedulers stand between its notes and the grid (generous bounds).
     assert 0.0 <= entry["answer_start_latency_ms_p50"] < 25.0
     assert entry["onset_error_ms_p50"] < 25.0
-    assert entry["lost_notes"] is None and entry["deadline_misses"] is None  # not reported
+    assert entry["lost_notes_reported"] is None and entry["deadline_misses"] is None  # not reported
+    assert isinstance(entry["lost_notes"], int)  # counted from the wire
     assert entry["answer_notes"] >= echo.notes_out - 3  # a few may fall to JACK xruns
     if not transport["xruns"]:
         assert entry["stuck_notes"] == 0 and entry["stray_notes"] == 0
