@@ -57,6 +57,7 @@ from improv.io.midi import (
     CC_ALL_NOTES_OFF,
     CC_ALL_SOUND_OFF,
     CC_SUSTAIN,
+    STOP,
     MidiEvent,
     MidiInput,
     MidiOutput,
@@ -70,7 +71,6 @@ from improv.music.time import Swing, quantize_beats
 
 log = logging.getLogger(__name__)
 
-_CLOCK_MESSAGES = frozenset({0xF8, 0xFA, 0xFB, 0xFC, 0xF2})
 COLLISION_S = 0.150
 """An answer note starting this soon after a performer's note-on talks over them."""
 START_DELAY_S = 0.3
@@ -152,6 +152,11 @@ def collisions(answer_ons: Sequence[float], performer_ons: Sequence[float]) -> i
     valid = before >= 0
     gaps = answers[valid] - ons[before[valid]]
     return int(np.count_nonzero(gaps < COLLISION_S))
+
+
+def _note_key(channel: int, pitch: int) -> int:
+    """One int for a (channel, pitch) pair: the key of the sent note-ons kept."""
+    return channel << 7 | pitch
 
 
 def _round(value: Any) -> Any:
@@ -439,7 +444,7 @@ class Agent:
         scheduler = self.scheduler
         scheduler.stop(release=False, timeout=1.0)
         if self._clock_sender is not None:
-            scheduler.send(bytes((0xFC,)))  # STOP: the sender is stopped now
+            scheduler.send(bytes((STOP,)))  # the sender is stopped now
         scheduler.panic()  # note-offs for all that sounds, pedal up, CC 123
         scheduler.send(control_change(self.channel_out, CC_ALL_NOTES_OFF, 0))
         for pitch in list(self._performer_open):  # keys still down: they end here
@@ -482,13 +487,12 @@ class Agent:
                 log.exception("MIDI in: could not handle %r", event)
 
     def _on_midi(self, event: MidiEvent) -> None:
-        status = event.status
-        if status >= 0xF0:
-            if status in _CLOCK_MESSAGES and self.follower is not None:
+        if event.is_system:
+            if event.is_transport and self.follower is not None:
                 kind = self.follower.feed(event.data, event.time)
                 if kind is not None and (kind != "tick" or self._clock_lost):
                     self._transport(kind, event.time)
-            elif self.config.thru and status not in _CLOCK_MESSAGES:
+            elif self.config.thru and not event.is_transport:
                 self.scheduler.schedule(now(), event.data)
             return
         channel_in = self.config.channel_in
@@ -857,10 +861,11 @@ class Agent:
         """What went out (on the sender's thread, or the sender process's reader)."""
         self._send_errors.append(sent - scheduled)
         self._sent_count += 1
-        if data[0] & 0xF0 == 0x90 and data[0] < 0xF0 and data[2]:
-            self._note_ons.append((data[0] << 7 | data[1], scheduled, sent))
-            if data[0] & 0x0F == self.channel_out:
-                self._answer_sent.append((data[1], scheduled))
+        event = MidiEvent(data, sent)
+        if event.is_note_on:
+            self._note_ons.append((_note_key(event.channel, event.pitch), scheduled, sent))
+            if event.channel == self.channel_out:
+                self._answer_sent.append((event.pitch, scheduled))
                 self._answer_on_times.append(scheduled)
 
     def _confirm_record(self, *, keep_last: bool = False) -> None:
@@ -889,7 +894,7 @@ class Agent:
 
     def _sent_at(self, channel: int, pitch: int, scheduled: float) -> float | None:
         """When the note-on of ``pitch`` scheduled for ``scheduled`` really went out."""
-        key = (0x90 | channel) << 7 | pitch
+        key = _note_key(channel, pitch)
         for k, at, sent in list(self._note_ons):
             if k == key and abs(at - scheduled) < 1e-6:
                 return sent
