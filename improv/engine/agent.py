@@ -220,6 +220,9 @@ class Agent:
         else:
             self.scheduler = Scheduler(midi_out, on_sent=self._sent)
             self._out_port = midi_out
+        # the sender's reports, handed over from its reader thread; the loop takes them
+        # (_take_reports) and owns everything below
+        self._reports: deque[tuple[bytes, float, float]] = deque(maxlen=1 << 16)
         self._send_errors: deque[float] = deque(maxlen=1 << 14)  # seconds, as reported
         self._sent_count = 0
         self._note_ons: deque[tuple[int, float, float]] = deque(maxlen=256)
@@ -651,6 +654,7 @@ class Agent:
     async def _conduct(self) -> None:
         while True:
             t = now()
+            self._take_reports()
             self._watch_clock(t)
             beats = self.clock.beat_at(t)
             self._beats(beats)
@@ -858,15 +862,23 @@ class Agent:
     # --- figures -----------------------------------------------------------------------
 
     def _sent(self, data: bytes, scheduled: float, sent: float) -> None:
-        """What went out (on the sender's thread, or the sender process's reader)."""
-        self._send_errors.append(sent - scheduled)
-        self._sent_count += 1
-        event = MidiEvent(data, sent)
-        if event.is_note_on:
-            self._note_ons.append((_note_key(event.channel, event.pitch), scheduled, sent))
-            if event.channel == self.channel_out:
-                self._answer_sent.append((event.pitch, scheduled))
-                self._answer_on_times.append(scheduled)
+        """What went out: the hand-off from the sender's thread (or the sender process's
+        reader), one append; the loop reads it in :meth:`_take_reports`."""
+        self._reports.append((data, scheduled, sent))
+
+    def _take_reports(self) -> None:
+        """On the loop: fold the sender's reports into the figures and the record."""
+        reports = self._reports
+        while reports:
+            data, scheduled, sent = reports.popleft()
+            self._send_errors.append(sent - scheduled)
+            self._sent_count += 1
+            event = MidiEvent(data, sent)
+            if event.is_note_on:
+                self._note_ons.append((_note_key(event.channel, event.pitch), scheduled, sent))
+                if event.channel == self.channel_out:
+                    self._answer_sent.append((event.pitch, scheduled))
+                    self._answer_on_times.append(scheduled)
 
     def _confirm_record(self, *, keep_last: bool = False) -> None:
         """Journal the answers as they went out: the notes whose note-on the sender
@@ -874,6 +886,7 @@ class Agent:
         sent but unplanned. The latest answer waits (``keep_last``) while its reports,
         which come in batches, may still be on their way; once the sender has stopped,
         every report is in."""
+        self._take_reports()
         while len(self._unconfirmed) > (1 if keep_last else 0):
             scheduled, end = self._unconfirmed.popleft()
             last_on = max((on for _, on in scheduled), default=-math.inf)
@@ -890,10 +903,12 @@ class Agent:
             )
 
     def _send_count(self) -> int:
+        self._take_reports()
         return self._sent_count
 
     def _sent_at(self, channel: int, pitch: int, scheduled: float) -> float | None:
         """When the note-on of ``pitch`` scheduled for ``scheduled`` really went out."""
+        self._take_reports()
         key = _note_key(channel, pitch)
         for k, at, sent in list(self._note_ons):
             if k == key and abs(at - scheduled) < 1e-6:
@@ -902,6 +917,7 @@ class Agent:
 
     def _turn_errors(self, since: int) -> np.ndarray:
         """Send errors (ms) reported since the count was ``since``."""
+        self._take_reports()
         count = min(self._sent_count - since, len(self._send_errors))
         errors = list(self._send_errors)[len(self._send_errors) - count :] if count > 0 else []
         return np.asarray(errors, dtype=np.float64) * 1000.0
@@ -972,6 +988,7 @@ class Agent:
         beats = self.clock.beat_at(t)
         s.choruses = max(0.0, beats / self.form.beats) if math.isfinite(beats) else 0.0
         s.seconds = max(0.0, t - self._start_time)
+        self._take_reports()
         s.collisions = collisions(list(self._answer_on_times), list(self._performer_ons))
         if self._waits:
             s.phrase_wait_ms_p50 = float(np.percentile(self._waits, 50)) * 1000.0
