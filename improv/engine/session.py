@@ -267,7 +267,7 @@ def demo_calls(config: JamConfig) -> list[Call]:
 
 def generated_calls(config: JamConfig) -> list[Call]:
     """Three calls by the rule-based generator, sparse to dense (the benchmarks' calls)."""
-    from improv.corpus.generator import BluesGenerator, Voice
+    from improv.craft.rules import BluesGenerator, Voice
 
     form = config.form_obj()
     beats = max(2, int(config.bars * form.metre.beats_per_bar) - 2)
