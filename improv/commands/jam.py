@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 
 DEMO_CHORUSES = 2
 DEMO_RECORD = Path("improv-jam.mid")
+DEMO_BAND = "bass,drums,piano"
 
 
 def register(subparsers: Any) -> None:
@@ -62,6 +63,16 @@ def register(subparsers: Any) -> None:
     music.add_argument("--metronome", action=argparse.BooleanOptionalAction, default=None)
     music.add_argument("--clock", choices=["internal", "midi"], help="whose tempo")
     music.add_argument("--send-clock", action=argparse.BooleanOptionalAction, default=None)
+
+    band = parser.add_argument_group("band")
+    band.add_argument(
+        "--band",
+        metavar="PARTS",
+        help="the rhythm section: bass,drums,piano (any of them) or none (--demo: all three)",
+    )
+    band.add_argument(
+        "--band-mode", choices=["sparse", "full"], help="sparse: two-feel, light comping"
+    )
 
     turns = parser.add_argument_group("turns")
     turns.add_argument("--mode", choices=["trade", "phrase"])
@@ -139,6 +150,8 @@ _SETTINGS = (
     "record",
     "device",
     "candidates",
+    "band",
+    "band_mode",
 )
 
 
@@ -174,6 +187,7 @@ def run(args: argparse.Namespace) -> int:
         config = config.replaced(
             choruses=config.choruses or DEMO_CHORUSES,
             record=config.record or DEMO_RECORD,
+            band=config.band or DEMO_BAND,
         )
     if config.record is not None:
         check_output(config.record, "--record")  # before the jam, not after it
@@ -238,6 +252,7 @@ async def _jam(config: Any, args: argparse.Namespace) -> dict[str, Any]:
         )(spec),
         timeline=timeline,
         journal=journal,
+        band=config.band_settings(),
     )
     tasks: list[asyncio.Task[None]] = []
     gc.collect()
@@ -416,12 +431,14 @@ ends reads the journal and writes under it, so the last write holds everything."
 
 def _write_record(config: Any, swing: Any, metre: Any, chords: Any) -> None:
     """The journal as a complete MIDI file (the agent's notes as they sounded, swung)."""
+    from improv.craft.band import PART_NAMES
     from improv.engine.context import CALL
     from improv.engine.recording import journal_path, read_journal
     from improv.music.notes import Note
 
     performer: list[Note] = []
     played: list[Note] = []
+    band: dict[str, list[Note]] = {}
     with _RECORD_LOCK:
         journal = journal_path(config.record)
         if not journal.is_file():
@@ -429,23 +446,48 @@ def _write_record(config: Any, swing: Any, metre: Any, chords: Any) -> None:
         for role, n in read_journal(journal):
             if role == CALL:
                 performer.append(n)
+            elif role in PART_NAMES:
+                band.setdefault(role, []).append(n)  # already where it sounded
             else:
                 start = swing.render(n.onset)
                 end = swing.render(n.end)
                 played.append(Note(n.pitch, n.velocity, start, max(1e-3, end - start)))
-        _write_mid(config, performer, played, metre, chords)
+        _write_mid(config, performer, played, metre, chords, band)
 
 
-def _write_mid(config: Any, performer: Any, played: Any, metre: Any, chords: Any) -> None:
+def _write_mid(
+    config: Any, performer: Any, played: Any, metre: Any, chords: Any, band: Any = None
+) -> None:
     from improv.io.midifile import Track, write_jam
 
+    settings = config.band_settings()
     write_jam(
         config.record,
         [
             Track("performer", performer, channel=0),
             Track("improv", played, channel=max(1, config.channel_out - 1)),
+            *(
+                Track(
+                    part,
+                    notes,
+                    channel=settings.channel(part),
+                    program=_program(settings, part, config.tempo),
+                )
+                for part, notes in sorted((band or {}).items())
+            ),
         ],
         bpm=config.tempo,
         metre=metre,
         chords=chords,
     )
+
+
+def _program(settings: Any, part: str, tempo: float) -> int | None:
+    """The GM program (0-127) a band part's track starts with."""
+    from improv.craft.band.section import RhythmSection
+
+    fixed = settings.programs.get(part)
+    if fixed is not None:
+        return int(fixed) - 1
+    program: int | None = RhythmSection([part]).parts[part].program(tempo)
+    return program

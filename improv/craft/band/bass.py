@@ -11,6 +11,7 @@ repeating a pitch. Lengths are legato with the odd shorter note; velocity leans 
 
 from __future__ import annotations
 
+import itertools
 import random
 
 from improv.craft.band.part import BarContext, level, velocity
@@ -19,7 +20,16 @@ from improv.music.notes import Note
 
 BASS_RANGE = (28, 55)
 """E1 (the open E string) to G3: where a walking line lives."""
-_FALLBACK = parse_chord("C7")
+
+
+def _fallback() -> Chord:
+    """The chord a bar under ``NC`` walks (a C7: any chord beats a silent bass)."""
+    chord = parse_chord("C7")
+    assert chord is not None
+    return chord
+
+
+_FALLBACK = _fallback()
 
 
 class WalkingBass:
@@ -115,7 +125,7 @@ class WalkingBass:
         """Fill the beats between targets: steps toward an approach into each target."""
         pitches: list[int] = []
         marks = sorted(targets)
-        for start, stop in zip(marks, marks[1:], strict=False):
+        for start, stop in itertools.pairwise(marks):
             pitches.append(targets[start])
             count = stop - start  # notes in this stretch, the target included
             if count == 1:
@@ -132,18 +142,24 @@ class WalkingBass:
         """A note that leads into ``target``: chromatic, its fifth, or a scale step."""
         scale = sorted(chord_scale(chord).pitch_classes)
         below = max((p for p in range(target - 3, target) if p % 12 in scale), default=target - 2)
-        above = min((p for p in range(target + 1, target + 4) if p % 12 in scale), default=target + 2)
+        above = min(
+            (p for p in range(target + 1, target + 4) if p % 12 in scale), default=target + 2
+        )
         fifth = target + 7 if abs(target + 7 - current) < abs(target - 5 - current) else target - 5
-        options = [(target - 1, 0.35), (target + 1, 0.25), (fifth, 0.15), (below, 0.15), (above, 0.1)]
+        options = [
+            (target - 1, 0.35),
+            (target + 1, 0.25),
+            (fifth, 0.15),
+            (below, 0.15),
+            (above, 0.1),
+        ]
         usable = [(p, w) for p, w in options if self.low <= p <= self.high and p != current]
         if not usable:
             return self._neighbour(target)
         pitches, weights = zip(*usable, strict=True)
         return rng.choices(pitches, weights)[0]
 
-    def _step(
-        self, current: int, goal: int, left: int, chord: Chord, rng: random.Random
-    ) -> int:
+    def _step(self, current: int, goal: int, left: int, chord: Chord, rng: random.Random) -> int:
         """The next walking note from ``current``: a scale step toward ``goal`` (reached
         in ``left`` more steps), a chord-tone skip when the goal is far."""
         scale = chord_scale(chord).pitch_classes

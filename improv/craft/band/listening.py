@@ -58,7 +58,9 @@ class Listener:
         if not notes:
             return Listening()
         pitches = sorted(p for p, _ in notes)
-        low = pitches[len(pitches) // 10]  # the 10th percentile: one stray low note is not a register
+        low = pitches[
+            len(pitches) // 10
+        ]  # the 10th percentile: one stray low note is not a register
         return Listening(
             density=len(notes) / window,
             low=low,

@@ -68,7 +68,7 @@ def rootless(chord: Chord, form: str = "A") -> tuple[int, ...]:
     shape = _A_FORMS.get(chord.quality)
     if shape is None:
         tones = [(t - chord.root) % 12 for t in chord.tones[1:]]
-        shape = tuple(sorted(tones)) + (14,)
+        shape = (*tuple(sorted(tones)), 14)
     if form == "B":
         shape = shape[2:] + tuple(s + 12 for s in shape[:2])
     return tuple((chord.root + s) % 12 for s in shape)
@@ -150,7 +150,9 @@ class CompingPiano:
             for index, pitch in enumerate(self._voicing):
                 lift = 5.0 if index == top else 0.0
                 notes.append(
-                    Note(pitch, velocity(base + lift, scale, rng, 3.0), onset, max(0.1, end - onset))
+                    Note(
+                        pitch, velocity(base + lift, scale, rng, 3.0), onset, max(0.1, end - onset)
+                    )
                 )
         return notes
 
@@ -177,7 +179,9 @@ class CompingPiano:
         if bar.chorus_ends or bar.slot_ends:  # no push across a handover
             pattern = [(p, min(length, beats - p)) for p, length in pattern]
         for change in _changes(bar):
-            if not any(abs(p - change) <= 0.5 or (p < change < p + length) for p, length in pattern):
+            if not any(
+                abs(p - change) <= 0.5 or (p < change < p + length) for p, length in pattern
+            ):
                 pattern.append((change, 0.8))
         return sorted(pattern)
 
@@ -201,4 +205,4 @@ def has_third_and_seventh(chord: Chord, voicing: tuple[int, ...]) -> bool:
     third = intervals[1] if len(intervals) > 1 else None
     seventh = intervals[3] if len(intervals) > 3 else None
     wanted = {(chord.root + i) % 12 for i in (third, seventh) if i is not None}
-    return wanted <= pcs or chord.quality_class is QualityClass.SUSPENDED and seventh is None
+    return wanted <= pcs or (chord.quality_class is QualityClass.SUSPENDED and seventh is None)

@@ -3,6 +3,9 @@ out of the soloist's way, the ride swinging at the jam's ratio, fills, dynamics.
 
 from __future__ import annotations
 
+import itertools
+from dataclasses import replace
+
 import pytest
 
 from improv.craft.band import BarContext, Listening, RhythmSection, parse_parts
@@ -60,7 +63,7 @@ def test_bass_walks_quarters_or_two_feel_with_approaches_and_variation() -> None
     assert len(walking) == 24 * 4 and len(two_feel) == 24 * 2
     bass = WalkingBass()
     line = [n for bar in bars(form, 24) for n in bass.plan(bar)]
-    steps = [abs(b.pitch - a.pitch) for a, b in zip(line, line[1:], strict=False)]
+    steps = [abs(b.pitch - a.pitch) for a, b in itertools.pairwise(line)]
     assert all(s > 0 for s in steps), "a walking line never repeats a pitch"
     assert sum(s <= 2 for s in steps) / len(steps) > 0.5, "mostly steps"
     # the beat before each bar line leads in: a half step, a scale step or the fifth
@@ -129,14 +132,10 @@ def test_drums_fill_into_each_chorus_and_slot_and_take_brushes_when_slow() -> No
         assert bool(toms) == (index % 12 == 11), f"bar {index}: fill only into a chorus"
         assert any(n.pitch == CRASH for n in notes) == (index in (12, 24))
     slot_end = bars(form, 4, tempo=180.0)[1]
-    pickup = SwingDrums().plan(BarContext(**{**_fields(slot_end), "slot_ends": True}))
+    pickup = SwingDrums().plan(replace(slot_end, slot_ends=True))
     assert any(n.onset - slot_end.bar_start >= 3.0 and n.pitch not in (RIDE, 35) for n in pickup)
     assert SwingDrums().program(80.0) != SwingDrums().program(180.0)
     assert not any(n.pitch == RIDE for n in SwingDrums().plan(bars(form, 1, tempo=80.0)[0]))
-
-
-def _fields(bar: BarContext) -> dict[str, object]:
-    return {name: getattr(bar, name) for name in BarContext.__dataclass_fields__}
 
 
 def test_dynamics_follow_the_soloists() -> None:
@@ -156,7 +155,9 @@ def test_other_metres_and_part_names() -> None:
     section = RhythmSection(parse_parts("piano,bass,drums"))
     for bar in bars(waltz, 8):
         out = section.plan(bar)
-        assert all(bar.bar_start <= n.onset < bar.bar_start + 3 for notes in out.values() for n in notes)
+        assert all(
+            bar.bar_start <= n.onset < bar.bar_start + 3 for notes in out.values() for n in notes
+        )
     assert parse_parts("none") == ()
     assert parse_parts("drums, bass") == ("bass", "drums")
     with pytest.raises(ValueError, match="unknown part"):
