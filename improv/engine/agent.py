@@ -301,6 +301,7 @@ class Agent:
                 end_beat=lambda: self._end_beat,
                 journal=self.journal,
                 seed=self._seed,
+                tempo=config.tempo,
             )
 
     # --- public ------------------------------------------------------------------------

@@ -77,6 +77,7 @@ class BandPlayer:
         end_beat: Callable[[], float | None] = lambda: None,
         journal: NoteJournal | None = None,
         seed: int = 0,
+        tempo: float = 120.0,
         section: RhythmSection | None = None,
     ) -> None:
         self.settings = settings
@@ -97,6 +98,8 @@ class BandPlayer:
         self._from = 0.0  # no note before this position (where the band came in)
         self._mutes: dict[str, list[tuple[float, bool]]] = {p: [] for p in self.section.parts}
         self._programs: dict[str, int] = {}  # the program each part's channel has
+        self._first_programs: dict[str, int] = {}  # the first sent: a record's tracks
+        self._tempo0 = tempo
         self.notes = 0  # notes handed to the scheduler
 
     @property
@@ -175,6 +178,18 @@ class BandPlayer:
         heapq.heapify(self._pending)
         self._next_bar = bar
 
+    def tracks(self) -> dict[str, tuple[int, int | None]]:
+        """Each part's (channel, GM program) for a record of the jam: the program sent
+        first (the part's own choice at the jam's tempo before any was sent)."""
+        out: dict[str, tuple[int, int | None]] = {}
+        for name, part in self.section.parts.items():
+            fixed = self.settings.programs.get(name)
+            program = self._first_programs.get(name)
+            if program is None:
+                program = fixed - 1 if fixed is not None else part.program(self._tempo0)
+            out[name] = (self.settings.channel(name), program)
+        return out
+
     def all_notes_off(self) -> None:
         """CC 123 on every band channel, at once (shutdown)."""
         for channel in self.channels:
@@ -229,6 +244,7 @@ class BandPlayer:
             if program is None or self._programs.get(name) == program:
                 continue
             self._programs[name] = program
+            self._first_programs.setdefault(name, program)
             status = PROGRAM_CHANGE | self.settings.channel(name)
             self._scheduler.schedule(now(), bytes((status, program)))
 

@@ -123,11 +123,12 @@ async def test_the_band_stops_and_starts_with_a_midi_clock_master() -> None:
         await jam.task
     events = jam.output.events
     band = [e for e in events if e.is_note_on and e.channel in (BASS, DRUMS)]
-    first = [e for e in band if e.time < stop_at + 0.02]
+    heard = stop_at + 0.08  # the STOP reaches the loop (a busy machine: tens of ms)
+    first = [e for e in band if e.time < heard]
     second = [e for e in band if e.time > t1 - 0.01]
     assert len(first) > 8 and len(second) > 8, "the band played before the stop and after"
-    assert not [e for e in band if stop_at + 0.02 < e.time < t1 - 0.01], "silent while stopped"
-    sounding = unpaired([e for e in events if e.time < stop_at + 0.03])
+    assert not [e for e in band if heard < e.time < t1 - 0.01], "silent while stopped"
+    sounding = unpaired([e for e in events if e.time < heard])
     assert not sounding & {(c, p) for c in (BASS, DRUMS) for p in range(128)}, "released at stop"
     for e in [e for e in second if e.channel == BASS]:
         beats = (e.time - t1) / beat_s
