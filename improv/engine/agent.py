@@ -118,6 +118,7 @@ class JamSummary:
     answer_send_error_ms_p99: float | None = None
     answer_send_error_ms_max: float | None = None
     band_notes: int = 0  # notes the rhythm section played
+    stuck_notes: int = 0  # note-ons sent whose note-off never was, on any channel
     answer_start_error_ms_p99: float | None = None
     answer_start_error_ms_max: float | None = None
     generation_headroom_ms_min: float | None = None
@@ -226,6 +227,7 @@ class Agent:
             self._out_port = midi_out
         self._send_errors: deque[float] = deque(maxlen=1 << 14)  # seconds, as reported
         self._own_send_errors: deque[float] = deque(maxlen=1 << 16)  # improv's notes only
+        self._sounding: set[tuple[int, int]] = set()  # (status channel, pitch) as sent
         self._sent_count = 0
         self._note_ons: deque[tuple[int, float, float]] = deque(maxlen=256)
         self._answer_sent: deque[tuple[int, float]] = deque()  # (pitch, time) sent: the record
@@ -908,8 +910,13 @@ class Agent:
         """What went out (on the sender's thread, or the sender process's reader)."""
         self._send_errors.append(sent - scheduled)
         self._sent_count += 1
-        if data[0] & 0xE0 == 0x80 and data[0] & 0x0F == self.channel_out:  # a note of improv's
-            self._own_send_errors.append(sent - scheduled)
+        if data[0] & 0xE0 == 0x80:  # a note message
+            if data[0] & 0x0F == self.channel_out:  # improv's own
+                self._own_send_errors.append(sent - scheduled)
+            if data[0] & 0xF0 == 0x90 and data[2]:
+                self._sounding.add((data[0] & 0x0F, data[1]))
+            else:
+                self._sounding.discard((data[0] & 0x0F, data[1]))
         if data[0] & 0xF0 == 0x90 and data[0] < 0xF0 and data[2]:
             self._note_ons.append((data[0] << 7 | data[1], scheduled, sent))
             if data[0] & 0x0F == self.channel_out:
@@ -999,6 +1006,7 @@ class Agent:
             s.answer_send_error_ms_p99 = float(np.percentile(own, 99))
             s.answer_send_error_ms_max = float(own.max())
         s.band_notes = self.band.notes if self.band is not None else 0
+        s.stuck_notes = len(self._sounding)
         s.send_failures = stats.failed
         s.messages_late = stats.late
         s.messages_by_standby = stats.by_standby

@@ -101,7 +101,7 @@ async def test_the_band_plays_on_the_beat_and_follows_a_tempo_change() -> None:
     assert sorted(before)[len(before) // 2] == pytest.approx(0.25, abs=0.002)
     assert sorted(after)[len(after) // 2] == pytest.approx(0.2, abs=0.002)
     assert jam.note_ons(DRUMS) and not jam.note_ons(PIANO)
-    assert summary.band_notes >= len(bass) > 0
+    assert summary.band_notes >= len(bass) > 0 and summary.stuck_notes == 0
     assert not unpaired(jam.output.events), "no note left sounding"
 
 
@@ -194,3 +194,17 @@ def test_band_settings_come_from_toml_and_bad_ones_are_refused(tmp_path: Any) ->
     with pytest.raises(UsageError, match="channels of their own"):
         build_config(path, band="bass,drums")
     assert BandSettings().channel("drums") == 9
+
+
+def test_band_mute_requests_are_read_whole_or_refused() -> None:
+    from improv.io.control import ControlError, ControlParser
+
+    parser = ControlParser()
+    change = parser.parse(b'{"band_mute": {"piano": true, "bass": false}}')
+    assert change.band_mute == (("bass", False), ("piano", True))
+    assert change.changes() == {"band_mute": {"bass": False, "piano": True}}
+    for bad in (b'{"band_mute": {}}', b'{"band_mute": {"tuba": true}}', b'{"band_mute": 1}'):
+        with pytest.raises(ControlError, match="band_mute"):
+            parser.parse(bad)
+    with pytest.raises(ControlError, match=r"band_mute\.drums"):
+        parser.parse(b'{"band_mute": {"drums": "yes"}}')
