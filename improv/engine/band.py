@@ -42,6 +42,10 @@ LOOKAHEAD_S = 0.15
 lead (a tempo change lands 0.25 s ahead), so no band note is timed by the old tempo."""
 PERIOD_S = 0.04
 """How often :meth:`BandPlayer.fill` runs."""
+DEFER_S = 0.0001
+"""Band notes go out this long after their time: where one falls with one of improv's
+(on a beat, say), improv's goes first rather than queued behind a chord and a drum hit
+in the one sending thread. A tenth of a millisecond is far below what anyone hears."""
 DEFAULT_CHANNELS: Mapping[str, int] = {"bass": 3, "piano": 4, "drums": 10}
 """The band's MIDI channels, 1-16 as musicians count (drums on General MIDI's 10)."""
 
@@ -266,7 +270,7 @@ class BandPlayer:
             if not math.isfinite(off) or off <= on:
                 off = on + 0.01
             self._scheduler.schedule_note(
-                note.pitch, note.velocity, on, off, self.settings.channel(part)
+                note.pitch, note.velocity, on + DEFER_S, off + DEFER_S, self.settings.channel(part)
             )
             if self._journal is not None:
                 self._journal.add(part, [Note(note.pitch, note.velocity, onset, stop - onset)])

@@ -208,3 +208,11 @@ def test_band_mute_requests_are_read_whole_or_refused() -> None:
             parser.parse(bad)
     with pytest.raises(ControlError, match=r"band_mute\.drums"):
         parser.parse(b'{"band_mute": {"drums": "yes"}}')
+
+
+def test_bench_band_refuses_bad_options_in_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from improv.cli import main
+
+    assert main(["bench", "band", "--rounds", "0"]) == 2
+    assert main(["bench", "band", "--tempo", "500"]) == 2
+    assert "--tempo 500" in capsys.readouterr().err

@@ -77,7 +77,8 @@ class Part(Protocol):
 
     def plan(self, bar: BarContext) -> list[Note]:
         """The notes of one bar at performed positions (beats from bar 0); called for
-        consecutive bars, each once (after :meth:`reset`, from any bar)."""
+        consecutive bars (after :meth:`reset`, from any bar; a form or key change plans
+        again from the bar where it lands)."""
         ...
 
     def program(self, tempo: float) -> int | None:
