@@ -35,6 +35,9 @@ from typing import Any
 import numpy as np
 
 from improv.engine import turns
+from improv.engine.band import LOOKAHEAD_S as BAND_LOOKAHEAD_S
+from improv.engine.band import PERIOD_S as BAND_PERIOD_S
+from improv.engine.band import BandPlayer, BandSettings
 from improv.engine.clock import (
     PPQN,
     ClockSender,
@@ -110,6 +113,12 @@ class JamSummary:
     send_error_ms_p50: float = 0.0
     send_error_ms_p99: float = 0.0
     send_error_ms_max: float = 0.0
+    # improv's own notes only (its channel), without the band's or the clock's messages
+    answer_send_error_ms_p50: float | None = None
+    answer_send_error_ms_p99: float | None = None
+    answer_send_error_ms_max: float | None = None
+    band_notes: int = 0  # notes the rhythm section played
+    stuck_notes: int = 0  # note-ons sent whose note-off never was, on any channel
     answer_start_error_ms_p99: float | None = None
     answer_start_error_ms_max: float | None = None
     generation_headroom_ms_min: float | None = None
@@ -210,6 +219,7 @@ class Agent:
         timeline: ChordTimeline | None = None,
         handle_signals: bool = True,
         journal: NoteJournal | None = None,
+        band: BandSettings | None = None,
     ) -> None:
         self.config = config
         self.midi_in = midi_in
@@ -224,6 +234,8 @@ class Agent:
         # (_take_reports) and owns everything below
         self._reports: deque[tuple[bytes, float, float]] = deque(maxlen=1 << 16)
         self._send_errors: deque[float] = deque(maxlen=1 << 14)  # seconds, as reported
+        self._own_send_errors: deque[float] = deque(maxlen=1 << 16)  # improv's notes only
+        self._sounding: set[tuple[int, int]] = set()  # (status channel, pitch) as sent
         self._sent_count = 0
         self._note_ons: deque[tuple[int, float, float]] = deque(maxlen=256)
         self._answer_sent: deque[tuple[int, float]] = deque()  # (pitch, time) sent: the record
@@ -286,6 +298,21 @@ class Agent:
         self._released_at: float | None = None  # when the performer last fell silent
         self._waits: deque[float] = deque(maxlen=1 << 12)  # phrase mode: note-off to answer (s)
         self.journal = journal or NoteJournal()  # what was played: on disk, not in memory
+        self.band: BandPlayer | None = None
+        if band is not None and band.parts:
+            self.band = BandPlayer(
+                band,
+                self.scheduler,
+                clock=lambda: self.clock,
+                timeline=self.timeline,
+                metre=self.metre,
+                swing=config.swing,
+                slot_at=lambda beats: turns.slot_at(self.state, beats),
+                end_beat=lambda: self._end_beat,
+                journal=self.journal,
+                seed=self._seed,
+                tempo=config.tempo,
+            )
 
     # --- public ------------------------------------------------------------------------
 
@@ -307,6 +334,16 @@ class Agent:
                     group.create_task(
                         keep_ahead(self._fillers, now, lookahead_s=0.5, period_s=0.1),
                         name="clock-out",
+                    )
+                if self.band is not None:
+                    group.create_task(
+                        keep_ahead(
+                            [self.band.fill],
+                            now,
+                            lookahead_s=BAND_LOOKAHEAD_S,
+                            period_s=BAND_PERIOD_S,
+                        ),
+                        name="band",
                     )
                 group.create_task(self._watch_stop(), name="stop")
         except* _Stopped:
@@ -377,6 +414,12 @@ class Agent:
             self.paused = change.pause
             if not self._halted:  # while the master is stopped, the turns wait for it
                 self._step(turns.Pause(change.pause))
+        for part, _muted in change.band_mute:
+            if self.band is None or part not in self.band.section.parts:
+                raise ControlError(f"band_mute: no {part} in this band")
+        for part, muted in change.band_mute:
+            assert self.band is not None
+            self.band.set_mute(part, muted)
         if change.panic:
             self._cut_answer("panic")
             self.scheduler.panic()
@@ -450,6 +493,8 @@ class Agent:
             scheduler.send(bytes((STOP,)))  # the sender is stopped now
         scheduler.panic()  # note-offs for all that sounds, pedal up, CC 123
         scheduler.send(control_change(self.channel_out, CC_ALL_NOTES_OFF, 0))
+        if self.band is not None:
+            self.band.all_notes_off()
         for pitch in list(self._performer_open):  # keys still down: they end here
             self._performer_off(pitch, t)
         self.generator.close()
@@ -522,6 +567,8 @@ class Agent:
         if pitch in self._performer_open:
             self._performer_off(pitch, t)
         self._step(turns.NoteOn(pitch, velocity), beats)
+        if self.band is not None:
+            self.band.hear(pitch, velocity, beats)
         kept = self.context.note_on(CALL, pitch, velocity, self._grid(beats))
         self._performer_open[pitch] = (beats, velocity, kept)
         if kept:  # a note coalesced in a flood is counted, neither kept nor told
@@ -612,6 +659,8 @@ class Agent:
     def _halt(self, t: float) -> None:
         beats = self.clock.beat_at(t)
         self._halted = True
+        if self.band is not None:
+            self.band.halt()
         self._step(turns.Relocate(), beats)  # the answer ends now, its notes with it
         if self.state.phase is not turns.Phase.IDLE:
             self._step(turns.Pause(True), beats)
@@ -619,6 +668,8 @@ class Agent:
 
     def _resume(self, t: float) -> None:
         self._relocate_clock()
+        if self.band is not None:
+            self.band.halt()  # it comes in again on the next beat of the new position
         beats = self.clock.beat_at(t)
         self._halted = False
         self._step(turns.Relocate(), beats)
@@ -800,6 +851,8 @@ class Agent:
             self.scheduler.schedule_note(note.pitch, note.velocity, on, off, self.channel_out)
             if self._turn is not None:
                 self._turn.scheduled.append((note, on))
+            if self.band is not None:
+                self.band.hear(note.pitch, note.velocity, note.onset)
         for observer in self.observers:
             observer.on_note(ANSWER, note.pitch, note.velocity, note.onset)
         return True
@@ -874,11 +927,19 @@ class Agent:
             self._send_errors.append(sent - scheduled)
             self._sent_count += 1
             event = MidiEvent(data, sent)
-            if event.is_note_on:
-                self._note_ons.append((_note_key(event.channel, event.pitch), scheduled, sent))
-                if event.channel == self.channel_out:
-                    self._answer_sent.append((event.pitch, scheduled))
-                    self._answer_on_times.append(scheduled)
+            if not (event.is_note_on or event.is_note_off):
+                continue
+            note = (event.channel, event.pitch)
+            if event.channel == self.channel_out:  # improv's own
+                self._own_send_errors.append(sent - scheduled)
+            if event.is_note_off:
+                self._sounding.discard(note)
+                continue
+            self._sounding.add(note)
+            self._note_ons.append((_note_key(*note), scheduled, sent))
+            if event.channel == self.channel_out:
+                self._answer_sent.append((event.pitch, scheduled))
+                self._answer_on_times.append(scheduled)
 
     def _confirm_record(self, *, keep_last: bool = False) -> None:
         """Journal the answers as they went out: the notes whose note-on the sender
@@ -961,6 +1022,13 @@ class Agent:
         s.send_error_ms_p99 = stats.send_error_ms_p99
         s.send_error_ms_max = stats.send_error_ms_max
         s.messages_sent = stats.sent
+        own = np.asarray(self._own_send_errors, dtype=np.float64) * 1000.0
+        if len(own):
+            s.answer_send_error_ms_p50 = float(np.percentile(own, 50))
+            s.answer_send_error_ms_p99 = float(np.percentile(own, 99))
+            s.answer_send_error_ms_max = float(own.max())
+        s.band_notes = self.band.notes if self.band is not None else 0
+        s.stuck_notes = len(self._sounding)
         s.send_failures = stats.failed
         s.messages_late = stats.late
         s.messages_by_standby = stats.by_standby
@@ -1064,6 +1132,8 @@ class Agent:
         self.timeline.set_form(self.form, bar_line, keep_origin=True)
         self.config = replace(self.config, key=key.name)
         self.context.key_change(key.tonic, self.clock.beat_at(at))
+        if self.band is not None:
+            self.band.replan(bar_line)
         self._redraft_from(bar_line)
 
     def _redraft_from(self, beats: float) -> None:
@@ -1085,7 +1155,10 @@ class Agent:
         except ValueError as exc:
             raise ControlError(str(exc)) from None
         self.form = form
-        self.timeline.set_form(form, self.timeline.next_chorus(self.clock.beat_at(at)))
+        chorus = self.timeline.next_chorus(self.clock.beat_at(at))
+        self.timeline.set_form(form, chorus)
+        if self.band is not None:
+            self.band.replan(chorus)
         self.config = replace(self.config, form=name)
 
     def _next_bar_line(self, t: float) -> float:

@@ -172,6 +172,7 @@ class Session:
             timeline=timeline,
             handle_signals=self._handle_signals,
             journal=journal,
+            band=config.band_settings(),
         )
         return self._agent
 
