@@ -62,6 +62,7 @@ def open_ports(config: JamConfig, *, simulated: bool) -> Ports:
     """The ports ``config`` names; a simulated performer plays through the in-process
     loopback, and its jam's output goes nowhere unless ``--out`` names a port."""
     api = config.midi_api
+    midi_in: MidiInput
     if simulated:
         performer_out, midi_in = loopback("performer")
         if config.port_out:
