@@ -9,7 +9,7 @@ exit path: stop, pause, SIGINT, SIGTERM, an exception or a vanished port release
 sounds and send CC 123; then the ports close. Signal handlers only set a flag.
 
 The loop thread moves small messages only: models run on the generator's workers and
-MIDI goes out from a sender process (:mod:`improv.engine.sender`: no thread of this
+MIDI goes out from a sender process (:mod:`improv.output.sender`: no thread of this
 process can delay a note, and should this process die, the sender still silences what
 sounds) or, for an output that lives in this process (the tests' loopback), from the
 scheduler's thread. Observers (the console view, the MQTT bridge) are told about
@@ -53,8 +53,6 @@ from improv.engine.context import ANSWER, CALL, ChordTimeline, Context
 from improv.engine.generator import AnswerPlayer, AnswerRequest, Generator, Responder
 from improv.engine.model_access import allowed_model
 from improv.engine.recording import NoteJournal
-from improv.engine.scheduler import OutputScheduler, Scheduler
-from improv.engine.sender import OutputSpec, ProcessScheduler
 from improv.io.control import ControlChange, ControlError
 from improv.io.midi import (
     CC_ALL_NOTES_OFF,
@@ -71,6 +69,8 @@ from improv.io.midi import (
 from improv.music.notes import Note, Phrase
 from improv.music.pitch import Key
 from improv.music.time import Swing, quantize_beats
+from improv.output.scheduler import OutputScheduler, Scheduler
+from improv.output.sender import OutputSpec, ProcessScheduler
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ class JamSummary:
     transform: dict[str, int] = field(default_factory=dict)  # winners by motif transform
     messages_sent: int = 0
     messages_late: int = 0  # sent more than 1 ms after their time
-    messages_by_standby: int = 0  # sent by the standby thread (improv.engine.standby)
+    messages_by_standby: int = 0  # sent by the standby thread (improv.output.standby)
     send_failures: int = 0
     malformed_in: int = 0
     dropped_in: int = 0

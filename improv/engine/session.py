@@ -33,12 +33,12 @@ from improv.engine.responders import (
     responder_loader,
     rules_answer,
 )
-from improv.engine.sender import OutputSpec
 from improv.io.midi import MidiInput, MidiOutput, open_input
 from improv.io.transport import loopback
 from improv.music.forms import Form
 from improv.music.notes import Note
 from improv.music.pitch import Key
+from improv.output.sender import OutputSpec
 
 if TYPE_CHECKING:
     from improv.io.mqtt import MqttBridge

@@ -20,10 +20,10 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 
-from improv.engine.sender import OutputSpec
 from improv.io import midi
 from improv.io.midi import MidiEvent, now
 from improv.io.transport import RecordingOutput
+from improv.output.sender import OutputSpec
 from tests.engine.master import Master
 from tests.engine.rig import Listening, Rig, unpaired
 

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from improv.engine.scheduler import Scheduler
-from improv.engine.sender import OutputSpec, ProcessScheduler
 from improv.errors import ImprovError
 from improv.io import midi
 from improv.io.midi import MidiEvent, NoteTracker, RtMidiInput
+from improv.output.scheduler import Scheduler
+from improv.output.sender import OutputSpec, ProcessScheduler
 
 pytestmark = pytest.mark.jack
 

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from improv.engine.scheduler import Scheduler
 from improv.io.midi import (
     CC_ALL_NOTES_OFF,
     CC_SUSTAIN,
@@ -19,6 +18,7 @@ from improv.io.midi import (
     now,
 )
 from improv.io.transport import RecordingOutput
+from improv.output.scheduler import Scheduler
 
 
 class SignalOutput(RecordingOutput):
@@ -204,7 +204,7 @@ def test_inline_scheduler_sends_only_what_is_due_when_served(out: SignalOutput) 
 def test_percentile_matches_numpy() -> None:
     import numpy as np
 
-    from improv.engine.scheduler import percentile
+    from improv.output.scheduler import percentile
 
     rng = np.random.default_rng(3)
     for n in (1, 2, 7, 100, 1001):
