@@ -102,6 +102,11 @@ def register(subparsers: Any) -> None:
     out.add_argument("--record", type=Path, metavar="FILE.mid", help="write the jam")
     out.add_argument("--json", action="store_true", help="print one JSON object at exit")
     add_mqtt_arguments(parser)
+    parser.add_argument(
+        "--web",
+        metavar="[HOST:]PORT",
+        help="serve the live page (127.0.0.1 unless HOST; elsewhere the URL needs its token)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -195,10 +200,13 @@ async def _jam(config: Any, args: argparse.Namespace) -> dict[str, Any]:
     from improv.engine.performer import SimulatedPerformer
     from improv.engine.recording import NoteJournal, journal_path
     from improv.engine.responders import build_responders, responder_loader, rules_answer
+    from improv.engine.web_observer import attach as attach_web
     from improv.errors import ImprovError
     from improv.io.mqtt import bridge_from_args
+    from improv.io.web.server import web_from_args
 
     bridge = bridge_from_args(args)  # None without --mqtt; bad options fail before loading
+    web = web_from_args(args)  # None without --web
     console = Console(stderr=args.json)
     form = _performer_form(config, args)
     timeline = ChordTimeline(form)
@@ -246,6 +254,10 @@ async def _jam(config: Any, args: argparse.Namespace) -> dict[str, Any]:
     if bridge is not None:
         attach(bridge, agent)
         await bridge.start()
+    if web is not None:
+        attach_web(web, agent)
+        await web.start()  # a port that cannot be bound is one line, before the jam
+        print(f"the live page: {web.url}", file=sys.stderr, flush=True)
     if calls:
         assert performer_out is not None
         performer = SimulatedPerformer(agent, performer_out, calls, channel=0)
@@ -265,6 +277,8 @@ async def _jam(config: Any, args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.gather(*tasks, return_exceptions=True)
         if bridge is not None:
             await bridge.close()
+        if web is not None:
+            await web.close()
     if config.record is not None:
         journal.close()
         try:
