@@ -190,6 +190,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _jam(config: Any, args: argparse.Namespace) -> dict[str, Any]:
+    from improv.io.web.server import web_from_args
+
+    web = web_from_args(args)  # None without --web; a bad address fails here
+    if web is None:
+        return await _play(config, args, None)
+    async with web:  # listening before the model loads: a port in use fails at once
+        print(f"the live page: {web.url}", file=sys.stderr, flush=True)
+        return await _play(config, args, web)
+
+
+async def _play(config: Any, args: argparse.Namespace, web: Any) -> dict[str, Any]:
     from rich.console import Console
     from rich.live import Live
 
@@ -203,10 +214,8 @@ async def _jam(config: Any, args: argparse.Namespace) -> dict[str, Any]:
     from improv.engine.web_observer import attach as attach_web
     from improv.errors import ImprovError
     from improv.io.mqtt import bridge_from_args
-    from improv.io.web.server import web_from_args
 
     bridge = bridge_from_args(args)  # None without --mqtt; bad options fail before loading
-    web = web_from_args(args)  # None without --web
     console = Console(stderr=args.json)
     form = _performer_form(config, args)
     timeline = ChordTimeline(form)
@@ -256,8 +265,6 @@ async def _jam(config: Any, args: argparse.Namespace) -> dict[str, Any]:
         await bridge.start()
     if web is not None:
         attach_web(web, agent)
-        await web.start()  # a port that cannot be bound is one line, before the jam
-        print(f"the live page: {web.url}", file=sys.stderr, flush=True)
     if calls:
         assert performer_out is not None
         performer = SimulatedPerformer(agent, performer_out, calls, channel=0)
@@ -277,8 +284,6 @@ async def _jam(config: Any, args: argparse.Namespace) -> dict[str, Any]:
         await asyncio.gather(*tasks, return_exceptions=True)
         if bridge is not None:
             await bridge.close()
-        if web is not None:
-            await web.close()
     if config.record is not None:
         journal.close()
         try:
