@@ -150,13 +150,16 @@ class _Client:
         self.ready.set()
 
     async def write(self) -> None:
-        """Write what is queued until the socket closes."""
-        while not self.ws.closed:
-            await self.ready.wait()
-            self.ready.clear()
-            while self.queue and not self.ws.closed:
-                await self.ws.send_str(self.queue.popleft())
-                self.sent += 1
+        """Write what is queued until the socket closes (or the browser goes away)."""
+        try:
+            while not self.ws.closed:
+                await self.ready.wait()
+                self.ready.clear()
+                while self.queue and not self.ws.closed:
+                    await self.ws.send_str(self.queue.popleft())
+                    self.sent += 1
+        except ConnectionError as exc:  # the reader sees the socket end and cleans up
+            log.debug("web: a page went away: %s", exc)
 
 
 class WebServer:
@@ -177,6 +180,7 @@ class WebServer:
         self.desk = ControlDesk(on_control=on_control, forms=forms, edge="web")
         self._feed = Feed(feed_limit) if feed_limit is not None else Feed()
         self._clients: set[_Client] = set()
+        self._joined = asyncio.Event()
         self._writers: set[asyncio.Task[None]] = set()
         self._runner: web.AppRunner | None = None
         self._hub: asyncio.Task[None] | None = None
@@ -245,7 +249,8 @@ class WebServer:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(timeout):
                 while len(self._clients) < n:
-                    await asyncio.sleep(0.02)
+                    self._joined.clear()
+                    await self._joined.wait()
         return len(self._clients) >= n
 
     # --- lifecycle -----------------------------------------------------------------
@@ -406,6 +411,7 @@ class WebServer:
         client = _Client(ws)
         self._greet(client)
         self._clients.add(client)
+        self._joined.set()
         writer = asyncio.create_task(client.write(), name="web-client")
         self._writers.add(writer)
         writer.add_done_callback(self._writers.discard)

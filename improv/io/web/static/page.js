@@ -260,9 +260,10 @@ function draw() {
     const y = (pitch) => top + (hi - pitch) * row;
     drawBars(g, x, left, w, h, top);
     for (const n of visible) {
+      if (n.at > now) continue;  // scheduled, not yet played: drawn when it sounds
       const [r, gr, b] = COLOURS[n.role] || [200, 200, 200];
       const alpha = 0.3 + 0.7 * (n.velocity / 127);
-      const dur = n.open ? Math.max(0.05, now - n.at) : n.dur;
+      const dur = Math.max(0.05, Math.min(n.open ? Infinity : n.dur, now - n.at));
       g.fillStyle = `rgba(${r}, ${gr}, ${b}, ${alpha})`;
       g.fillRect(x(n.at), y(n.pitch), Math.max(2, (dur / WINDOW_BEATS) * w - 1), Math.max(2, row - 1));
     }
