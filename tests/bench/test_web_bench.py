@@ -21,7 +21,7 @@ async def test_the_benchmark_compares_runs_with_and_without_the_page() -> None:
     assert without["clients"] == 0 and with_page["clients"] == 3
     assert with_page["feed_dropped"] == 0 and with_page["client_dropped"] == 0
     assert len(with_page["received"]) == 3 and min(with_page["received"]) > 100
-    assert result["messages_without_page"] > 50 and result["messages_with_page"] > 50
+    assert result["messages_without_page"] > 20 and result["messages_with_page"] > 20
     print(
         f"send error p99 {result['send_error_ms_p99_without_page']:.3f} ms without the page, "
         f"{result['send_error_ms_p99_with_page']:.3f} ms with three clients"
