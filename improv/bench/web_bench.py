@@ -62,26 +62,6 @@ asyncio.run(main())
 """
 
 
-def _calls(config: Any) -> list[Any]:
-    from improv.corpus.generator import BluesGenerator, Voice
-    from improv.engine.performer import Call
-
-    form = config.form_obj()
-    beats = int(config.bars * form.metre.beats_per_bar) - 2
-    generator = BluesGenerator(7, config.key_obj)
-    return [
-        Call(
-            tuple(
-                generator.phrase(
-                    form.changes(), form.metre, start=0.0, beats=beats, voice=Voice(density=d)
-                )
-            ),
-            "generated",
-        )
-        for d in (0.4, 0.6, 0.8)
-    ]
-
-
 class _Bars(JamObserver):
     def __init__(self) -> None:
         self.bar = -1
@@ -159,52 +139,40 @@ async def jam_once(
     """One demo jam; with ``clients`` > 0, its live page served to that many clients."""
     import numpy as np
 
-    from improv.engine.agent import Agent
     from improv.engine.config import JamConfig
-    from improv.engine.context import ChordTimeline
-    from improv.engine.performer import SimulatedPerformer
-    from improv.engine.responders import build_responders, rules_answer
     from improv.engine.sender import OutputSpec
-    from improv.engine.web_observer import attach
+    from improv.engine.session import Ports, Session, generated_calls
     from improv.io.transport import RecordingOutput, loopback
     from improv.io.web import WebServer, WebSettings
 
     config = JamConfig(tempo=tempo, model=model, count_in=0, seed=1)
-    timeline = ChordTimeline(config.form_obj())
-    responders = await asyncio.to_thread(
-        build_responders, config.model, config.key_obj, config.metre_obj, timeline
-    )
     performer_out, agent_in = loopback("performer")
-    agent = Agent(
-        config,
-        midi_in=agent_in,
-        midi_out=OutputSpec(discard=True) if sender == "process" else RecordingOutput(),
-        primary=responders.primary,
-        fallbacks=responders.fallbacks,
-        inline=rules_answer,
-        handle_signals=False,
-        timeline=timeline,
-    )
-    performer = SimulatedPerformer(agent, performer_out, _calls(config))
-    agent.observers.append(performer)
+    out = OutputSpec(discard=True) if sender == "process" else RecordingOutput()
+    ports = Ports(agent_in, out, performer_out)
     result: dict[str, Any] = {"clients": clients, "kind": kind if clients else ""}
     async with contextlib.AsyncExitStack() as stack:
         server: WebServer | None = None
         pages: list[Any] = []
         stop_clients = None
-        await agent.open_output()
         if clients:
             server = await stack.enter_async_context(WebServer(WebSettings()))
-            attach(server, agent)
+        session = Session(
+            config,
+            calls=generated_calls(config),
+            ports=ports,
+            web=server,
+            handle_signals=False,
+        )
+        agent = await session.start()
+        if server is not None:
             if kind == "browser":
                 pages = await stack.enter_async_context(browser_pages(server.url, clients))
             else:
                 stop_clients = stack.enter_context(ws_clients(server.url + "ws", clients))
             if not await server.wait_clients(clients, 30.0):
                 raise RuntimeError(f"{clients} clients did not connect")
-        task = asyncio.create_task(performer.run(), name="performer")
         started = time.perf_counter()
-        running = asyncio.create_task(agent.run(), name="jam")
+        running = asyncio.create_task(session.run(), name="jam")
         try:
             # the errors are read while the sender still runs (a sender process takes
             # its figures with it when it ends)
@@ -213,8 +181,9 @@ async def jam_once(
             agent.request_stop("bench")
             summary = await running
         finally:
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+            if not running.done():
+                agent.request_stop("bench")
+                await asyncio.gather(running, return_exceptions=True)
         seconds = time.perf_counter() - started
         if server is not None:
             stats = server.stats

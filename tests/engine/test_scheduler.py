@@ -74,13 +74,10 @@ def test_messages_go_out_at_their_times(out: SignalOutput, scheduler: Scheduler)
     sent = [e.time for e in events]
     assert sent == sorted(sent)
     errors = sorted(s - t for s, t in zip(sent, times, strict=True))
-    assert errors[0] >= 0  # never early
-    # generous: the test machine's vCPUs stall for tens of ms under load (see the bench)
-    assert errors[len(errors) // 2] < 0.005 and errors[-1] < 0.1
+    assert errors[0] >= 0  # never early; how late is a benchmark's (improv bench scheduler)
     stats = scheduler.stats()
     assert stats.sent == 20 and stats.failed == 0
     assert 0 <= stats.send_error_ms_p50 <= stats.send_error_ms_p99 <= stats.send_error_ms_max
-    assert stats.send_error_ms_p50 < 5.0
 
 
 def test_every_note_gets_its_note_off(out: SignalOutput, scheduler: Scheduler) -> None:

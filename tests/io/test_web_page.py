@@ -21,9 +21,9 @@ import pytest_asyncio
 from improv.bench.mosquitto import Mosquitto
 from improv.engine.agent import Agent, JamObserver, JamSummary
 from improv.engine.config import JamConfig
-from improv.engine.performer import Call, SimulatedPerformer
-from improv.engine.responders import RulesResponder, rules_answer
-from improv.engine.web_observer import attach
+from improv.engine.performer import Call
+from improv.engine.responders import Responders, RulesResponder
+from improv.engine.session import Ports, Session
 from improv.io.control import ControlChange
 from improv.io.mqtt import MqttBridge, MqttSettings
 from improv.io.transport import RecordingOutput, loopback
@@ -88,28 +88,24 @@ async def jam(settings: WebSettings | None = None, **config: Any) -> AsyncIterat
     jam_config = JamConfig(**{**options, **config})
     performer_out, agent_in = loopback("performer")
     heard = Heard()
-    agent = Agent(
-        jam_config,
-        midi_in=agent_in,
-        midi_out=RecordingOutput(),
-        primary=RulesResponder(),
-        inline=rules_answer,
-        observers=[heard],
-        handle_signals=False,
-    )
-    performer = SimulatedPerformer(agent, performer_out, [CALL])
-    agent.observers.append(performer)
     async with WebServer(settings or WebSettings()) as server:
-        attach(server, agent)
-        playing = asyncio.create_task(performer.run())
-        running = asyncio.create_task(agent.run())
+        session = Session(
+            jam_config,
+            calls=[CALL],
+            observers=[heard],
+            ports=Ports(agent_in, RecordingOutput(), performer_out),
+            responders=Responders(RulesResponder(), [], "test"),
+            web=server,
+            handle_signals=False,
+        )
+        agent = await session.start()
+        running = asyncio.create_task(session.run())
         try:
             yield Jam(agent, server, heard, running)
         finally:
             if not running.done():
                 agent.request_stop("test")
             await running
-            playing.cancel()
 
 
 async def test_the_page_shows_the_jams_notes_as_they_are_played(browser: Any) -> None:
