@@ -110,6 +110,11 @@ def register(subparsers: Any) -> None:
     out.add_argument("--record", type=Path, metavar="FILE.mid", help="write the jam")
     out.add_argument("--json", action="store_true", help="print one JSON object at exit")
     add_mqtt_arguments(parser)
+    parser.add_argument(
+        "--web",
+        metavar="[HOST:]PORT",
+        help="serve the live page (127.0.0.1 unless HOST; elsewhere the URL needs its token)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -196,6 +201,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _jam(config: Any, args: argparse.Namespace) -> dict[str, Any]:
+    from improv.io.web.server import web_from_args
+
+    web = web_from_args(args)  # None without --web; a bad address fails here
+    if web is None:
+        return await _play(config, args, None)
+    async with web:  # listening before the model loads: a port in use fails at once
+        print(f"the live page: {web.url}", file=sys.stderr, flush=True)
+        return await _play(config, args, web)
+
+
+async def _play(config: Any, args: argparse.Namespace, web: Any) -> dict[str, Any]:
     from rich.console import Console
     from rich.live import Live
 
@@ -217,7 +233,12 @@ async def _jam(config: Any, args: argparse.Namespace) -> dict[str, Any]:
         calls = jam_session.demo_calls(config)
     view = JamView(f"improv jam: {form.name} in {config.key}, {config.tempo:g} BPM")
     session = jam_session.Session(
-        config, form=form, calls=calls, observers=[] if args.json else [view], bridge=bridge
+        config,
+        form=form,
+        calls=calls,
+        observers=[] if args.json else [view],
+        bridge=bridge,
+        web=web,
     )
     with console.status("loading the model ...", spinner="dots"):
         await session.prepare()

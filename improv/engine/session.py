@@ -42,6 +42,7 @@ from improv.output.sender import OutputSpec
 
 if TYPE_CHECKING:
     from improv.io.mqtt import MqttBridge
+    from improv.io.web.server import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +83,9 @@ class Session:
     simulated performer; ``ports``, ``responders``, ``journal`` and ``timeline`` (the one
     prebuilt responders read) replace what the config would open, load and make (tests,
     benchmarks); ``bridge`` is an MQTT bridge to attach,
-    started here and closed at the end unless ``own_bridge`` is false (its caller closes it).
+    started here and closed at the end unless ``own_bridge`` is false (its caller closes it);
+    ``web`` is a live page's server to attach (its caller starts and closes it: it listens
+    before the models load, so a port in use fails at once).
     """
 
     def __init__(
@@ -93,6 +96,7 @@ class Session:
         calls: Sequence[Call] = (),
         observers: Sequence[JamObserver] = (),
         bridge: MqttBridge | None = None,
+        web: WebServer | None = None,
         ports: Ports | None = None,
         responders: Responders | None = None,
         handle_signals: bool = True,
@@ -106,6 +110,7 @@ class Session:
         self.timeline = timeline or ChordTimeline(self.form)
         self.observers = list(observers)
         self.bridge = bridge
+        self.web = web
         self._own_bridge = own_bridge
         self.responders = responders
         self._ports = ports
@@ -195,6 +200,10 @@ class Session:
 
             attach(self.bridge, agent)
             await self.bridge.start()
+        if self.web is not None:
+            from improv.engine.web_observer import attach as attach_web
+
+            attach_web(self.web, agent)
         if self.calls:
             if ports.performer_out is None:
                 raise ValueError("a simulated performer needs a performer output")
