@@ -140,7 +140,7 @@ async def jam_once(
     import numpy as np
 
     from improv.engine.config import JamConfig
-    from improv.engine.sender import OutputSpec
+    from improv.output.sender import OutputSpec
     from improv.engine.session import Ports, Session, generated_calls
     from improv.io.transport import RecordingOutput, loopback
     from improv.io.web import WebServer, WebSettings
