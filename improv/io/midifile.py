@@ -127,15 +127,7 @@ def read_take(path: str | Path, channel: int | None = None) -> Take:
     import mido
 
     source = Path(path)
-    check_input(source, MIDI_LIMIT, "MIDI file")
-    try:
-        midi = mido.MidiFile(source, clip=True)
-    except (OSError, ValueError, EOFError, KeyError, IndexError) as exc:
-        raise UsageError(f"cannot read MIDI file {source}: {exc}") from exc
-    if midi.type == 2:
-        raise UsageError(f"MIDI file {source} is type 2 (independent songs): not supported")
-    if midi.ticks_per_beat < 0:
-        raise UsageError(f"MIDI file {source}: SMPTE time (no ticks per beat) is unsupported")
+    midi = load_midi(source)
     tpb = midi.ticks_per_beat or TICKS_PER_BEAT
     bpm: float | None = None
     metre: Metre | None = None
@@ -185,6 +177,23 @@ def read_take(path: str | Path, channel: int | None = None) -> Take:
         tuple(sorted(markers)),
         str(source),
     )
+
+
+def load_midi(source: Path, what: str = "MIDI file") -> Any:
+    """A ``mido.MidiFile`` of type 0 or 1 with ticks per beat; anything else (too large,
+    not MIDI, type 2, SMPTE time) is a one-line :class:`UsageError`."""
+    import mido
+
+    check_input(source, MIDI_LIMIT, what)
+    try:
+        midi = mido.MidiFile(source, clip=True)
+    except (OSError, ValueError, EOFError, KeyError, IndexError) as exc:
+        raise UsageError(f"cannot read {what} {source}: {exc}") from exc
+    if midi.type == 2:
+        raise UsageError(f"{what} {source} is type 2 (independent songs): not supported")
+    if midi.ticks_per_beat < 0:
+        raise UsageError(f"{what} {source}: SMPTE time (no ticks per beat) is unsupported")
+    return midi
 
 
 def _note(pitch: int, start: int, velocity: int, end: int, tpb: int) -> Note:
