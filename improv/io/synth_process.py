@@ -1,0 +1,280 @@
+"""The live synth in a process of its own, fed from the very sends that go to the MIDI port.
+
+``improv jam --synth`` starts this process (``python -m improv.io.synth_process``): it
+loads the SoundFont, opens an audio output (FluidSynth renders in a native thread of
+its own) and listens on a Unix datagram socket. Whoever plays feeds it through a
+:class:`SynthFeed`, one datagram per message, sent without waiting:
+
+- improv's sender process, right after each message went out to the port (its
+  ``on_sent``: after the send error is taken, so the port's timing is untouched); a
+  full socket drops the datagram, never blocks the sending thread;
+- the agent's input, on the thread a performer's message arrives on (rtmidi's, or the
+  demo performer's sender), before the event loop sees it.
+
+Each feed maps MIDI channels to the synth's parts (:mod:`improv.io.synth`): whatever
+improv sends plays on improv's instrument, the metronome's channel 10 on the drum kit,
+whatever the performer plays on the performer's. Nothing here shares a CPU, a lock or
+the GIL with the sending thread: the process keeps off the first CPU, the one the
+sender pins its sending thread to (:func:`improv.engine.standby.split_cpus`), and each
+datagram carries its scheduled time, so the process measures how late each message
+reached it (``stats``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+from array import array
+from collections.abc import Sequence
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Any
+
+from improv.io.synth import DRUM_CHANNEL, IMPROV, PERFORMER, SynthUnavailable
+
+log = logging.getLogger(__name__)
+
+_HEADER = struct.Struct("<d")  # the message's scheduled time (monotonic seconds)
+_START_TIMEOUT_S = 30.0
+_CALL_TIMEOUT_S = 2.0
+_RING = 1 << 16  # delivery delays kept per part
+
+IMPROV_CHANNELS = tuple(DRUM_CHANNEL if c == DRUM_CHANNEL else IMPROV.channel for c in range(16))
+"""What improv's sender sends: its notes on improv's instrument, the clicks on the drums."""
+PERFORMER_CHANNELS = (PERFORMER.channel,) * 16
+"""What the performer plays, on whatever channel: the performer's instrument."""
+
+AUDIO_SETTINGS: dict[str, int | float | str] = {
+    "audio.period-size": 64,
+    "audio.periods": 4,
+}
+"""Four periods of 64 frames: 5.8 ms of output buffer at 44.1 kHz (FluidSynth's own
+default on Linux is 16, 23 ms: too late to play along to)."""
+
+
+class SynthFeed:
+    """One player's way into the synth: :meth:`send` never waits (thread-safe)."""
+
+    def __init__(self, address: str, channels: Sequence[int]) -> None:
+        if len(channels) != 16:
+            raise ValueError("a channel map has 16 entries")
+        self._channels = bytes(channels)
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self._sock.setblocking(False)
+        self._sock.connect(address)
+        self.dropped = 0
+
+    def send(self, data: bytes, scheduled: float) -> None:
+        """Pass a channel message on (system messages are not for the synth)."""
+        status = data[0] if data else 0
+        if status < 0x80 or status >= 0xF0:
+            return
+        mapped = (status & 0xF0) | self._channels[status & 0x0F]
+        try:
+            self._sock.send(_HEADER.pack(scheduled) + bytes((mapped,)) + data[1:3])
+        except OSError:  # full (the synth is behind) or gone: the music goes on
+            self.dropped += 1
+
+    def tap(self, data: bytes, t: float) -> None:
+        """:meth:`send`, as an input's tap (``BufferedInput.add_tap``) calls it."""
+        self.send(data, t)
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+class SynthProcess:
+    """The parent's handle on the synth process (start, figures, close)."""
+
+    def __init__(
+        self,
+        soundfont: Path,
+        drivers: Sequence[str] | None = None,
+        settings: dict[str, int | float | str] | None = None,
+    ) -> None:
+        self.soundfont = soundfont
+        self.drivers = tuple(drivers) if drivers else None
+        self.settings = {**AUDIO_SETTINGS, **(settings or {})}
+        self.driver = ""
+        self._folder = tempfile.mkdtemp(prefix="improv-synth-")
+        self.address = os.path.join(self._folder, "synth.sock")
+        self._process: subprocess.Popen[bytes] | None = None
+        self._conn: Connection | None = None
+
+    def start(self) -> SynthProcess:
+        """Start the process; once it returns the SoundFont is loaded and the audio output
+        open. What stops it is raised as its one line (:class:`SynthUnavailable`)."""
+        ours, theirs = socket.socketpair()
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "improv.io.synth_process", str(theirs.fileno())],
+            pass_fds=(theirs.fileno(),),
+            stdin=subprocess.DEVNULL,
+        )
+        theirs.close()
+        conn = Connection(ours.detach())
+        conn.send((str(self.soundfont), self.drivers, self.address, self.settings))
+        reply: tuple[str, Any] = ("error", "the synth process did not start")
+        try:
+            if conn.poll(_START_TIMEOUT_S):
+                reply = conn.recv()
+        except (EOFError, OSError):
+            reply = ("error", "the synth process died on start")
+        if reply[0] != "ready":
+            conn.close()
+            self._end()
+            raise SynthUnavailable(str(reply[1]))
+        self.driver = str(reply[1])
+        self._conn = conn
+        return self
+
+    def feed(self, channels: Sequence[int]) -> SynthFeed:
+        return SynthFeed(self.address, channels)
+
+    def stats(self) -> dict[str, Any]:
+        """How late messages reached the synth (ms after their scheduled time), by part."""
+        if self._conn is None:
+            return {}
+        try:
+            self._conn.send(("stats",))
+            if self._conn.poll(_CALL_TIMEOUT_S):
+                return dict(self._conn.recv())
+        except (EOFError, OSError):
+            pass
+        return {}
+
+    def close(self) -> None:
+        """Silence and end the process."""
+        if self._conn is not None:
+            with contextlib.suppress(OSError):
+                self._conn.send(("close",))
+            self._conn.close()
+            self._conn = None
+        self._end()
+
+    def _end(self) -> None:
+        process, self._process = self._process, None
+        if process is not None:
+            try:
+                process.wait(_CALL_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(1.0)
+        with contextlib.suppress(OSError):
+            os.unlink(self.address)
+        with contextlib.suppress(OSError):
+            os.rmdir(self._folder)
+
+    def __enter__(self) -> SynthProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+# --- the process ----------------------------------------------------------------------
+
+
+def _keep_off_the_sending_cpu() -> None:
+    """Run on every CPU but the first, where improv's sending thread is pinned."""
+    with contextlib.suppress(AttributeError, OSError):
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) >= 2:
+            os.sched_setaffinity(0, cpus[1:])
+
+
+def _child_main(fd: int) -> None:
+    """Load, open the audio output, then play datagrams until told to close (or the
+    parent is gone). SIGINT and SIGTERM (sent to the whole process group) are left to
+    the parent, which closes this process after the jam's last note-off."""
+    from improv.io.synth import Synth
+
+    conn = Connection(fd)
+    soundfont, drivers, address, settings = conn.recv()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_IGN)
+    logging.basicConfig(level=logging.WARNING, format="improv-synth: %(message)s")
+    _keep_off_the_sending_cpu()  # before FluidSynth's audio thread starts: it inherits it
+    try:
+        synth = Synth(Path(soundfont), settings=settings)
+    except SynthUnavailable as exc:
+        conn.send(("error", str(exc)))
+        return
+    try:
+        driver = synth.start_audio(drivers)
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(address)
+        sock.setblocking(False)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+    except (SynthUnavailable, OSError) as exc:
+        synth.close()
+        conn.send(("error", str(exc)))
+        return
+    conn.send(("ready", driver))
+    try:
+        _serve(conn, sock, synth)
+    finally:
+        synth.silence()
+        time.sleep(0.05)  # the silence reaches the output before it closes
+        synth.close()
+        sock.close()
+
+
+def _serve(conn: Connection, sock: socket.socket, synth: Any) -> None:
+    delays: dict[int, array[float]] = {}  # synth channel -> seconds late, a ring each
+    counts: dict[int, int] = {}
+    clock = time.monotonic
+    while True:
+        ready = select.select([conn, sock], [], [])[0]
+        if sock in ready:
+            while True:
+                try:
+                    packet = sock.recv(64)
+                except BlockingIOError:
+                    break
+                got = clock()
+                data = packet[_HEADER.size :]
+                synth.play(data)
+                channel = data[0] & 0x0F
+                ring = delays.setdefault(channel, array("d", bytes(8 * _RING)))
+                count = counts.get(channel, 0)
+                ring[count % _RING] = got - _HEADER.unpack_from(packet)[0]
+                counts[channel] = count + 1
+        if conn in ready:
+            try:
+                command = conn.recv()
+            except (EOFError, OSError):
+                return  # the parent is gone
+            if command[0] == "close":
+                return
+            if command[0] == "stats":
+                conn.send(_figures(delays, counts))
+
+
+def _figures(delays: dict[int, array[float]], counts: dict[int, int]) -> dict[str, Any]:
+    """Per part: messages, and how late they reached the synth (p50/p99/max, ms)."""
+    names = {PERFORMER.channel: "performer", IMPROV.channel: "improv", DRUM_CHANNEL: "metronome"}
+    out: dict[str, Any] = {}
+    for channel, ring in sorted(delays.items()):
+        values = sorted(ring[: min(counts[channel], _RING)])
+        if not values:
+            continue
+        out[names.get(channel, f"channel {channel + 1}")] = {
+            "messages": counts[channel],
+            "delay_ms_p50": round(values[len(values) // 2] * 1e3, 3),
+            "delay_ms_p99": round(values[min(len(values) - 1, int(len(values) * 0.99))] * 1e3, 3),
+            "delay_ms_max": round(values[-1] * 1e3, 3),
+        }
+    return out
+
+
+if __name__ == "__main__":
+    _child_main(int(sys.argv[1]))
