@@ -28,10 +28,9 @@ from typing import Any
 
 from improv.engine.agent import Agent, JamObserver
 from improv.engine.config import JamConfig
-from improv.engine.context import ChordTimeline
-from improv.engine.responders import build_responders, rules_answer
 from improv.engine.scheduler import Scheduler
 from improv.engine.sender import OutputSpec
+from improv.engine.session import Ports, Session
 from improv.io import midi
 from improv.music.notes import Note, Phrase
 
@@ -140,26 +139,21 @@ async def run(
 ) -> FuzzFigures:
     """The whole benchmark on the JACK server ``$JACK_DEFAULT_SERVER`` names."""
     config = JamConfig(tempo=tempo, bars=2, count_in=0, model=model, seed=seed)
-    timeline = ChordTimeline(config.form_obj())
-    responders = build_responders(model, config.key_obj, config.metre_obj, timeline)
     performer = midi.open_output(virtual=True, api="jack", client_name="fuzz-performer")
     listener = midi.open_input(virtual=True, api="jack", client_name="fuzz-listener")
     agent_in = midi.open_input("fuzz-performer", api="jack", guard_sysex=True)
     turns = _Turns()
-    agent = Agent(
+    session = Session(
         config,
-        midi_in=agent_in,
-        midi_out=OutputSpec("fuzz-listener", api="jack"),
-        primary=responders.primary,
-        fallbacks=responders.fallbacks,
-        inline=rules_answer,
         observers=[turns],
-        timeline=timeline,
+        ports=Ports(agent_in, OutputSpec("fuzz-listener", api="jack")),
         handle_signals=False,
     )
+    responders = await session.prepare()
+    agent = await session.start()
     player = Scheduler(performer, switch_interval_s=None)
     figures = FuzzFigures(model=responders.primary.name)
-    jam = asyncio.create_task(agent.run())
+    jam = asyncio.create_task(session.run())
     try:
         await asyncio.wait_for(agent.started.wait(), 30.0)
         player.start()

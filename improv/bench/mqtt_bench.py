@@ -104,48 +104,14 @@ async def jam_once(
     on this machine unless not ``desk``)."""
     import numpy as np
 
-    from improv.corpus.generator import BluesGenerator, Voice
-    from improv.engine.agent import Agent
     from improv.engine.config import JamConfig
-    from improv.engine.context import ChordTimeline
-    from improv.engine.mqtt_observer import attach
-    from improv.engine.performer import Call, SimulatedPerformer
-    from improv.engine.responders import build_responders, rules_answer
+    from improv.engine.session import Ports, Session, generated_calls
     from improv.io.mqtt import MqttBridge
     from improv.io.transport import RecordingOutput, loopback
 
     config = JamConfig(tempo=tempo, choruses=choruses, model=model, count_in=0, seed=1)
-    form = config.form_obj()
-    timeline = ChordTimeline(form)
-    responders = await asyncio.to_thread(
-        build_responders, config.model, config.key_obj, config.metre_obj, timeline
-    )
-    generator = BluesGenerator(7, config.key_obj)
-    beats = int(config.bars * form.metre.beats_per_bar) - 2
-    calls = [
-        Call(
-            tuple(
-                generator.phrase(
-                    form.changes(), form.metre, start=0.0, beats=beats, voice=Voice(density=d)
-                )
-            ),
-            "generated",
-        )
-        for d in (0.4, 0.6, 0.8)
-    ]
     performer_out, agent_in = loopback("performer")
-    agent = Agent(
-        config,
-        midi_in=agent_in,
-        midi_out=RecordingOutput(),
-        primary=responders.primary,
-        fallbacks=responders.fallbacks,
-        inline=rules_answer,
-        handle_signals=False,
-        timeline=timeline,
-    )
-    performer = SimulatedPerformer(agent, performer_out, calls)
-    agent.observers.append(performer)
+    ports = Ports(agent_in, RecordingOutput(), performer_out)
     result: dict[str, Any] = {"mqtt": settings is not None}
     async with contextlib.AsyncExitStack() as stack:
         bridge: MqttBridge | None = None
@@ -154,15 +120,23 @@ async def jam_once(
             if desk:
                 consumer = stack.enter_context(subscriber(settings))
             bridge = await stack.enter_async_context(MqttBridge(settings))
-            attach(bridge, agent)
-            if not await bridge.wait_connected(10):
-                raise RuntimeError(f"no broker at {settings.host}:{settings.port}")
-        tasks = [asyncio.create_task(performer.run(), name="performer")]
+        session = Session(
+            config,
+            calls=generated_calls(config),
+            ports=ports,
+            bridge=bridge,
+            own_bridge=False,
+            handle_signals=False,
+        )
+        agent = await session.start()
+        if settings is not None and bridge is not None and not await bridge.wait_connected(10):
+            raise RuntimeError(f"no broker at {settings.host}:{settings.port}")
+        tasks = []
         if bridge is not None and extra_hz > 0:
             tasks.append(asyncio.create_task(_extra(bridge, extra_hz), name="extra"))
         started = time.perf_counter()
         try:
-            summary = await agent.run()
+            summary = await session.run()
         finally:
             for task in tasks:
                 task.cancel()

@@ -10,12 +10,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import logging
-import math
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -189,93 +186,35 @@ async def _jam(config: Any, args: argparse.Namespace) -> dict[str, Any]:
     from rich.live import Live
 
     from improv.commands.jam_view import JamView, summary_table
-    from improv.engine.agent import Agent, JamObserver
-    from improv.engine.context import ChordTimeline
-    from improv.engine.mqtt_observer import attach
-    from improv.engine.performer import SimulatedPerformer
-    from improv.engine.recording import NoteJournal, journal_path
-    from improv.engine.responders import build_responders, responder_loader, rules_answer
-    from improv.errors import ImprovError
+    from improv.engine import session as jam_session
     from improv.io.mqtt import bridge_from_args
 
     bridge = bridge_from_args(args)  # None without --mqtt; bad options fail before loading
     console = Console(stderr=args.json)
-    form = _performer_form(config, args)
-    timeline = ChordTimeline(form)
-    with console.status("loading the model ...", spinner="dots"):
-        responders = await asyncio.to_thread(
-            build_responders,
-            config.model,
-            config.key_obj,
-            config.metre_obj,
-            timeline,
-            device=config.device,
-            candidates=config.candidates,
-        )
-    log.info("model: %s", responders.description)
-    calls = _calls(config, args) if (args.demo or args.performer) else []
-    if args.performer is not None and config.choruses is None:
-        turns_needed = 2 * len(calls) * config.bars
-        config = config.replaced(choruses=max(1, math.ceil(turns_needed / form.n_bars)))
-    midi_in, midi_out, performer_out = _open_ports(config, simulated=bool(calls))
+    performance = getattr(args, "performance", None)
+    form = config.form_obj()
+    calls = []
+    if performance is not None:
+        form = jam_session.performance_form(config, performance, args.form is not None)
+        calls = jam_session.performance_calls(config, performance)
+        if config.choruses is None:
+            config = config.replaced(choruses=jam_session.choruses_for(calls, config, form))
+    elif args.demo:
+        calls = jam_session.demo_calls(config)
     view = JamView(f"improv jam: {form.name} in {config.key}, {config.tempo:g} BPM")
-    observers: list[JamObserver] = [] if args.json else [view]
-    journal = NoteJournal(journal_path(config.record) if config.record else None)
-    agent = Agent(
-        config,
-        midi_in=midi_in,
-        midi_out=midi_out,
-        primary=responders.primary,
-        fallbacks=responders.fallbacks,
-        inline=rules_answer,
-        observers=observers,
-        load_responder=lambda spec: responder_loader(
-            agent.key,
-            agent.metre,
-            timeline,
-            device=config.device,
-            candidates=config.candidates,
-        )(spec),
-        timeline=timeline,
-        journal=journal,
+    session = jam_session.Session(
+        config, form=form, calls=calls, observers=[] if args.json else [view], bridge=bridge
     )
-    tasks: list[asyncio.Task[None]] = []
-    gc.collect()
-    gc.freeze()  # start-up's objects (the model's) live on: collections never walk them again
-    await agent.open_output()  # before control can come in
-    if bridge is not None:
-        attach(bridge, agent)
-        await bridge.start()
-    if calls:
-        assert performer_out is not None
-        performer = SimulatedPerformer(agent, performer_out, calls, channel=0)
-        agent.observers.append(performer)
-        tasks.append(asyncio.create_task(performer.run(), name="performer"))
-    if config.record is not None:
-        tasks.append(asyncio.create_task(_keep_record(config, agent), name="record"))
-    try:
-        if args.json or not console.is_terminal:
-            summary = await agent.run()
-        else:
-            with Live(view, console=console, refresh_per_second=8, transient=False):
-                summary = await agent.run()
-    finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        if bridge is not None:
-            await bridge.close()
-    if config.record is not None:
-        journal.close()
-        try:
-            _record(config, agent)
-        except (OSError, ImprovError) as exc:  # the summary still comes; the journal stays
-            log.error("--record %s: %s; the jam is in %s", config.record, exc, journal.path)
-        else:
-            with _RECORD_LOCK:
-                journal_path(config.record).unlink(missing_ok=True)
-            log.info("jam written to %s", config.record)
-            print(f"jam written to {config.record}", file=sys.stderr)
+    with console.status("loading the model ...", spinner="dots"):
+        await session.prepare()
+    await session.start()
+    if args.json or not console.is_terminal:
+        summary = await session.run()
+    else:
+        with Live(view, console=console, refresh_per_second=8, transient=False):
+            summary = await session.run()
+    if session.record_written:
+        print(f"jam written to {config.record}", file=sys.stderr)
     if not args.json:
         console.print(summary_table(summary))
     return summary.as_dict()
@@ -289,163 +228,3 @@ def _file_settings(overrides: dict[str, Any], performance: Any) -> dict[str, Any
         "key": performance.key.name,
     }
     return {**overrides, **{k: v for k, v in from_file.items() if overrides.get(k) is None}}
-
-
-def _performer_form(config: Any, args: argparse.Namespace) -> Any:
-    """The form to jam over: the performer file's own changes (in the key and metre
-    played) unless ``--form`` or another ``--metre`` says otherwise; else ``--form``."""
-    performance = getattr(args, "performance", None)
-    if performance is None or performance.form is None or args.form is not None:
-        return config.form_obj()
-    if config.metre_obj != performance.metre:
-        return config.form_obj()
-    return performance.form.in_key(config.key_obj.tonic)
-
-
-def _open_ports(config: Any, *, simulated: bool) -> tuple[Any, Any, Any]:
-    """(agent input, agent output, performer output or None).
-
-    The agent's output is opened by its sender process (an ``OutputSpec``), so no
-    thread of this one can delay a note; the demo's goes nowhere unless ``--out``.
-    """
-    from improv.engine.sender import OutputSpec
-    from improv.io.midi import MidiInput, open_input
-    from improv.io.transport import loopback
-
-    api = config.midi_api
-    midi_in: MidiInput
-    if simulated:
-        performer_out, midi_in = loopback("performer")
-        if config.port_out:
-            return midi_in, OutputSpec(config.port_out, api=api, wait_s=2.0), performer_out
-        return midi_in, OutputSpec(discard=True), performer_out
-    if config.virtual:
-        midi_in = open_input(api=api, virtual=True, client_name="improv-in", port_name="in")
-        return midi_in, OutputSpec(api=api, virtual=True), None
-    midi_in = open_input(config.port_in, api=api, wait_s=2.0)
-    return midi_in, OutputSpec(config.port_out, api=api, wait_s=2.0), None
-
-
-def _calls(config: Any, args: argparse.Namespace) -> list[Any]:
-    from improv.engine.performer import calls_from_notes
-    from improv.io.midifile import read_take
-
-    per_bar = config.metre_obj.beats_per_bar
-    performance = getattr(args, "performance", None)
-    if performance is not None:
-        notes = _in_key(performance.notes, performance.key, config.key_obj)
-        return calls_from_notes(notes, config.bars, per_bar, performance.source, 0.5)
-    folder = examples_dir() / "calls"
-    files = sorted(folder.glob("*.mid")) if folder.is_dir() else []
-    calls = []
-    for path in files:
-        take = read_take(path)
-        calls += calls_from_notes(take.notes, config.bars, per_bar, path.name)[:1]
-    return calls or _generated_calls(config)
-
-
-def _in_key(notes: Any, played: Any, wanted: Any) -> list[Any]:
-    """The performer's notes moved to ``--key`` (by the smaller interval), as a player
-    asked to take it in another key would."""
-    shift = (wanted.tonic - played.tonic) % 12
-    shift -= 12 if shift > 6 else 0
-    from dataclasses import replace
-
-    return [replace(n, pitch=min(127, max(0, n.pitch + shift))) for n in notes]
-
-
-def examples_dir() -> Path:
-    import improv
-
-    return Path(improv.__file__).resolve().parents[1] / "examples"
-
-
-def _generated_calls(config: Any) -> list[Any]:
-    """Calls made by the rule-based generator (when ``examples/`` is not installed)."""
-    from improv.corpus.generator import BluesGenerator, Voice
-    from improv.engine.performer import Call
-
-    form = config.form_obj()
-    beats = max(2, int(config.bars * form.metre.beats_per_bar) - 2)
-    generator = BluesGenerator(7, config.key_obj)
-    return [
-        Call(
-            tuple(
-                generator.phrase(
-                    form.changes(), form.metre, start=0.0, beats=beats, voice=Voice(density=d)
-                )
-            ),
-            "generated",
-        )
-        for d in (0.4, 0.6, 0.8)
-    ]
-
-
-RECORD_PERIOD_S = 4.0
-"""The record is rewritten this often: a kill loses at most this much of the jam."""
-
-
-async def _keep_record(config: Any, agent: Any) -> None:
-    """Rewrite the record every few seconds, in a thread (the loop only flushes)."""
-    from improv.errors import ImprovError
-
-    failing = False
-    while True:
-        await asyncio.sleep(RECORD_PERIOD_S)
-        chords = agent.timeline.changes(0.0, max(agent.journal.end, agent.form.beats))
-        try:
-            agent.journal.flush()
-            await asyncio.to_thread(_write_record, config, agent.swing, agent.metre, chords)
-        except (OSError, ImprovError) as exc:  # a full disk: said once, tried again
-            if not failing:
-                log.error("--record %s: cannot write (%s); trying again", config.record, exc)
-            failing = True
-        else:
-            failing = False
-
-
-def _record(config: Any, agent: Any) -> None:
-    chords = agent.timeline.changes(0.0, max(agent.journal.end, agent.form.beats))
-    _write_record(config, agent.swing, agent.metre, chords)
-
-
-_RECORD_LOCK = threading.Lock()
-"""One writer at a time: a periodic write still running in its thread when the jam
-ends reads the journal and writes under it, so the last write holds everything."""
-
-
-def _write_record(config: Any, swing: Any, metre: Any, chords: Any) -> None:
-    """The journal as a complete MIDI file (the agent's notes as they sounded, swung)."""
-    from improv.engine.context import CALL
-    from improv.engine.recording import journal_path, read_journal
-    from improv.music.notes import Note
-
-    performer: list[Note] = []
-    played: list[Note] = []
-    with _RECORD_LOCK:
-        journal = journal_path(config.record)
-        if not journal.is_file():
-            return  # the final record is written and its journal removed
-        for role, n in read_journal(journal):
-            if role == CALL:
-                performer.append(n)
-            else:
-                start = swing.render(n.onset)
-                end = swing.render(n.end)
-                played.append(Note(n.pitch, n.velocity, start, max(1e-3, end - start)))
-        _write_mid(config, performer, played, metre, chords)
-
-
-def _write_mid(config: Any, performer: Any, played: Any, metre: Any, chords: Any) -> None:
-    from improv.io.midifile import Track, write_jam
-
-    write_jam(
-        config.record,
-        [
-            Track("performer", performer, channel=0),
-            Track("improv", played, channel=max(1, config.channel_out - 1)),
-        ],
-        bpm=config.tempo,
-        metre=metre,
-        chords=chords,
-    )

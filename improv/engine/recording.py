@@ -10,12 +10,18 @@ those. Without ``--record`` the journal only counts.
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
+from improv.errors import ImprovError
 from improv.music.notes import Note
+
+log = logging.getLogger(__name__)
 
 JOURNAL_SUFFIX = ".journal"
 
@@ -75,3 +81,86 @@ def read_journal(path: Path) -> Iterator[tuple[str, Note]]:
                 yield str(role), Note(int(pitch), int(velocity), float(onset), float(duration))
             except (ValueError, TypeError):
                 continue
+
+
+RECORD_PERIOD_S = 4.0
+"""The record is rewritten this often: a kill loses at most this much of the jam."""
+
+
+class RecordKeeper:
+    """``--record``: the agent's journal rewritten as a complete MIDI file every
+    :data:`RECORD_PERIOD_S` (in a thread; the loop only flushes) and once at the end.
+
+    One writer at a time: a periodic write still running in its thread when the jam
+    ends reads the journal and writes under the lock, so the last write holds everything.
+    """
+
+    def __init__(self, path: Path, agent: Any, tempo: float, channel_out: int) -> None:
+        self.path = path
+        self.agent = agent
+        self.tempo = tempo
+        self.channel = max(1, channel_out - 1)  # 0-based, never the performer's channel
+        self._lock = threading.Lock()
+
+    async def keep(self) -> None:
+        """Rewrite the record periodically until cancelled; a full disk is said once."""
+        failing = False
+        while True:
+            await asyncio.sleep(RECORD_PERIOD_S)
+            try:
+                self.agent.journal.flush()
+                await asyncio.to_thread(self._write, *self._snapshot())
+            except (OSError, ImprovError) as exc:
+                if not failing:
+                    log.error("--record %s: cannot write (%s); trying again", self.path, exc)
+                failing = True
+            else:
+                failing = False
+
+    def finish(self) -> bool:
+        """The final write (the journal is removed once it is in the file); whether it
+        worked. A failure is logged: the summary still comes, and the journal stays."""
+        self.agent.journal.close()
+        try:
+            self._write(*self._snapshot())
+        except (OSError, ImprovError) as exc:
+            log.error("--record %s: %s; the jam is in %s", self.path, exc, journal_path(self.path))
+            return False
+        with self._lock:
+            journal_path(self.path).unlink(missing_ok=True)
+        log.info("jam written to %s", self.path)
+        return True
+
+    def _snapshot(self) -> tuple[Any, Any, Any]:
+        """(chord markers so far, swing, metre), read on the loop, which owns them."""
+        agent = self.agent
+        chords = agent.timeline.changes(0.0, max(agent.journal.end, agent.form.beats))
+        return chords, agent.swing, agent.metre
+
+    def _write(self, chords: Any, swing: Any, metre: Any) -> None:
+        """The journal as a complete MIDI file (the agent's notes as they sounded, swung)."""
+        from improv.io.midifile import Track, write_jam
+
+        performer: list[Note] = []
+        played: list[Note] = []
+        with self._lock:
+            journal = journal_path(self.path)
+            if not journal.is_file():
+                return  # the final record is written and its journal removed
+            for role, n in read_journal(journal):
+                if role == "call":
+                    performer.append(n)
+                else:
+                    start = swing.render(n.onset)
+                    end = swing.render(n.end)
+                    played.append(Note(n.pitch, n.velocity, start, max(1e-3, end - start)))
+            write_jam(
+                self.path,
+                [
+                    Track("performer", performer, channel=0),
+                    Track("improv", played, channel=self.channel),
+                ],
+                bpm=self.tempo,
+                metre=metre,
+                chords=chords,
+            )

@@ -12,13 +12,14 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from improv.engine.agent import Agent, JamObserver
+from improv.engine.agent import JamObserver
 from improv.engine.config import JamConfig
 from improv.engine.generator import Responder
 from improv.engine.recording import NoteJournal
-from improv.engine.responders import RulesResponder, rules_answer
+from improv.engine.responders import Responders, RulesResponder
 from improv.engine.scheduler import Scheduler
 from improv.engine.sender import OutputSpec
+from improv.engine.session import Ports, Session
 from improv.io import midi
 from improv.io.midi import MidiEvent, MidiInput, MidiOutput, now
 from improv.io.transport import loopback
@@ -111,21 +112,20 @@ class Rig(Listening):
         super().__init__(listener)
         self.performer_out = performer_out
         self.recorder = Recorder()
-        self.agent = Agent(
+        self.session = Session(
             self.config,
-            midi_in=midi_in,
-            midi_out=midi_out,
-            primary=primary or RulesResponder(),
-            inline=rules_answer,
             observers=[self.recorder],
+            ports=Ports(midi_in, midi_out),
+            responders=Responders(primary or RulesResponder(), [], "test"),
             handle_signals=False,
             journal=journal,
         )
+        self.agent = self.session.build()
         self.performer = Scheduler(performer_out, switch_interval_s=None)
         self._task: asyncio.Task[Any] | None = None
 
     async def __aenter__(self) -> Rig:
-        self._task = asyncio.create_task(self.agent.run())
+        self._task = asyncio.create_task(self.session.run())
         await asyncio.wait_for(self.agent.started.wait(), 5.0)
         self.performer.start()
         return self

@@ -3,7 +3,6 @@ pickup, unless the command line says otherwise; an unplayable file is one line, 
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -11,9 +10,10 @@ import mido
 import pytest
 
 from improv.cli import main
-from improv.commands.jam import _file_settings, _performer_form
+from improv.commands.jam import _file_settings
 from improv.engine.config import JamConfig
 from improv.engine.performer import calls_from_notes, read_performance
+from improv.engine.session import performance_form
 from improv.music.notes import Note
 
 TPB = 480
@@ -62,11 +62,10 @@ def test_the_command_line_wins_over_the_file(tmp_path: Path) -> None:
     given = {"tempo": None, "metre": None, "key": None}
     assert _file_settings(given, performance) == {"tempo": 150.0, "metre": "3/4", "key": "Bb"}
     assert _file_settings({**given, "tempo": 200.0}, performance)["tempo"] == 200.0
-    args = argparse.Namespace(performance=performance, form=None)
-    form = _performer_form(JamConfig(key="C", metre="3/4"), args)
+    form = performance_form(JamConfig(key="C", metre="3/4"), performance, form_given=False)
     assert [bar[0][1] for bar in form.bars] == ["C7", "F7", "C7", "G7"]  # --key C
-    args.form = "blues"
-    assert _performer_form(JamConfig(metre="3/4"), args).n_bars == 12  # --form blues
+    given = performance_form(JamConfig(metre="3/4"), performance, form_given=True)
+    assert given.n_bars == 12  # --form blues
 
 
 def test_a_pickup_belongs_to_the_call_it_leads_into() -> None:

@@ -22,14 +22,14 @@ from improv.engine.agent import Agent, JamSummary
 from improv.engine.config import JamConfig
 from improv.engine.context import ChordTimeline
 from improv.engine.generator import AnswerRequest, Responder
-from improv.engine.mqtt_observer import attach
-from improv.engine.performer import Call, SimulatedPerformer
+from improv.engine.performer import Call
 from improv.engine.responders import (
+    Responders,
     RulesResponder,
     TokenResponder,
     build_responders,
-    rules_answer,
 )
+from improv.engine.session import Ports, Session
 from improv.io.mqtt import MqttBridge, MqttSettings
 from improv.io.mqtt_payloads import schema_for_topic
 from improv.io.transport import RecordingOutput, loopback
@@ -61,29 +61,26 @@ async def jam(
     if isinstance(primary, TokenResponder):
         timeline = primary._chords  # the models read the jam's own chords
     performer_out, agent_in = loopback("performer")
-    agent = Agent(
-        jam_config,
-        midi_in=agent_in,
-        midi_out=RecordingOutput(),
-        primary=primary or RulesResponder(),
-        inline=rules_answer,
-        handle_signals=False,
-        timeline=timeline,
-    )
-    performer = SimulatedPerformer(agent, performer_out, [CALL])
-    agent.observers.append(performer)
     settings = MqttSettings(host=broker.host, port=broker.port, agent_id="jam")
     async with MqttBridge(settings) as bridge:
-        attach(bridge, agent)
-        playing = asyncio.create_task(performer.run())
-        running = asyncio.create_task(agent.run())
+        session = Session(
+            jam_config,
+            calls=[CALL],
+            ports=Ports(agent_in, RecordingOutput(), performer_out),
+            responders=Responders(primary or RulesResponder(), [], "test"),
+            timeline=timeline,
+            bridge=bridge,
+            own_bridge=False,
+            handle_signals=False,
+        )
+        agent = await session.start()
+        running = asyncio.create_task(session.run())
         try:
             yield Jam(agent, bridge, running)
         finally:
             if not running.done():
                 agent.request_stop("test")
             await running
-            playing.cancel()
 
 
 async def test_the_real_jam_publishes_valid_payloads_and_takes_control(
