@@ -22,12 +22,20 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
-    from improv.files import atomic_output, check_output
-    from improv.pianoroll import plot_jam
+    from improv.files import check_output
 
     out = args.out or args.midi.with_suffix(".png")
     check_output(out, "--out")
-    with atomic_output(out, "--out") as tmp, tmp.open("wb") as handle:
-        plot_jam(args.midi, handle)
+    plot_file(args.midi, out, "--out")
     Console(stderr=True).print(f"piano roll written to {out}", highlight=False)
     return 0
+
+
+def plot_file(midi: Path, out: Path, what: str) -> Path:
+    """The piano roll of ``midi`` written to ``out`` whole or not at all."""
+    from improv.files import atomic_output
+    from improv.pianoroll import plot_jam
+
+    with atomic_output(out, what) as tmp, tmp.open("wb") as handle:
+        plot_jam(midi, handle)
+    return out

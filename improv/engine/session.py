@@ -42,6 +42,7 @@ from improv.music.pitch import Key
 
 if TYPE_CHECKING:
     from improv.io.mqtt import MqttBridge
+    from improv.io.synth_process import SynthProcess
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,20 @@ def open_ports(config: JamConfig, *, simulated: bool) -> Ports:
     return Ports(midi_in, OutputSpec(config.port_out, api=api, wait_s=2.0))
 
 
+def feed_synth(ports: Ports, synth: SynthProcess) -> Ports:
+    """``ports`` with the built-in synth fed from them: improv's sender hands it each
+    message after sending it, the input each of the performer's as it arrives (see
+    :mod:`improv.io.synth_process`)."""
+    from improv.io.synth_process import PERFORMER_CHANNELS
+
+    tap = getattr(ports.midi_in, "add_tap", None)
+    if tap is not None:
+        tap(synth.feed(PERFORMER_CHANNELS).tap)
+    if isinstance(ports.midi_out, OutputSpec):
+        ports = replace(ports, midi_out=replace(ports.midi_out, synth=synth.address))
+    return ports
+
+
 class Session:
     """One jam from a :class:`JamConfig` and the parts that are not settings.
 
@@ -81,7 +96,8 @@ class Session:
     simulated performer; ``ports``, ``responders``, ``journal`` and ``timeline`` (the one
     prebuilt responders read) replace what the config would open, load and make (tests,
     benchmarks); ``bridge`` is an MQTT bridge to attach,
-    started here and closed at the end unless ``own_bridge`` is false (its caller closes it).
+    started here and closed at the end unless ``own_bridge`` is false (its caller closes it);
+    ``synth``, a started built-in synth, is fed what improv sends and the performer plays.
     """
 
     def __init__(
@@ -98,6 +114,7 @@ class Session:
         own_bridge: bool = True,
         journal: NoteJournal | None = None,
         timeline: ChordTimeline | None = None,
+        synth: SynthProcess | None = None,
     ) -> None:
         self.form = form or config.form_obj()
         self.config = config
@@ -115,6 +132,7 @@ class Session:
         self._record: RecordKeeper | None = None
         self.record_written: bool | None = None  # after the jam: whether --record worked
         self._tasks: list[asyncio.Task[None]] = []
+        self.synth = synth  # the built-in synth (started and closed by the caller)
 
     @property
     def agent(self) -> Agent:
@@ -148,6 +166,8 @@ class Session:
             raise RuntimeError("Session.prepare() loads the models before build()")
         config = self.config
         ports = self._ports or open_ports(config, simulated=bool(self.calls))
+        if self.synth is not None:
+            ports = feed_synth(ports, self.synth)
         self._ports = ports
         journal = self._journal or NoteJournal(
             journal_path(config.record) if config.record else None

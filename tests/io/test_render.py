@@ -8,14 +8,13 @@ SoundFont, a corrupt one, a file that is not MIDI) is one line and exit 2.
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from improv.cli import main
 from improv.errors import UsageError
 from improv.io.midifile import Track, write_jam
 from improv.io.render import FLUID_BLOCK, render_midi
@@ -102,42 +101,26 @@ def test_onsets_within_one_block_of_the_midi_times(
     assert abs(lag) < FLUID_BLOCK  # played at the nearest block boundary
 
 
-def _improv(*argv: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "improv.cli", *argv],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env=env,
-    )
-
-
-def _one_line_error(result: subprocess.CompletedProcess[str], *words: str) -> None:
-    assert result.returncode == 2, result.stderr
-    text = " ".join(result.stderr.split())
-    assert "Traceback" not in result.stderr
-    assert text.startswith("error:"), text
+def _one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str], *words: str) -> None:
+    assert main(argv) == 2
+    text = " ".join(capsys.readouterr().err.split())
+    assert text.startswith("error:") and "Traceback" not in text, text
     for word in words:
         assert word in text
 
 
 @needs_soundfont
-def test_bad_input_is_one_line(tmp_path: Path) -> None:
+def test_bad_input_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     midi = write_jam(tmp_path / "jam.mid", [Track("performer", PERFORMER_NOTES)], bpm=BPM)
     corrupt = tmp_path / "corrupt.sf2"
     corrupt.write_bytes(b"RIFF\x00\x10\x00\x00sfbkLIST" + bytes(64))
     not_midi = tmp_path / "notes.mid"
     not_midi.write_text("not a MIDI file\n")
     out = str(tmp_path / "out.wav")
-    _one_line_error(
-        _improv("render", str(midi), "--out", out, "--soundfont", str(corrupt)),
-        "SoundFont",
-        str(corrupt),
-    )
-    _one_line_error(
-        _improv("render", str(midi), "--out", out, "--soundfont", str(midi)), "not a SoundFont"
-    )
-    _one_line_error(_improv("render", str(not_midi), "--out", out), "cannot read MIDI file")
+    render = ["render", str(midi), "--out", out, "--soundfont"]
+    _one_line_error(capsys, [*render, str(corrupt)], "SoundFont", str(corrupt))
+    _one_line_error(capsys, [*render, str(midi)], "not a SoundFont")
+    _one_line_error(capsys, ["render", str(not_midi), "--out", out], "cannot read MIDI file")
     assert not Path(out).exists()
 
 
