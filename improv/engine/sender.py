@@ -371,18 +371,13 @@ def _child_main(fd: int) -> None:
         add_listener(pipe.status)
     _warm_up(spin_s)
     sent: deque[tuple[bytes, float, float]] = deque()
-
-    def on_sent(data: bytes, scheduled: float, at: float) -> None:
-        sent.append((data, scheduled, at))
-
-    if spec.synth is not None:
-        on_sent = _feeding_synth(spec.synth, sent)
+    tee = _SynthTee.connect(spec.synth, sent) if spec.synth is not None else None
     scheduler = Scheduler(
         output,
         spin_s=spin_s,
         capacity=capacity,
         switch_interval_s=None,
-        on_sent=on_sent,
+        on_sent=tee.on_sent if tee is not None else _reporting(sent),
     ).start_inline()
     standby = _start_standby(scheduler) if realtime else None
     gc.collect()
@@ -390,7 +385,8 @@ def _child_main(fd: int) -> None:
     gc.disable()  # and the loop collects in its quiet moments only
     pipe.send(("ready", output.name))
     try:
-        _Loop(pipe, scheduler, sent, check_ports, check_every).run()
+        after = tee.flush if tee is not None else None
+        _Loop(pipe, scheduler, sent, check_ports, check_every, after).run()
     finally:
         if standby is not None:
             standby.close()
@@ -398,23 +394,44 @@ def _child_main(fd: int) -> None:
         output.close()
 
 
-def _feeding_synth(address: str, sent: deque[tuple[bytes, float, float]]) -> SentCallback:
-    """``on_sent`` that also hands each message to the built-in synth: after the port's
-    send and its error are taken, one datagram that never waits (a few microseconds
-    before the next message of a chord; measured by ``improv bench synth``)."""
-    from improv.io.synth_process import IMPROV_CHANNELS, SynthFeed
-
-    try:
-        feed = SynthFeed(address, IMPROV_CHANNELS)
-    except OSError as exc:  # the synth is gone: the port plays on
-        log.warning("the built-in synth is unreachable (%s): improv plays without it", exc)
-        return lambda data, scheduled, at: sent.append((data, scheduled, at))
+def _reporting(sent: deque[tuple[bytes, float, float]]) -> SentCallback:
+    """``on_sent`` that keeps each message for the next report to the parent."""
 
     def on_sent(data: bytes, scheduled: float, at: float) -> None:
-        feed.send(data, scheduled)
         sent.append((data, scheduled, at))
 
     return on_sent
+
+
+class _SynthTee:
+    """Hands what was sent to the built-in synth, a burst at a time: the messages due
+    together (a chord and its click) go out to the port first, then to the synth in one
+    datagram that never waits (:mod:`improv.io.synth_process`), when the loop has
+    nothing due within the spin window; measured by ``improv bench synth``."""
+
+    def __init__(self, feed: Any, sent: deque[tuple[bytes, float, float]]) -> None:
+        self.feed = feed
+        self.sent = sent
+        self.pending: deque[tuple[bytes, float]] = deque()  # appended by a standby too
+
+    @classmethod
+    def connect(cls, address: str, sent: deque[tuple[bytes, float, float]]) -> _SynthTee | None:
+        from improv.io.synth_process import IMPROV_CHANNELS, SynthFeed
+
+        try:
+            return cls(SynthFeed(address, IMPROV_CHANNELS), sent)
+        except OSError as exc:  # the synth is gone: the port plays on
+            log.warning("the built-in synth is unreachable (%s): improv plays without it", exc)
+            return None
+
+    def on_sent(self, data: bytes, scheduled: float, at: float) -> None:
+        self.sent.append((data, scheduled, at))
+        self.pending.append((data, scheduled))
+
+    def flush(self) -> None:
+        pending = self.pending
+        if pending:
+            self.feed.send_many([pending.popleft() for _ in range(len(pending))])
 
 
 def _start_standby(scheduler: Scheduler) -> Standby | None:
@@ -456,8 +473,10 @@ class _Loop:
         sent: deque[tuple[bytes, float, float]],
         check_ports: Callable[[], None] | None,
         check_every: float,
+        after_sends: Callable[[], None] | None = None,
     ) -> None:
         self.pipe = pipe
+        self.after_sends = after_sends  # when what is due went out (the synth's feed)
         self.scheduler = scheduler
         self.sent = sent
         self.check_ports = check_ports
@@ -475,8 +494,11 @@ class _Loop:
         spin = scheduler.spin_s
         next_chore = now()
         try:
+            after_sends = self.after_sends
             while True:
                 due = scheduler.serve_due()
+                if after_sends is not None:
+                    after_sends()
                 if scheduler.late != self._late_seen:
                     self._explain_late()
                 t = now()

@@ -110,7 +110,7 @@ def check_soundfont(path: Path, what: str) -> Path:
 def _fluidsynth() -> Any:
     """The pyfluidsynth module, or a one-line error where the library is missing."""
     try:
-        import fluidsynth
+        import fluidsynth  # type: ignore[import-untyped]
     except (ImportError, OSError) as exc:
         raise SynthUnavailable(
             f"FluidSynth is not installed ({exc}): install fluidsynth and pyfluidsynth"

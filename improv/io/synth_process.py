@@ -5,9 +5,9 @@ loads the SoundFont, opens an audio output (FluidSynth renders in a native threa
 its own) and listens on a Unix datagram socket. Whoever plays feeds it through a
 :class:`SynthFeed`, one datagram per message, sent without waiting:
 
-- improv's sender process, right after each message went out to the port (its
-  ``on_sent``: after the send error is taken, so the port's timing is untouched); a
-  full socket drops the datagram, never blocks the sending thread;
+- improv's sender process, once the messages due together (a chord, a click) have all
+  gone out to the port, in one datagram: never between two sends, and a full socket
+  drops the datagram, never blocks the sending thread;
 - the agent's input, on the thread a performer's message arrives on (rtmidi's, or the
   demo performer's sender), before the event loop sees it.
 
@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -43,7 +43,8 @@ from improv.io.synth import DRUM_CHANNEL, IMPROV, PERFORMER, SynthUnavailable
 
 log = logging.getLogger(__name__)
 
-_HEADER = struct.Struct("<d")  # the message's scheduled time (monotonic seconds)
+_RECORD = struct.Struct("<dBBB")  # scheduled time (monotonic seconds), a message's 3 bytes
+_MAX_PACKET = 1 << 16
 _START_TIMEOUT_S = 30.0
 _CALL_TIMEOUT_S = 2.0
 _RING = 1 << 16  # delivery delays kept per part
@@ -61,6 +62,10 @@ AUDIO_SETTINGS: dict[str, int | float | str] = {
 default on Linux is 16, 23 ms: too late to play along to)."""
 
 
+def _data_bytes(data: bytes) -> tuple[int, int]:
+    return (data[1] if len(data) > 1 else 0, data[2] if len(data) > 2 else 0)
+
+
 class SynthFeed:
     """One player's way into the synth: :meth:`send` never waits (thread-safe)."""
 
@@ -75,12 +80,20 @@ class SynthFeed:
 
     def send(self, data: bytes, scheduled: float) -> None:
         """Pass a channel message on (system messages are not for the synth)."""
-        status = data[0] if data else 0
-        if status < 0x80 or status >= 0xF0:
+        self.send_many(((data, scheduled),))
+
+    def send_many(self, messages: Iterable[tuple[bytes, float]]) -> None:
+        """Pass messages on in one datagram (a chord: one wake-up of the synth)."""
+        channels = self._channels
+        packet = b"".join(
+            _RECORD.pack(scheduled, (d[0] & 0xF0) | channels[d[0] & 0x0F], *_data_bytes(d))
+            for d, scheduled in messages
+            if 0x80 <= d[0] < 0xF0
+        )
+        if not packet:
             return
-        mapped = (status & 0xF0) | self._channels[status & 0x0F]
         try:
-            self._sock.send(_HEADER.pack(scheduled) + bytes((mapped,)) + data[1:3])
+            self._sock.send(packet)
         except OSError:  # full (the synth is behind) or gone: the music goes on
             self.dropped += 1
 
@@ -233,22 +246,22 @@ def _serve(conn: Connection, sock: socket.socket, synth: Any) -> None:
     counts: dict[int, int] = {}
     clock = time.monotonic
     while True:
-        ready = select.select([conn, sock], [], [])[0]
-        if sock in ready:
+        ready = select.select([conn.fileno(), sock.fileno()], [], [])[0]
+        if sock.fileno() in ready:
             while True:
                 try:
-                    packet = sock.recv(64)
+                    packet = sock.recv(_MAX_PACKET)
                 except BlockingIOError:
                     break
                 got = clock()
-                data = packet[_HEADER.size :]
-                synth.play(data)
-                channel = data[0] & 0x0F
-                ring = delays.setdefault(channel, array("d", bytes(8 * _RING)))
-                count = counts.get(channel, 0)
-                ring[count % _RING] = got - _HEADER.unpack_from(packet)[0]
-                counts[channel] = count + 1
-        if conn in ready:
+                for scheduled, status, first, second in _RECORD.iter_unpack(packet):
+                    synth.play(bytes((status, first, second)))
+                    channel = status & 0x0F
+                    ring = delays.setdefault(channel, array("d", bytes(8 * _RING)))
+                    count = counts.get(channel, 0)
+                    ring[count % _RING] = got - scheduled
+                    counts[channel] = count + 1
+        if conn.fileno() in ready:
             try:
                 command = conn.recv()
             except (EOFError, OSError):
