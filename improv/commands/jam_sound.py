@@ -3,8 +3,9 @@ piano roll written beside the record.
 
 ``--synth`` plays the performer, improv and the metronome through the built-in
 FluidSynth (:mod:`improv.io.synth_process`), and a missing piece is an error;
-``--demo`` tries it by itself and, when a SoundFont or an audio output is missing,
-says so in one line and jams on silently (``--no-synth``: not even the try).
+``--demo`` at a terminal tries it by itself and, when a SoundFont or an audio output
+is missing, says so in one line and jams on silently (``--no-synth``: not even the
+try).
 ``--render FILE.wav`` writes the jam's audio from its record once it ends, with no
 audio device at all.
 """
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -49,15 +51,19 @@ def check_sound(args: argparse.Namespace, record: Path | None) -> None:
     args.render_soundfont = find_soundfont(args.soundfont)
 
 
-def start_synth(args: argparse.Namespace) -> Any:
+def start_synth(args: argparse.Namespace, interactive: bool | None = None) -> Any:
     """The live synth's process, or None (not asked for, or the demo's try failed: said
-    in one line). Blocks while the SoundFont loads: call it in a thread."""
+    in one line). The demo tries only for a person at a terminal (``interactive``, by
+    default whether stderr is one), not for scripts and tests. Blocks while the
+    SoundFont loads: call it in a thread."""
     from improv.io.synth import SynthUnavailable, find_soundfont
     from improv.io.synth_process import SynthProcess
 
+    if interactive is None:
+        interactive = sys.stderr.isatty()
     wanted = args.synth
     if wanted is None:
-        wanted = "try" if args.demo and args.render is None else False
+        wanted = "try" if args.demo and args.render is None and interactive else False
     if not wanted:
         return None
     try:

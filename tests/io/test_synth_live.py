@@ -101,3 +101,23 @@ def test_no_audio_output_is_one_line(
         "error: --synth: no audio output (jack: no JACK server running)"
     )
     assert not record.exists()
+
+
+def test_the_demo_says_in_one_line_what_is_missing(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from argparse import Namespace
+
+    from improv.commands.jam_sound import start_synth
+
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", "improv-test-no-such-server")
+    monkeypatch.setenv("JACK_NO_START_SERVER", "1")
+    monkeypatch.setenv("IMPROV_AUDIO_DRIVER", "jack")
+    demo = Namespace(demo=True, synth=None, render=None, soundfont=None)
+    assert start_synth(demo, interactive=False) is None  # a script: not even tried
+    assert not caplog.records
+    assert start_synth(demo, interactive=True) is None  # a person: tried, and told
+    assert [r.getMessage() for r in caplog.records] == [
+        "no sound: no audio output (jack: no JACK server running); "
+        "--render FILE.wav writes the jam's audio"
+    ]
