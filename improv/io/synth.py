@@ -271,7 +271,6 @@ class Synth:
         if self._driver:
             self._fs.delete_fluid_audio_driver(self._driver)
             self._driver = None
-        self.synth.audio_driver = None  # deleted here, not again by pyfluidsynth
         self.synth.delete()
 
 

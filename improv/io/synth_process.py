@@ -57,9 +57,17 @@ PERFORMER_CHANNELS = (PERFORMER.channel,) * 16
 AUDIO_SETTINGS: dict[str, int | float | str] = {
     "audio.period-size": 64,
     "audio.periods": 4,
+    "audio.realtime-prio": 5,
+    "audio.jack.id": "improv-synth",
+    "audio.jack.autoconnect": 1,
 }
 """Four periods of 64 frames: 5.8 ms of output buffer at 44.1 kHz (FluidSynth's own
-default on Linux is 16, 23 ms: too late to play along to)."""
+default on Linux is 16, 23 ms: too late to play along to); the audio thread real-time
+below improv's sending threads (10 by default; FluidSynth's own default is 60); through
+JACK, connected to the system's playback ports."""
+_RECEIVE_PRIORITY = 1
+"""The receiving thread: real-time (where allowed), the lowest priority, so a loaded
+machine cannot hold the notes back while nothing of improv's waits for it."""
 
 
 def _data_bytes(data: bytes) -> tuple[int, int]:
@@ -231,6 +239,8 @@ def _child_main(fd: int) -> None:
         synth.close()
         conn.send(("error", str(exc)))
         return
+    with contextlib.suppress(AttributeError, OSError):  # this thread only, once loaded
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(_RECEIVE_PRIORITY))
     conn.send(("ready", driver))
     try:
         _serve(conn, sock, synth)
