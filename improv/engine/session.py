@@ -76,9 +76,9 @@ def open_ports(config: JamConfig, *, simulated: bool) -> Ports:
 
 
 def feed_synth(ports: Ports, synth: SynthProcess) -> Ports:
-    """``ports`` with the built-in synth fed from them: improv's sender hands it each
-    message after sending it, the input each of the performer's as it arrives (see
-    :mod:`improv.io.synth_process`)."""
+    """``ports`` with the built-in synth fed from them: improv's sender process hands it
+    what it sent once the messages due together have gone out, the input each of the
+    performer's messages as it arrives (see :mod:`improv.io.synth_process`)."""
     from improv.io.synth_process import PERFORMER_CHANNELS
 
     tap = getattr(ports.midi_in, "add_tap", None)
