@@ -91,11 +91,14 @@ def run(args: argparse.Namespace) -> int:
     for column in ("part", "messages", "p50 ms", "p99 ms", "max ms"):
         parts.add_column(column, justify="left" if column == "part" else "right")
     for part, d in delivery.items():
+        if not isinstance(d, dict):
+            continue
         parts.add_row(
             part, str(d["messages"]), f"{d['delay_ms_p50']:.3f}", f"{d['delay_ms_p99']:.3f}",
             f"{d['delay_ms_max']:.3f}",
         )  # fmt: skip
     console.print(parts)
+    console.print(f"the synth's process used {delivery.get('cpu_percent', 0.0)} % of one core")
     return 0
 
 

@@ -161,7 +161,8 @@ class SynthProcess:
         return SynthFeed(self.address, channels)
 
     def stats(self) -> dict[str, Any]:
-        """How late messages reached the synth (ms after their scheduled time), by part."""
+        """How late messages reached the synth (ms after their scheduled time), by part,
+        and the CPU it used (``cpu_percent`` of one core, since it was ready)."""
         if self._conn is None:
             return {}
         try:
@@ -255,6 +256,7 @@ def _serve(conn: Connection, sock: socket.socket, synth: Any) -> None:
     delays: dict[int, array[float]] = {}  # synth channel -> seconds late, a ring each
     counts: dict[int, int] = {}
     clock = time.monotonic
+    started, cpu_at_start = clock(), _cpu_s()
     while True:
         ready = select.select([conn.fileno(), sock.fileno()], [], [])[0]
         if sock.fileno() in ready:
@@ -279,7 +281,14 @@ def _serve(conn: Connection, sock: socket.socket, synth: Any) -> None:
             if command[0] == "close":
                 return
             if command[0] == "stats":
-                conn.send(_figures(delays, counts))
+                cpu = (_cpu_s() - cpu_at_start) / max(1e-9, clock() - started)
+                conn.send({**_figures(delays, counts), "cpu_percent": round(100 * cpu, 1)})
+
+
+def _cpu_s() -> float:
+    """CPU time of this process (every thread: FluidSynth's audio thread too)."""
+    times = os.times()
+    return times.user + times.system
 
 
 def _figures(delays: dict[int, array[float]], counts: dict[int, int]) -> dict[str, Any]:
