@@ -1,10 +1,10 @@
 """Does the built-in synth disturb improv's timing? Send error with and without it, in one run.
 
-``improv bench synth`` starts the synth's process (an audio output when there is one;
-else FluidSynth's file driver, which renders in real time into a temporary file, so
-the synth's load is the same) and then alternates rounds of improv's real sender
-process: one sending into nothing, one sending into nothing *and* feeding the synth
-after each send, the order swapped every round so both meet the same machine. Each
+``improv bench synth`` alternates rounds of improv's real sender process: one sending
+into nothing with no synth at all, one sending into nothing *and* feeding a synth
+process started for the round (an audio output when there is one; else FluidSynth's
+file driver, which renders in real time into a temporary file, so the synth's load is
+the same), the order swapped every round so both meet the same machine. Each
 round plays a jam's stream: two-note chords on every sixteenth (improv), a click on
 every beat (the metronome), and, in the synth's rounds, a performer's eighth notes fed
 from this process as an input's tap would. It reports per variant the send error
@@ -56,24 +56,34 @@ def run(args: argparse.Namespace) -> int:
 
     from improv.errors import UsageError
     from improv.io.synth import find_soundfont
+    from improv.io.synth_process import delay_figures
 
     if args.rounds < 1 or not 1.0 <= args.seconds <= 600.0 or not 30 <= args.tempo <= 400:
         raise UsageError("--rounds at least 1, --seconds 1 to 600, --tempo 30 to 400")
     console = Console(stderr=args.json)
     soundfont = find_soundfont(args.soundfont)
+    errors: dict[str, list[float]] = {v: [] for v in VARIANTS}
+    delays: dict[str, list[float]] = {}
+    cpu: list[float] = []
+    audio = ""
     with tempfile.TemporaryDirectory(prefix="improv-bench-synth-") as folder:
-        synth, audio = _start_synth(soundfont, args.audio_driver, Path(folder))
-        try:
-            errors: dict[str, list[float]] = {v: [] for v in VARIANTS}
-            for number in range(args.rounds):
-                order = VARIANTS if number % 2 == 0 else VARIANTS[::-1]
-                for variant in order:
-                    fed = synth if variant == "with synth" else None
-                    errors[variant] += _round(fed, args.tempo, args.seconds)
-                    console.print(f"round {number + 1}/{args.rounds}: {variant}", style="dim")
-            delivery = synth.stats()
-        finally:
-            synth.close()
+        for number in range(args.rounds):
+            order = VARIANTS if number % 2 == 0 else VARIANTS[::-1]
+            for variant in order:
+                if variant == "without synth":  # no synth process at all
+                    errors[variant] += _round(None, args.tempo, args.seconds)
+                else:
+                    synth, audio = _start_synth(soundfont, args.audio_driver, Path(folder))
+                    try:
+                        errors[variant] += _round(synth, args.tempo, args.seconds)
+                        measured, cpu_percent = synth.delays()
+                    finally:
+                        synth.close()
+                    for part, values in measured.items():
+                        delays.setdefault(part, []).extend(values)
+                    cpu.append(cpu_percent)
+                console.print(f"round {number + 1}/{args.rounds}: {variant}", style="dim")
+    delivery = {**delay_figures(delays), "cpu_percent": round(sum(cpu) / len(cpu), 1)}
     figures = [_figures(v, errors[v]) for v in VARIANTS]
     if args.json:
         print(json.dumps({"audio": audio, "send": [asdict(f) for f in figures], "synth": delivery}))

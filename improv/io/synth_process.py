@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 from array import array
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -160,18 +160,25 @@ class SynthProcess:
     def feed(self, channels: Sequence[int]) -> SynthFeed:
         return SynthFeed(self.address, channels)
 
+    def delays(self) -> tuple[dict[str, list[float]], float]:
+        """How late each part's messages reached the synth (seconds after their
+        scheduled time, the latest 65,536 a part) and the CPU it used (percent of one
+        core, since it was ready)."""
+        if self._conn is not None:
+            try:
+                self._conn.send(("delays",))
+                if self._conn.poll(_CALL_TIMEOUT_S):
+                    delays, cpu_percent = self._conn.recv()
+                    return dict(delays), float(cpu_percent)
+            except (EOFError, OSError):
+                pass
+        return {}, 0.0
+
     def stats(self) -> dict[str, Any]:
-        """How late messages reached the synth (ms after their scheduled time), by part,
-        and the CPU it used (``cpu_percent`` of one core, since it was ready)."""
-        if self._conn is None:
-            return {}
-        try:
-            self._conn.send(("stats",))
-            if self._conn.poll(_CALL_TIMEOUT_S):
-                return dict(self._conn.recv())
-        except (EOFError, OSError):
-            pass
-        return {}
+        """:meth:`delays` as figures: per part messages and p50/p99/max in ms, and
+        ``cpu_percent``."""
+        delays, cpu_percent = self.delays()
+        return {**delay_figures(delays), "cpu_percent": cpu_percent}
 
     def close(self) -> None:
         """Silence and end the process."""
@@ -280,9 +287,17 @@ def _serve(conn: Connection, sock: socket.socket, synth: Any) -> None:
                 return  # the parent is gone
             if command[0] == "close":
                 return
-            if command[0] == "stats":
+            if command[0] == "delays":
                 cpu = (_cpu_s() - cpu_at_start) / max(1e-9, clock() - started)
-                conn.send({**_figures(delays, counts), "cpu_percent": round(100 * cpu, 1)})
+                names = {PERFORMER.channel: "performer", IMPROV.channel: "improv"}
+                names[DRUM_CHANNEL] = "metronome"
+                raw = {
+                    names.get(channel, f"channel {channel + 1}"): ring[
+                        : min(counts[channel], _RING)
+                    ].tolist()
+                    for channel, ring in sorted(delays.items())
+                }
+                conn.send((raw, round(100 * cpu, 1)))
 
 
 def _cpu_s() -> float:
@@ -291,16 +306,15 @@ def _cpu_s() -> float:
     return times.user + times.system
 
 
-def _figures(delays: dict[int, array[float]], counts: dict[int, int]) -> dict[str, Any]:
+def delay_figures(delays: Mapping[str, Sequence[float]]) -> dict[str, Any]:
     """Per part: messages, and how late they reached the synth (p50/p99/max, ms)."""
-    names = {PERFORMER.channel: "performer", IMPROV.channel: "improv", DRUM_CHANNEL: "metronome"}
     out: dict[str, Any] = {}
-    for channel, ring in sorted(delays.items()):
-        values = sorted(ring[: min(counts[channel], _RING)])
+    for part, measured in delays.items():
+        values = sorted(measured)
         if not values:
             continue
-        out[names.get(channel, f"channel {channel + 1}")] = {
-            "messages": counts[channel],
+        out[part] = {
+            "messages": len(values),
             "delay_ms_p50": round(values[len(values) // 2] * 1e3, 3),
             "delay_ms_p99": round(values[min(len(values) - 1, int(len(values) * 0.99))] * 1e3, 3),
             "delay_ms_max": round(values[-1] * 1e3, 3),
