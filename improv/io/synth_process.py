@@ -65,6 +65,8 @@ AUDIO_SETTINGS: dict[str, int | float | str] = {
 default on Linux is 16, 23 ms: too late to play along to); the audio thread real-time
 below improv's sending threads (10 by default; FluidSynth's own default is 60); through
 JACK, connected to the system's playback ports."""
+_CAP_EVERY_S = 1.0
+"""How often the process looks for a thread of FluidSynth's above the cap."""
 _RECEIVE_PRIORITY = 1
 """The receiving thread: real-time (where allowed), the lowest priority, so a loaded
 machine cannot hold the notes back while nothing of improv's waits for it."""
@@ -220,6 +222,22 @@ def _keep_off_the_sending_cpu() -> None:
             os.sched_setaffinity(0, cpus[1:])
 
 
+def _below_the_sender() -> None:
+    """Every real-time thread of this process (FluidSynth's audio thread; its file
+    driver's timer asks for priority 10 whatever the settings say) at most at
+    ``audio.realtime-prio``: improv's sending threads, and the standby sender on the
+    CPU this process shares with it, always go first."""
+    cap = int(AUDIO_SETTINGS["audio.realtime-prio"])
+    with contextlib.suppress(AttributeError, OSError):
+        for name in os.listdir("/proc/self/task"):
+            tid = int(name)
+            with contextlib.suppress(OSError):
+                if os.sched_getscheduler(tid) == os.SCHED_FIFO and (
+                    os.sched_getparam(tid).sched_priority > cap
+                ):
+                    os.sched_setscheduler(tid, os.SCHED_FIFO, os.sched_param(cap))
+
+
 def _child_main(fd: int) -> None:
     """Load, open the audio output, then play datagrams until told to close (or the
     parent is gone). SIGINT and SIGTERM (sent to the whole process group) are left to
@@ -247,6 +265,7 @@ def _child_main(fd: int) -> None:
         synth.close()
         conn.send(("error", str(exc)))
         return
+    _below_the_sender()
     with contextlib.suppress(AttributeError, OSError):  # this thread only, once loaded
         os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(_RECEIVE_PRIORITY))
     conn.send(("ready", driver))
@@ -264,8 +283,12 @@ def _serve(conn: Connection, sock: socket.socket, synth: Any) -> None:
     counts: dict[int, int] = {}
     clock = time.monotonic
     started, cpu_at_start = clock(), _cpu_s()
+    capped = started
     while True:
-        ready = select.select([conn.fileno(), sock.fileno()], [], [])[0]
+        ready = select.select([conn.fileno(), sock.fileno()], [], [], _CAP_EVERY_S)[0]
+        if clock() - capped >= _CAP_EVERY_S:
+            _below_the_sender()  # threads FluidSynth starts late (its file timer's)
+            capped = clock()
         if sock.fileno() in ready:
             while True:
                 try:
