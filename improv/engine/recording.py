@@ -140,6 +140,7 @@ class RecordKeeper:
     def _write(self, chords: Any, swing: Any, metre: Any) -> None:
         """The journal as a complete MIDI file (the agent's notes as they sounded, swung)."""
         from improv.io.midifile import Track, write_jam
+        from improv.io.synth import IMPROV, PERFORMER
 
         performer: list[Note] = []
         played: list[Note] = []
@@ -157,8 +158,8 @@ class RecordKeeper:
             write_jam(
                 self.path,
                 [
-                    Track("performer", performer, channel=0),
-                    Track("improv", played, channel=self.channel),
+                    Track("performer", performer, channel=0, program=PERFORMER.program),
+                    Track("improv", played, channel=self.channel, program=IMPROV.program),
                 ],
                 bpm=self.tempo,
                 metre=metre,

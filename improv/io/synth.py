@@ -5,8 +5,9 @@ FluidSynth's own plays in a native thread; :mod:`improv.io.synth_process` feeds 
 offline (:meth:`Synth.samples` renders blocks on the caller's thread; see
 :mod:`improv.io.render`). Each part of a jam has its own channel and instrument
 (:data:`PARTS`): the performer on 1, improv on 2, a band's parts on 3 to 9, the
-metronome on the General MIDI drum channel 10, so a jam's record (performer on channel
-1, improv on 2) renders with the instruments it was heard with.
+metronome on the General MIDI drum channel 10; a jam's record carries the same
+programs (performer on channel 1, improv on its own), so it renders with the
+instruments it was heard with.
 
 FluidSynth reports problems through its log and a NULL handle; they are caught here
 and turned into one line (:class:`SynthUnavailable`: which SoundFont or which audio
