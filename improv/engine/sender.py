@@ -83,6 +83,7 @@ class OutputSpec:
     wait_s: float = 0.0
     discard: bool = False  # no port: what is sent is dropped (``improv jam --demo``)
     synth: str | None = None  # the built-in synth's address: fed what was sent, after it
+    synth_channels: tuple[int, ...] | None = None  # MIDI channel -> the synth's (16)
 
     def open(self) -> Any:
         if self.discard:
@@ -371,7 +372,7 @@ def _child_main(fd: int) -> None:
         add_listener(pipe.status)
     _warm_up(spin_s)
     sent: deque[tuple[bytes, float, float]] = deque()
-    tee = _SynthTee.connect(spec.synth, sent) if spec.synth is not None else None
+    tee = _SynthTee.connect(spec, sent) if spec.synth is not None else None
     scheduler = Scheduler(
         output,
         spin_s=spin_s,
@@ -415,11 +416,12 @@ class _SynthTee:
         self.pending: deque[tuple[bytes, float]] = deque()  # appended by a standby too
 
     @classmethod
-    def connect(cls, address: str, sent: deque[tuple[bytes, float, float]]) -> _SynthTee | None:
+    def connect(cls, spec: OutputSpec, sent: deque[tuple[bytes, float, float]]) -> _SynthTee | None:
         from improv.io.synth_process import IMPROV_CHANNELS, SynthFeed
 
+        assert spec.synth is not None
         try:
-            return cls(SynthFeed(address, IMPROV_CHANNELS), sent)
+            return cls(SynthFeed(spec.synth, spec.synth_channels or IMPROV_CHANNELS), sent)
         except OSError as exc:  # the synth is gone: the port plays on
             log.warning("the built-in synth is unreachable (%s): improv plays without it", exc)
             return None

@@ -75,17 +75,22 @@ def open_ports(config: JamConfig, *, simulated: bool) -> Ports:
     return Ports(midi_in, OutputSpec(config.port_out, api=api, wait_s=2.0))
 
 
-def feed_synth(ports: Ports, synth: SynthProcess) -> Ports:
+def feed_synth(ports: Ports, synth: SynthProcess, channel_out: int, thru: bool) -> Ports:
     """``ports`` with the built-in synth fed from them: improv's sender process hands it
-    what it sent once the messages due together have gone out, the input each of the
-    performer's messages as it arrives (see :mod:`improv.io.synth_process`)."""
-    from improv.io.synth_process import PERFORMER_CHANNELS
+    what it sent (improv on ``channel_out``, 0-15, and the clicks) once the messages due
+    together have gone out, the input each of the performer's messages as it arrives
+    (see :mod:`improv.io.synth_process`); with ``thru`` the performer's messages reach
+    it through the sender instead, so none is heard twice."""
+    from improv.io.synth_process import PERFORMER_CHANNELS, sender_channels
 
     tap = getattr(ports.midi_in, "add_tap", None)
-    if tap is not None:
+    if tap is not None and not thru:
         tap(synth.feed(PERFORMER_CHANNELS).tap)
     if isinstance(ports.midi_out, OutputSpec):
-        ports = replace(ports, midi_out=replace(ports.midi_out, synth=synth.address))
+        spec = replace(
+            ports.midi_out, synth=synth.address, synth_channels=sender_channels(channel_out)
+        )
+        ports = replace(ports, midi_out=spec)
     return ports
 
 
@@ -167,7 +172,7 @@ class Session:
         config = self.config
         ports = self._ports or open_ports(config, simulated=bool(self.calls))
         if self.synth is not None:
-            ports = feed_synth(ports, self.synth)
+            ports = feed_synth(ports, self.synth, config.channel_out - 1, config.thru)
         self._ports = ports
         journal = self._journal or NoteJournal(
             journal_path(config.record) if config.record else None

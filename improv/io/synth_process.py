@@ -51,6 +51,22 @@ _RING = 1 << 16  # delivery delays kept per part
 
 IMPROV_CHANNELS = tuple(DRUM_CHANNEL if c == DRUM_CHANNEL else IMPROV.channel for c in range(16))
 """What improv's sender sends: its notes on improv's instrument, the clicks on the drums."""
+
+
+def sender_channels(channel_out: int) -> tuple[int, ...]:
+    """What improv's sender sends when it plays on ``channel_out`` (0-15): that channel
+    on improv's instrument, the clicks' channel 10 on the drums, any other (a
+    performer's messages passed ``--thru``) on the performer's."""
+    return tuple(
+        IMPROV.channel
+        if c == channel_out
+        else DRUM_CHANNEL
+        if c == DRUM_CHANNEL
+        else PERFORMER.channel
+        for c in range(16)
+    )
+
+
 PERFORMER_CHANNELS = (PERFORMER.channel,) * 16
 """What the performer plays, on whatever channel: the performer's instrument."""
 

@@ -50,7 +50,8 @@ def test_what_improv_sends_and_the_performer_plays_is_heard(tmp_path: Path) -> N
     with SynthProcess(SOUNDFONT, ["file"], settings) as synth:  # type: ignore[arg-type]
         assert synth.driver == "file"
         performer_out, midi_in = loopback("performer")
-        ports = feed_synth(Ports(midi_in, OutputSpec(discard=True), performer_out), synth)
+        ports = Ports(midi_in, OutputSpec(discard=True), performer_out)
+        ports = feed_synth(ports, synth, channel_out=0, thru=False)
         assert isinstance(ports.midi_out, OutputSpec)
         assert ports.midi_out.synth == synth.address
         sender = ProcessScheduler(ports.midi_out).start()
@@ -66,7 +67,7 @@ def test_what_improv_sends_and_the_performer_plays_is_heard(tmp_path: Path) -> N
             figures = _figures(synth, {"improv": 8, "metronome": 8, "performer": 2})
         finally:
             sender.close()
-    assert figures["improv"]["messages"] >= 8
+    assert figures["improv"]["messages"] >= 8  # improv's channel 1 on improv's instrument
     assert figures["metronome"]["messages"] >= 8
     assert figures["performer"]["messages"] == 2
     assert 0.0 <= figures["improv"]["delay_ms_p50"] < 20.0  # sent, then at once to the synth
@@ -121,3 +122,13 @@ def test_the_demo_says_in_one_line_what_is_missing(
         "no sound: no audio output (jack: no JACK server running); "
         "--render FILE.wav writes the jam's audio"
     ]
+
+
+def test_what_the_sender_sends_plays_on_its_part() -> None:
+    from improv.io.synth import DRUM_CHANNEL, IMPROV, PERFORMER
+    from improv.io.synth_process import sender_channels
+
+    channels = sender_channels(3)  # improv plays on MIDI channel 4
+    assert channels[3] == IMPROV.channel
+    assert channels[DRUM_CHANNEL] == DRUM_CHANNEL  # the clicks
+    assert channels[0] == channels[15] == PERFORMER.channel  # a performer passed --thru
