@@ -9,6 +9,7 @@ Uses the libjack :mod:`improv.io.jackmon` loads, so both speak to the same serve
 from __future__ import annotations
 
 import ctypes
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -91,12 +92,14 @@ class XrunCounter:
 
     def __init__(self) -> None:
         self.count = 0
+        self.times: list[float] = []  # monotonic, when each was reported
         self._lib: Any = None
         self._client: int | None = None
         self._callback = _XrunCallback(self._on_xrun)  # kept alive with self
 
     def _on_xrun(self, _arg: object) -> int:
         self.count += 1
+        self.times.append(time.monotonic())
         return 0
 
     def open(self) -> bool:

@@ -12,10 +12,12 @@ Life cycle of a run (:func:`run`):
    follows it), else the agent's count-in clicks (improv plays one), else the
    harness's own bars with the phase fitted later to the answers.
 4. Deal the turns round robin (``block`` at a time): a call on the agent's next bar
-   line, played by a precise scheduler (:class:`~improv.engine.scheduler.Scheduler`),
-   then the answer window. CPU burners run or pause per configuration.
+   line, played by a precise scheduler (:class:`~improv.output.scheduler.Scheduler`),
+   then the answer window (phrase mode: until the answer is over, with a bound).
+   CPU burners run or pause per configuration.
 5. Stop: MIDI clock STOP, SIGINT to spawned agents (their ``--json`` summaries are
-   collected), close the ports.
+   collected), close the ports. The agent's process tree (spawned, or ``--pid``) is
+   sampled for memory and CPU all along.
 
 Every message in either direction is timed on one clock, ``time.monotonic()``
 (:func:`improv.io.midi.now`): on the sender's thread right after the send, and on
@@ -31,7 +33,7 @@ import logging
 import os
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -40,11 +42,10 @@ from improv.bench.calls import FileCalls, GeneratedCalls, midi_files
 from improv.bench.jackinfo import JackPeriod, XrunCounter
 from improv.bench.listen import Listener
 from improv.bench.matrix import Configuration, rounds
-from improv.bench.measure import CLICK_CHANNEL, Event, Grid, Turn
+from improv.bench.measure import CLICK_CHANNEL, Event, Grid, Turn, answer_state
 from improv.bench.mqttwatch import MqttWatcher, Received
-from improv.bench.procs import Burner, SpawnedAgent, improv_command
+from improv.bench.procs import Burner, SpawnedAgent, TreeSampler, improv_command
 from improv.engine.clock import ClockSender, InternalClock, keep_ahead
-from improv.engine.scheduler import Scheduler
 from improv.errors import ImprovError
 from improv.io.midi import (
     CLOCK,
@@ -57,6 +58,7 @@ from improv.io.midi import (
 )
 from improv.music.notes import Note
 from improv.music.time import Metre
+from improv.output.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +96,8 @@ class Settings:
     mqtt_prefix: str | None = None  # external agents: what to subscribe to
     calibrate: bool = True
     ready_timeout_s: float = 120.0
+    count_in_wait_s: float | None = None  # None: two bars and a bit if spawned, else 0
+    pid: int | None = None  # an external agent's process: its tree's CPU and memory
     metre: Metre = field(default_factory=Metre)
 
 
@@ -107,11 +111,13 @@ class TargetData:
     turns: list[Turn] = field(default_factory=list)
     grid: Grid | None = None
     follows_clock: bool = False
-    aligned_by: str = "none"  # "clock", "count-in" or "none"
+    aligned_by: str = "none"  # "clock", "count-in" or "none" (the harness's own bars)
     agent_summary: dict[str, Any] | None = None
     agent_command: list[str] | None = None
     agent_warnings: list[str] = field(default_factory=list)  # the last 50 it logged
-    rss: list[tuple[float, int]] = field(default_factory=list)
+    rss: list[tuple[float, int]] = field(default_factory=list)  # the agent's process tree
+    cpu: list[tuple[float, float]] = field(default_factory=list)  # (time, CPU seconds)
+    malformed: list[Event] = field(default_factory=list)  # packets that were no MIDI
     mqtt: list[Received] = field(default_factory=list)
     clock_ticks_in: int = 0
     error: str | None = None
@@ -129,6 +135,7 @@ class RunData:
     transport_sent: int = 0  # calibration messages sent (``transport`` holds those intact)
     jack_period: JackPeriod | None = None
     xruns: int | None = None  # JACK cycles the server ran late (None: not on JACK)
+    xrun_times: list[float] = field(default_factory=list)
     targets: list[TargetData] = field(default_factory=list)
     mqtt_error: str | None = None
 
@@ -201,11 +208,16 @@ class _Target:
             self.agent = SpawnedAgent(improv_command(self._jam_argv(client, run_id)), self.name)
         else:
             assert s.agent_in is not None and s.agent_out is not None
+            wait_s = max(5.0, s.count_in_wait_s or 0.0)  # the agent may start after us
             self.midi_out = open_output(
-                s.agent_in, api=s.api, client_name="improv-bench", port_name="calls", wait_s=5.0
+                s.agent_in, api=s.api, client_name="improv-bench", port_name="calls", wait_s=wait_s
             )
             self.listener = Listener(
-                s.api, port=s.agent_out, client_name="improv-bench-listen", port_name="answers"
+                s.api,
+                port=s.agent_out,
+                client_name="improv-bench-listen",
+                port_name="answers",
+                wait_s=wait_s,
             )
         self.recorder = _Recorder(self.midi_out, self.data.sent)
         self.scheduler = Scheduler(self.recorder).start()
@@ -305,6 +317,34 @@ class _Target:
         self.turns_played += 1
         return turn
 
+    async def wait_answer(self, turn: Turn) -> Turn:
+        """Phrase mode: the next call waits for the answer to end, so a slow agent's
+        answer never runs into it. After the nominal window, while an answer has begun
+        and a note of it sounds or ended less than a bar ago (a rest inside an answer
+        that replays a call can last beats), for at most ``bars`` more bars; the turn's
+        window ends then."""
+        assert self.listener is not None
+        await _sleep_until(turn.window_end)
+        quiet = self.grid.bar_s
+        bound = turn.window_end + self.config.bars * self.grid.bar_s
+        since = turn.call_end - turn.early_s
+        waited = False
+        while now() < bound:
+            events = [e for e in self.listener.events() if e.t >= since]
+            begun, quiet_since = answer_state(events, self.settings.channels)
+            if not begun or (quiet_since is not None and now() >= quiet_since + quiet):
+                break
+            waited = True
+            wake = bound if quiet_since is None else min(bound, quiet_since + quiet)
+            self.heard.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.heard.wait(), max(0.005, wake - now()))
+        if not waited:
+            return turn
+        longer = replace(turn, window_end=now())
+        self.data.turns[self.data.turns.index(turn)] = longer
+        return longer
+
     def close(self) -> None:
         self.data.grid = self.grid
         if self.scheduler is not None:
@@ -317,6 +357,7 @@ class _Target:
         if self.listener is not None:
             self.listener.close()
             self.data.received = self.listener.events()  # final times: after the last poll
+            self.data.malformed = self.listener.malformed()
             self.data.clock_ticks_in = self.listener.clock_ticks
 
 
@@ -400,9 +441,12 @@ class Harness:
         self.burner = Burner()
         self.xruns = XrunCounter()
         self.watcher: MqttWatcher | None = None
+        self.usage: TreeSampler | None = None
 
     async def run(self) -> RunData:
         s = self.settings
+        if s.pid is not None:
+            self.usage = TreeSampler(s.pid, name=f"pid {s.pid}").start()
         if s.calibrate:
             self.data.transport = await calibrate(s.api, self.run_id, CALIBRATION_MESSAGES)
             self.data.transport_sent = CALIBRATION_MESSAGES
@@ -440,7 +484,12 @@ class Harness:
             self.burner.close()
             if self.data.xruns is not None:
                 self.data.xruns = self.xruns.count
+                self.data.xrun_times = list(self.xruns.times)
             self.xruns.close()
+            if self.usage is not None:
+                self.usage.stop()
+                for target in self.targets:
+                    target.data.rss, target.data.cpu = list(self.usage.rss), list(self.usage.cpu)
         self.data.ended = now()
         if self.watcher is not None:
             self.data.mqtt_error = self.watcher.error
@@ -451,7 +500,6 @@ class Harness:
     # --- start-up -------------------------------------------------------------------
 
     async def _start_agents(self) -> None:
-        s = self.settings
         for target in self.targets:
             if target.agent is not None:
                 target.agent.start()
@@ -465,11 +513,18 @@ class Harness:
             if target.config.send_clock:
                 target.start_clock(start + CLOCK_BARS * target.grid.beats_per_bar * target.beat_s)
         waits = [
-            t.find_grid(timeout_s=0.8 + 2 * t.beat_s * t.metre.beats_per_bar if s.spawn else 0.0)
+            t.find_grid(timeout_s=self._count_in_wait(t))
             for t in self.targets
             if not t.failed and not t.config.send_clock
         ]
         await asyncio.gather(*waits)
+
+    def _count_in_wait(self, target: _Target) -> float:
+        """How long to wait for an agent's count-in: ``--wait-count-in``, else two bars
+        and a bit for a spawned improv (it counts in as it starts), else none."""
+        if self.settings.count_in_wait_s is not None:
+            return self.settings.count_in_wait_s
+        return 0.8 + 2 * target.beat_s * target.metre.beats_per_bar if self.settings.spawn else 0.0
 
     async def _wait_ready(self, target: _Target, agent: SpawnedAgent) -> None:
         """The agent listens: its start-up line, or its first MIDI (a count-in click)."""
@@ -521,7 +576,9 @@ class Harness:
             turn = target.play_turn(start, warmup)
             if self.on_turn is not None:
                 self.on_turn(target.data, turn)
-            cursor = turn.window_end
+            if target.config.mode == "phrase":
+                turn = await target.wait_answer(turn)
+            cursor = max(turn.window_end, now() + LEAD_S)
             previous = target
         await _sleep_until(cursor)
         self.burner.set(False)
@@ -537,7 +594,7 @@ class Harness:
         summaries = await asyncio.gather(*(asyncio.to_thread(a.stop) for _, a in agents))
         for (target, agent), summary in zip(agents, summaries, strict=True):
             target.data.agent_summary = summary
-            target.data.rss = list(agent.rss)
+            target.data.rss, target.data.cpu = list(agent.rss), list(agent.cpu)
             target.data.agent_warnings = list(agent.warnings)
             if summary is None:
                 target.data.error = (

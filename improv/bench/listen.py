@@ -73,6 +73,7 @@ class Listener:
         self.poll_s = poll_s
         self.clock_ticks = 0
         self._raw: list[tuple[bytes, float]] = []  # (message, seconds since the first)
+        self._malformed: list[tuple[bytes, float]] = []  # whole packets with bad bytes
         self._clock = ArrivalClock()
         self._parser = MidiParser(port=client_name)
         self._closed = False
@@ -118,7 +119,11 @@ class Listener:
                 data, delta = message
                 elapsed = clock.arrived(delta)
                 found = True
-                for part in self._parser.parse(bytes(data)):
+                before = self._parser.malformed
+                parts = self._parser.parse(bytes(data))
+                if self._parser.malformed != before:  # every one counted (the parser logs a few)
+                    self._malformed.append((bytes(data), elapsed))
+                for part in parts:
                     if part[0] == CLOCK:
                         self.clock_ticks += 1
                     else:
@@ -134,6 +139,11 @@ class Listener:
     def events(self) -> list[Event]:
         """Everything heard so far, timed with the best offset so far (final once closed)."""
         raw = self._raw[: len(self._raw)]
+        return [Event(self._clock.time(elapsed), data) for data, elapsed in raw]
+
+    def malformed(self) -> list[Event]:
+        """Packets that held bytes which are no MIDI (a stray data byte, a cut message)."""
+        raw = self._malformed[: len(self._malformed)]
         return [Event(self._clock.time(elapsed), data) for data, elapsed in raw]
 
     def close(self) -> None:

@@ -333,18 +333,3 @@ def run(args: argparse.Namespace) -> int:
     else:
         report(result)
     return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    from improv.commands.bench_mqtt import add_arguments
-
-    parser = argparse.ArgumentParser(
-        prog="python -m improv.bench.mqtt_bench", description=__doc__.splitlines()[0]
-    )
-    add_arguments(parser)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
-    return run(parser.parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

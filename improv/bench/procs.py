@@ -2,8 +2,9 @@
 
 A spawned agent is watched, not slept on: its stderr is read line by line (the
 agent's start-up log line means it listens), its stdout is kept for the ``--json``
-summary it prints at exit, and its resident memory is sampled from ``/proc`` by a
-thread of its own. It is stopped as a user would stop it, with SIGINT, so its
+summary it prints at exit, and the memory and CPU time of its whole process tree are
+sampled from ``/proc`` by a thread of its own (:class:`TreeSampler`, also for an
+external agent's ``--pid``). It is stopped as a user would stop it, with SIGINT, so its
 shutdown (note-offs, CC 123, the summary) is part of what is measured.
 """
 
@@ -74,6 +75,61 @@ def tree_rss(pid: int) -> int:
     return sum(rss_bytes(p) or 0 for p in tree_pids(pid))
 
 
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """CPU time a process has used (user + system, with its reaped children's), None if gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return sum(int(f) for f in fields[11:15]) / _TICKS  # utime stime cutime cstime
+
+
+class TreeSampler:
+    """Samples resident memory and CPU time of a process and everything below it.
+
+    A thread of its own reads ``/proc`` every ``period_s``: an agent's helpers (improv's
+    sender process) count with it. ``rss``: ``(time, bytes)``; ``cpu``: ``(time, CPU
+    seconds used so far)``, from which :func:`improv.bench.measure.cpu_figures` takes
+    percentages. Stops when the process is gone or on :meth:`stop`.
+    """
+
+    def __init__(self, pid: int, period_s: float = 1.0, name: str = "") -> None:
+        self.pid = pid
+        self.period_s = period_s
+        self.rss: list[tuple[float, int]] = []
+        self.cpu: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"usage {name or pid}", daemon=True)
+
+    def start(self) -> TreeSampler:
+        self._thread.start()
+        return self
+
+    def sample(self) -> bool:
+        """One sample now; False when the process is gone."""
+        pids = tree_pids(self.pid)
+        t = now()
+        rss = [rss_bytes(p) for p in pids]
+        cpu = [cpu_seconds(p) for p in pids]
+        if rss[0] is None or cpu[0] is None:
+            return False
+        self.rss.append((t, sum(r or 0 for r in rss)))
+        self.cpu.append((t, sum(c or 0.0 for c in cpu)))
+        return True
+
+    def _run(self) -> None:
+        while self.sample() and not self._stop.wait(self.period_s):
+            pass
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(2.0)
+
+
 def improv_command(argv: Sequence[str]) -> list[str]:
     """The command line of ``improv ARGV...`` in this Python."""
     return [sys.executable, "-m", "improv.cli", *argv]
@@ -85,7 +141,7 @@ class SpawnedAgent:
     def __init__(self, command: Sequence[str], name: str, rss_period_s: float = 1.0) -> None:
         self.argv = list(command)
         self.name = name
-        self.rss: list[tuple[float, int]] = []
+        self.usage: TreeSampler | None = None  # memory and CPU of it and its children
         self.ready = threading.Event()
         self.exited = threading.Event()
         self._stdout: list[str] = []
@@ -124,8 +180,7 @@ class SpawnedAgent:
             thread = threading.Thread(target=target, args=(stream,), daemon=True)
             thread.start()
             self._threads.append(thread)
-        sampler = threading.Thread(target=self._sample, name=f"rss-{self.name}", daemon=True)
-        sampler.start()
+        self.usage = TreeSampler(self._process.pid, self._rss_period_s, self.name).start()
 
     def _read_stdout(self, stream: IO[str]) -> None:
         for line in stream:
@@ -140,15 +195,13 @@ class SpawnedAgent:
                 self.ready.set()
         self.exited.set()
 
-    def _sample(self) -> None:
-        process = self._process
-        assert process is not None
-        while process.poll() is None:
-            value = rss_bytes(process.pid)
-            if value is not None:
-                self.rss.append((now(), value))
-            if self.exited.wait(self._rss_period_s):
-                return
+    @property
+    def rss(self) -> list[tuple[float, int]]:
+        return self.usage.rss if self.usage is not None else []
+
+    @property
+    def cpu(self) -> list[tuple[float, float]]:
+        return self.usage.cpu if self.usage is not None else []
 
     def stderr_tail(self, lines: int = 12) -> str:
         return "\n".join(list(self._stderr)[-lines:])
@@ -173,6 +226,8 @@ class SpawnedAgent:
                         process.send_signal(sig)
         for thread in self._threads:
             thread.join(2.0)
+        if self.usage is not None:
+            self.usage.stop()
         return summary_from_stdout("".join(self._stdout))
 
 

@@ -25,15 +25,17 @@ from improv.bench.measure import (
     Event,
     Grid,
     analyse,
+    cpu_figures,
     drift_figures,
-    lost_notes,
     memory_figures,
     mqtt_delays,
+    reported_loss,
     transport_figures,
 )
+from improv.bench.rhythm import ANSWER_LIMIT, UNIFORM_LIMIT
 from improv.files import atomic_output
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 REFERENCES = {
     "intimate_latency_ms": 10.0,  # Wessel & Wright (2002)
     "intimate_jitter_ms": 1.0,
@@ -78,7 +80,16 @@ def _analyse(run: RunData, target: TargetData, transport_p50: float | None) -> A
         follows_clock=target.follows_clock,
         channels=run.settings.channels,
         transport_offset_ms=offset,
+        malformed=[e.t for e in target.malformed],
+        xruns=run.xrun_times,
     )
+
+
+def transport_loss_rate(run: RunData) -> float | None:
+    """The share of the calibration's messages the transport itself lost."""
+    if not run.transport_sent:
+        return None
+    return round(max(0, run.transport_sent - len(run.transport)) / run.transport_sent, 5)
 
 
 def measure_run(run: RunData) -> list[Measured]:
@@ -88,6 +99,7 @@ def measure_run(run: RunData) -> list[Measured]:
     for target in run.targets:
         analysis = _analyse(run, target, float(p50) if isinstance(p50, float) else None)
         figures = _figures(target, analysis, mqtt=run.settings.mqtt is not None)
+        figures["transport_loss_rate"] = transport_loss_rate(run)
         results.append(Measured(target, analysis, figures))
     _add_ratios([m.figures for m in results])
     return results
@@ -105,20 +117,21 @@ def _figures(target: TargetData, analysis: Analysis | None, *, mqtt: bool) -> di
     else:
         for name in ("answer_start_error_ms_p99", "onset_error_ms_p99", "onset_error_ms_max"):
             out[name] = None
-        out["stuck_notes"] = None
+        out["stuck_notes"] = out["lost_notes"] = None
     notes_out = agent.get("notes_out")
-    out["lost_notes"] = (
-        lost_notes(int(notes_out), analysis.heard_notes)
+    out["lost_notes_reported"] = (
+        reported_loss(int(notes_out), analysis.heard_notes)
         if analysis is not None and isinstance(notes_out, int)
         else None
     )
-    out["messages_lost"] = _messages_lost(target, agent.get("messages_sent"))
+    out["messages_lost_reported"] = _messages_lost(target, agent.get("messages_sent"))
     for theirs, ours in AGENT_KEYS.items():
         out[ours] = agent.get(theirs)
     out["harness_send_error_ms_p99"] = _round(target.send_error_ms_p99)
     out["clock_ticks_in"] = target.clock_ticks_in
     measured_from = min((t.call_start for t in target.turns if not t.warmup), default=0.0)
     out |= memory_figures([sample for sample in target.rss if sample[0] >= measured_from])
+    out |= cpu_figures([sample for sample in target.cpu if sample[0] >= measured_from])
     if analysis is not None:
         out["drift"] = drift_figures(analysis)
         if mqtt:
@@ -136,7 +149,7 @@ def _messages_lost(target: TargetData, sent: Any) -> int | None:
     if not isinstance(sent, int) or not target.turns:
         return None
     received = sum(1 for e in target.received if not 0xB0 <= e.data[0] <= 0xBF)
-    return max(0, sent - received - target.clock_ticks_in)
+    return reported_loss(sent, received + target.clock_ticks_in)
 
 
 def _round(value: float | None) -> float | None:
@@ -163,6 +176,7 @@ def summarise(run: RunData, measured: Sequence[Measured] | None = None) -> dict[
     measured = list(measured) if measured is not None else measure_run(run)
     transport: dict[str, Any] = {"method": "loopback", **transport_figures(run.transport)}
     transport["lost"] = max(0, run.transport_sent - len(run.transport))
+    transport["loss_rate"] = transport_loss_rate(run)
     transport["xruns"] = run.xruns
     if run.jack_period is not None:
         transport |= {
@@ -178,6 +192,8 @@ def summarise(run: RunData, measured: Sequence[Measured] | None = None) -> dict[
         "warmup_turns": s.warmup,
         "minutes": s.minutes,
         "block": s.block,
+        "count_in_wait_s": s.count_in_wait_s,
+        "pid": s.pid,
         "seconds": round(run.ended - run.started, 2),
         "transport": transport,
         "mqtt_error": run.mqtt_error,
@@ -189,7 +205,14 @@ def summarise(run: RunData, measured: Sequence[Measured] | None = None) -> dict[
 # --- console ------------------------------------------------------------------------
 
 ROWS: tuple[tuple[str, str], ...] = (
+    ("turns measured", "turns_measured"),
     ("turns answered", "turns_answered"),
+    ("turns flagged (anomalies)", "turns_flagged"),
+    ("bar lines aligned by", "aligned_by"),
+    ("grid", "grid"),
+    ("grid meaningful", "grid_meaningful"),
+    ("grid spread (1 = uniform noise)", "grid_spread_ratio"),
+    ("answer phase spread (1 = jitter)", "grid_answer_spread_ratio"),
     ("answer start latency p50", "answer_start_latency_ms_p50"),
     ("answer start latency p99", "answer_start_latency_ms_p99"),
     ("answer start error p50", "answer_start_error_ms_p50"),
@@ -202,17 +225,34 @@ ROWS: tuple[tuple[str, str], ...] = (
     ("onset error p99, net of transport", "onset_error_net_ms_p99"),
     ("jitter (std)", "jitter_ms_std"),
     ("jitter (p99 - p50)", "jitter_ms_p99_p50"),
+    ("inter-onset error p50", "ioi_error_ms_p50"),
+    ("inter-onset error p99", "ioi_error_ms_p99"),
+    ("drift within an answer p50", "answer_drift_ms_p50"),
+    ("drift within an answer max", "answer_drift_ms_max"),
+    ("drift within an answer mean (signed)", "answer_drift_ms_mean"),
     ("notes heard", "answer_notes"),
     ("stuck notes", "stuck_notes"),
-    ("lost notes", "lost_notes"),
-    ("messages lost on the way", "messages_lost"),
+    ("lost notes (wire)", "lost_notes"),
+    ("lost note-ons / note-offs", "lost_note_ons"),
+    ("message loss rate, agent", "message_loss_rate"),
+    ("message loss rate, transport", "transport_loss_rate"),
+    ("lost notes, vs the agent's count", "lost_notes_reported"),
+    ("messages lost, vs the agent's count", "messages_lost_reported"),
+    ("repeated note-ons", "repeated_note_ons"),
+    ("note-off sweeps", "note_off_sweeps"),
+    ("system resets (0xFF)", "system_resets"),
+    ("malformed packets", "malformed_packets"),
     ("deadline misses", "deadline_misses"),
     ("fallback notes", "fallback_notes"),
     ("agent send error p99", "agent_send_error_ms_p99"),
     ("harness send error p99", "harness_send_error_ms_p99"),
+    ("agent CPU % (mean / max)", "cpu_percent"),
     ("agent RSS end (MB)", "rss_mb_end"),
+    ("agent RSS max (MB)", "rss_mb_max"),
     ("agent RSS slope (MB/min)", "rss_mb_per_min"),
 )
+PAIRED = {"lost_note_ons": "lost_note_offs", "cpu_percent": "cpu_percent_max"}
+"""Rows that show two figures: ``first / second``."""
 MQTT_ROWS = (
     ("MQTT beat delay p50", "mqtt_beat_delay_ms_p50"),
     ("MQTT beat delay p99", "mqtt_beat_delay_ms_p99"),
@@ -233,6 +273,8 @@ def sparkline(counts: Sequence[int]) -> str:
 def _cell(value: Any, unit: str) -> str:
     if value is None:
         return "–"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:.3f}{unit}" if abs(value) < 100 else f"{value:.1f}{unit}"
     return str(value)
@@ -242,6 +284,52 @@ def _value(entry: dict[str, Any], key: str) -> Any:
     if key.startswith("mqtt_"):
         return (entry.get("mqtt") or {}).get(key)
     return entry.get(key)
+
+
+def _text(entry: dict[str, Any], key: str) -> str:
+    text = _cell(_value(entry, key), "")
+    if key in PAIRED:
+        text += " / " + _cell(entry.get(PAIRED[key]), "")
+    return text
+
+
+def _rows(entries: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
+    """The rows to show: a row that no configuration has a figure for is left out."""
+    rows = list(ROWS)
+    if any(e.get("mqtt") for e in entries):
+        rows += MQTT_ROWS
+    return [(label, key) for label, key in rows if any(_value(e, key) is not None for e in entries)]
+
+
+def notes_for(entry: dict[str, Any]) -> list[str]:
+    """What a reader of the table must know about a configuration's figures."""
+    notes = []
+    if entry.get("error"):
+        notes.append(str(entry["error"]))
+    if entry.get("grid_meaningful") is False:
+        notes_ratio, answers_ratio = entry["grid_spread_ratio"], entry["grid_answer_spread_ratio"]
+        why = []
+        if notes_ratio > UNIFORM_LIMIT:
+            why.append(f"onsets spread {notes_ratio:.2f} of uniform noise")
+        if answers_ratio > ANSWER_LIMIT:
+            why.append(f"each answer at a phase of its own ({answers_ratio:.1f} x its jitter)")
+        notes.append(
+            f"the grid explains nothing ({'; '.join(why)}): grid figures left out (JSON: "
+            "grid_figures_unreliable); see the inter-onset error and drift instead"
+        )
+    if entry.get("rhythm_inferred") is False:
+        notes.append(
+            f"no rhythm on the tempo's steps could be inferred (inter-onset spread "
+            f"{entry['ioi_spread_ratio']:.2f} of uniform); inter-onset and drift figures left out"
+        )
+    anomalies = entry.get("anomalies") or {}
+    if anomalies:
+        listed = ", ".join(f"{flag} {count}" for flag, count in sorted(anomalies.items()))
+        notes.append(f"{entry.get('turns_flagged')} turns flagged: {listed}")
+    drifting = (entry.get("drift") or {}).get("drifting")
+    if drifting:
+        notes.append(f"drifting: {', '.join(drifting)}")
+    return notes
 
 
 def transport_line(summary: dict[str, Any]) -> str:
@@ -271,14 +359,10 @@ def print_summary(summary: dict[str, Any], console: Any) -> None:
     table.add_column("figure")
     for entry in entries:
         table.add_column(entry["name"], justify="right")
-    rows = list(ROWS)
-    if any(e.get("mqtt") for e in entries):
-        rows += MQTT_ROWS
-    for label, key in rows:
+    for label, key in _rows(entries):
         cells = []
         for i, entry in enumerate(entries):
-            value = _value(entry, key)
-            text = _cell(value, "")
+            text = _text(entry, key)
             ratio = entry.get("ratios", {}).get(key)
             if i > 0 and ratio is not None:
                 text += f" ({ratio:.2f}x)"
@@ -291,15 +375,15 @@ def print_summary(summary: dict[str, Any], console: Any) -> None:
     table.add_row("onset error histogram", *histogram_cells)
     console.print(table)
     for entry in entries:
-        if entry.get("error"):
-            console.print(f"[yellow]{entry['name']}[/]: {entry['error']}", highlight=False)
-        drifting = (entry.get("drift") or {}).get("drifting")
-        if drifting:
-            console.print(f"[yellow]{entry['name']}[/]: drifting: {', '.join(drifting)}")
+        for note in notes_for(entry):
+            console.print(f"[yellow]{entry['name']}[/]: {note}", highlight=False)
     console.print(
         "onset error: |note-on arrival - nearest 1/12-beat grid step|; grid = harness clock "
         "when the agent follows it, else fitted. Net figures subtract 2 x transport p50 "
-        "(clock in, notes out) for clock followers.",
+        "(clock in, notes out) for clock followers. Inter-onset error: each interval "
+        "between an answer's onsets less the nearest whole number of steps; drift: how far "
+        "an answer slides against that rhythm from its first note. Lost notes: a note-on "
+        "or note-off that never came (docs/benchmarks.md).",
         style="dim",
     )
 
@@ -324,6 +408,10 @@ TURN_COLUMNS = (
     "onset_error_ms_mean",
     "onset_error_ms_max_abs",
     "notes_past_window",
+    "ioi_error_ms_max_abs",
+    "drift_ms",
+    "flags",
+    "xruns",
 )
 EVENT_COLUMNS = (
     "config",
@@ -362,7 +450,7 @@ def turn_rows(run: RunData, measured: Sequence[Measured]) -> list[dict[str, str]
                 reference = turn.slot if turn.slot is not None else turn.call_end
                 steps = round((first.on - reference) / grid.step_s)
                 offset = steps / grid.steps_per_beat  # where the answer began, musically
-            errors = result.errors_ms
+            errors, ioi = result.errors_ms, result.rhythm.ioi_errors_ms
             rows.append(
                 {
                     "config": m.data.config.name,
@@ -382,6 +470,10 @@ def turn_rows(run: RunData, measured: Sequence[Measured]) -> list[dict[str, str]
                     "onset_error_ms_mean": _f(sum(errors) / len(errors) if errors else None),
                     "onset_error_ms_max_abs": _f(max(map(abs, errors)) if errors else None),
                     "notes_past_window": str(result.past_window),
+                    "ioi_error_ms_max_abs": _f(max(map(abs, ioi)) if ioi else None),
+                    "drift_ms": _f(result.rhythm.drift_ms),
+                    "flags": " ".join(result.flags),
+                    "xruns": str(result.xruns),
                 }
             )
     return rows
@@ -419,14 +511,20 @@ def _target_events(m: Measured, origin: float) -> list[dict[str, str]]:
             for note, error in zip(result.notes, result.errors_ms, strict=True):
                 answers[(note.on, note.channel, note.pitch)] = (result.turn.index, error)
     rows = []
-    for direction, events in (("sent", m.data.sent), ("received", m.data.received)):
+    got = m.data
+    streams = (("sent", got.sent), ("received", got.received), ("malformed", got.malformed))
+    for stream, events in streams:
+        direction = "sent" if stream == "sent" else "received"
         for event in events:
             data = event.data
-            kind = _kind(data)
-            channel = data[0] & 0x0F if data[0] < 0xF0 else None
+            bad = stream == "malformed"  # a whole packet that held bytes which are no MIDI
+            kind = "malformed" if bad else _kind(data)
+            channel = data[0] & 0x0F if 0x80 <= data[0] < 0xF0 and not bad else None
             i = bisect.bisect_right(starts, event.t) - 1
             turn, role, error_text = (str(turns[i].index) if i >= 0 else ""), "", ""
-            if direction == "sent":
+            if bad:
+                role = "malformed"
+            elif direction == "sent":
                 role = "call" if channel is not None else "clock"
             elif channel == CLICK_CHANNEL:
                 role = "click"
@@ -600,12 +698,11 @@ def write_html(
     matplotlib.use("Agg")
     entries = summary["configurations"]
     head = "".join(f"<th>{html.escape(e['name'])}</th>" for e in entries)
-    rows = list(ROWS) + (list(MQTT_ROWS) if any(e.get("mqtt") for e in entries) else [])
     body = "".join(
         f"<tr><td>{html.escape(label)}</td>"
-        + "".join(f"<td>{html.escape(_cell(_value(e, key), ''))}</td>" for e in entries)
+        + "".join(f"<td>{html.escape(_text(e, key))}</td>" for e in entries)
         + "</tr>"
-        for label, key in rows
+        for label, key in _rows(entries)
     )
     images: list[tuple[str, str | None]] = [
         ("Onset error", _histograms(measured, "onset error", lambda a: a.onset_errors())),
@@ -617,6 +714,11 @@ def write_html(
             "Answer start latency",
             _histograms(measured, "answer start latency", lambda a: a.latencies()),
         ),
+        (
+            "Inter-onset error (grid-free)",
+            _histograms(measured, "inter-onset error", lambda a: a.ioi_errors()),
+        ),
+        ("Drift within an answer", _histograms(measured, "drift", lambda a: a.drifts())),
     ]
     images += [(f"Timeline: {m.data.config.name}", _timeline(m)) for m in measured]
     images.append(("Onset error and memory over time", _over_time(measured, run.started)))
@@ -626,9 +728,9 @@ def write_html(
         if png
     )
     notes = "".join(
-        f"<p><b>{html.escape(e['name'])}</b>: {html.escape(str(e['error']))}</p>"
+        f"<p><b>{html.escape(e['name'])}</b>: {html.escape(note)}</p>"
         for e in entries
-        if e.get("error")
+        for note in notes_for(e)
     )
     text = f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>improv bench latency</title>

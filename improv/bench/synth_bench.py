@@ -130,9 +130,9 @@ def _start_synth(soundfont: Path, driver: str | None, folder: Path) -> tuple[Any
 
 def _round(synth: Any, bpm: float, seconds: float) -> list[float]:
     """One round through a real sender process; its send errors (seconds)."""
-    from improv.engine.sender import OutputSpec, ProcessScheduler
     from improv.io.midi import now
     from improv.io.synth_process import PERFORMER_CHANNELS
+    from improv.output.sender import OutputSpec, ProcessScheduler
 
     spec = OutputSpec(discard=True, synth=synth.address if synth is not None else None)
     sender = ProcessScheduler(spec).start()

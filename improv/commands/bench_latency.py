@@ -16,6 +16,8 @@ EPILOG = """examples:
   improv bench latency --spawn --tempo 240 --bars 2 -- --model rules
   improv bench latency --spawn --matrix model=rules,markov tempo=120,240 burn=0,1
   improv bench latency --in 'synth:in' --out 'synth:out' --send-clock --json
+  improv bench latency --in 'agent:in' --out 'agent:out' --pid 4242 --mode phrase
+  improv bench latency --in 'improv:in' --out 'improv:out' --wait-count-in 30   then start the jam
 """
 
 
@@ -33,6 +35,21 @@ def register(subparsers: Any) -> None:
     target.add_argument("--out", dest="agent_out", metavar="PORT", help="the agent's output port")
     target.add_argument(
         "--midi-api", default="auto", help="alsa, jack, coremidi or auto (as for improv jam)"
+    )
+    target.add_argument(
+        "--pid",
+        type=int,
+        metavar="PID",
+        help="the external agent's process: CPU and memory of it and its children "
+        "(a spawned jam is sampled by itself)",
+    )
+    target.add_argument(
+        "--wait-count-in",
+        type=float,
+        metavar="S",
+        help="wait up to S seconds for the agent's count-in clicks (channel 10) to align "
+        "the bar lines (default: 0, or two bars and a bit with --spawn); start the agent "
+        "after the harness",
     )
     target.add_argument(
         "--answer-channel",
@@ -118,6 +135,13 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         raise UsageError("--turns and --block must be at least 1, --warmup at least 0")
     if args.minutes is not None and args.minutes <= 0:
         raise UsageError("--minutes must be positive")
+    if args.wait_count_in is not None and not 0 <= args.wait_count_in <= 600:
+        raise UsageError("--wait-count-in must be 0 to 600 seconds")
+    if args.pid is not None:
+        if args.spawn:
+            raise UsageError("--pid is for an external agent: a spawned jam is sampled itself")
+        if args.pid <= 0 or not Path(f"/proc/{args.pid}").is_dir():
+            raise UsageError(f"--pid {args.pid}: no such process")
     calls = None
     tempo, key = args.tempo, args.key
     if args.calls:
@@ -151,6 +175,8 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         mqtt=args.mqtt,
         mqtt_prefix=args.mqtt_prefix,
         calibrate=not args.no_calibrate,
+        count_in_wait_s=args.wait_count_in,
+        pid=args.pid,
     )
 
 

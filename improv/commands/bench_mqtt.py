@@ -1,6 +1,6 @@
 """``improv bench mqtt``: the jam's send error with and without MQTT; the broker round trip.
 
-The benchmark itself is :mod:`improv.bench.mqtt_bench` (also ``python -m`` runnable).
+The benchmark itself is :mod:`improv.bench.mqtt_bench`; this module only parses options.
 """
 
 from __future__ import annotations

@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 
 DEMO_CHORUSES = 2
 DEMO_RECORD = Path("improv-jam.mid")
+DEMO_BAND = "bass,drums,piano"
 
 
 def register(subparsers: Any) -> None:
@@ -60,6 +61,16 @@ def register(subparsers: Any) -> None:
     music.add_argument("--metronome", action=argparse.BooleanOptionalAction, default=None)
     music.add_argument("--clock", choices=["internal", "midi"], help="whose tempo")
     music.add_argument("--send-clock", action=argparse.BooleanOptionalAction, default=None)
+
+    band = parser.add_argument_group("band")
+    band.add_argument(
+        "--band",
+        metavar="PARTS",
+        help="the rhythm section: bass,drums,piano (any of them) or none (--demo: all three)",
+    )
+    band.add_argument(
+        "--band-mode", choices=["sparse", "full"], help="sparse: two-feel, light comping"
+    )
 
     turns = parser.add_argument_group("turns")
     turns.add_argument("--mode", choices=["trade", "phrase"])
@@ -138,6 +149,8 @@ _SETTINGS = (
     "record",
     "device",
     "candidates",
+    "band",
+    "band_mode",
 )
 
 
@@ -174,6 +187,7 @@ def run(args: argparse.Namespace) -> int:
         config = config.replaced(
             choruses=config.choruses or DEMO_CHORUSES,
             record=config.record or DEMO_RECORD,
+            band=config.band or DEMO_BAND,
         )
     if config.record is not None:
         check_output(config.record, "--record")  # before the jam, not after it

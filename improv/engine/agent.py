@@ -9,7 +9,7 @@ exit path: stop, pause, SIGINT, SIGTERM, an exception or a vanished port release
 sounds and send CC 123; then the ports close. Signal handlers only set a flag.
 
 The loop thread moves small messages only: models run on the generator's workers and
-MIDI goes out from a sender process (:mod:`improv.engine.sender`: no thread of this
+MIDI goes out from a sender process (:mod:`improv.output.sender`: no thread of this
 process can delay a note, and should this process die, the sender still silences what
 sounds) or, for an output that lives in this process (the tests' loopback), from the
 scheduler's thread. Observers (the console view, the MQTT bridge) are told about
@@ -35,6 +35,9 @@ from typing import Any
 import numpy as np
 
 from improv.engine import turns
+from improv.engine.band import LOOKAHEAD_S as BAND_LOOKAHEAD_S
+from improv.engine.band import PERIOD_S as BAND_PERIOD_S
+from improv.engine.band import BandPlayer, BandSettings
 from improv.engine.clock import (
     PPQN,
     ClockSender,
@@ -50,13 +53,12 @@ from improv.engine.context import ANSWER, CALL, ChordTimeline, Context
 from improv.engine.generator import AnswerPlayer, AnswerRequest, Generator, Responder
 from improv.engine.model_access import allowed_model
 from improv.engine.recording import NoteJournal
-from improv.engine.scheduler import OutputScheduler, Scheduler
-from improv.engine.sender import OutputSpec, ProcessScheduler
 from improv.io.control import ControlChange, ControlError
 from improv.io.midi import (
     CC_ALL_NOTES_OFF,
     CC_ALL_SOUND_OFF,
     CC_SUSTAIN,
+    STOP,
     MidiEvent,
     MidiInput,
     MidiOutput,
@@ -67,10 +69,11 @@ from improv.io.midi import (
 from improv.music.notes import Note, Phrase
 from improv.music.pitch import Key
 from improv.music.time import Swing, quantize_beats
+from improv.output.scheduler import OutputScheduler, Scheduler
+from improv.output.sender import OutputSpec, ProcessScheduler
 
 log = logging.getLogger(__name__)
 
-_CLOCK_MESSAGES = frozenset({0xF8, 0xFA, 0xFB, 0xFC, 0xF2})
 COLLISION_S = 0.150
 """An answer note starting this soon after a performer's note-on talks over them."""
 START_DELAY_S = 0.3
@@ -110,6 +113,12 @@ class JamSummary:
     send_error_ms_p50: float = 0.0
     send_error_ms_p99: float = 0.0
     send_error_ms_max: float = 0.0
+    # improv's own notes only (its channel), without the band's or the clock's messages
+    answer_send_error_ms_p50: float | None = None
+    answer_send_error_ms_p99: float | None = None
+    answer_send_error_ms_max: float | None = None
+    band_notes: int = 0  # notes the rhythm section played
+    stuck_notes: int = 0  # note-ons sent whose note-off never was, on any channel
     answer_start_error_ms_p99: float | None = None
     answer_start_error_ms_max: float | None = None
     generation_headroom_ms_min: float | None = None
@@ -122,7 +131,7 @@ class JamSummary:
     transform: dict[str, int] = field(default_factory=dict)  # winners by motif transform
     messages_sent: int = 0
     messages_late: int = 0  # sent more than 1 ms after their time
-    messages_by_standby: int = 0  # sent by the standby thread (improv.engine.standby)
+    messages_by_standby: int = 0  # sent by the standby thread (improv.output.standby)
     send_failures: int = 0
     malformed_in: int = 0
     dropped_in: int = 0
@@ -152,6 +161,11 @@ def collisions(answer_ons: Sequence[float], performer_ons: Sequence[float]) -> i
     valid = before >= 0
     gaps = answers[valid] - ons[before[valid]]
     return int(np.count_nonzero(gaps < COLLISION_S))
+
+
+def _note_key(channel: int, pitch: int) -> int:
+    """One int for a (channel, pitch) pair: the key of the sent note-ons kept."""
+    return channel << 7 | pitch
 
 
 def _round(value: Any) -> Any:
@@ -205,6 +219,7 @@ class Agent:
         timeline: ChordTimeline | None = None,
         handle_signals: bool = True,
         journal: NoteJournal | None = None,
+        band: BandSettings | None = None,
     ) -> None:
         self.config = config
         self.midi_in = midi_in
@@ -215,7 +230,12 @@ class Agent:
         else:
             self.scheduler = Scheduler(midi_out, on_sent=self._sent)
             self._out_port = midi_out
+        # the sender's reports, handed over from its reader thread; the loop takes them
+        # (_take_reports) and owns everything below
+        self._reports: deque[tuple[bytes, float, float]] = deque(maxlen=1 << 16)
         self._send_errors: deque[float] = deque(maxlen=1 << 14)  # seconds, as reported
+        self._own_send_errors: deque[float] = deque(maxlen=1 << 16)  # improv's notes only
+        self._sounding: set[tuple[int, int]] = set()  # (status channel, pitch) as sent
         self._sent_count = 0
         self._note_ons: deque[tuple[int, float, float]] = deque(maxlen=256)
         self._answer_sent: deque[tuple[int, float]] = deque()  # (pitch, time) sent: the record
@@ -278,6 +298,21 @@ class Agent:
         self._released_at: float | None = None  # when the performer last fell silent
         self._waits: deque[float] = deque(maxlen=1 << 12)  # phrase mode: note-off to answer (s)
         self.journal = journal or NoteJournal()  # what was played: on disk, not in memory
+        self.band: BandPlayer | None = None
+        if band is not None and band.parts:
+            self.band = BandPlayer(
+                band,
+                self.scheduler,
+                clock=lambda: self.clock,
+                timeline=self.timeline,
+                metre=self.metre,
+                swing=config.swing,
+                slot_at=lambda beats: turns.slot_at(self.state, beats),
+                end_beat=lambda: self._end_beat,
+                journal=self.journal,
+                seed=self._seed,
+                tempo=config.tempo,
+            )
 
     # --- public ------------------------------------------------------------------------
 
@@ -299,6 +334,16 @@ class Agent:
                     group.create_task(
                         keep_ahead(self._fillers, now, lookahead_s=0.5, period_s=0.1),
                         name="clock-out",
+                    )
+                if self.band is not None:
+                    group.create_task(
+                        keep_ahead(
+                            [self.band.fill],
+                            now,
+                            lookahead_s=BAND_LOOKAHEAD_S,
+                            period_s=BAND_PERIOD_S,
+                        ),
+                        name="band",
                     )
                 group.create_task(self._watch_stop(), name="stop")
         except* _Stopped:
@@ -369,6 +414,12 @@ class Agent:
             self.paused = change.pause
             if not self._halted:  # while the master is stopped, the turns wait for it
                 self._step(turns.Pause(change.pause))
+        for part, _muted in change.band_mute:
+            if self.band is None or part not in self.band.section.parts:
+                raise ControlError(f"band_mute: no {part} in this band")
+        for part, muted in change.band_mute:
+            assert self.band is not None
+            self.band.set_mute(part, muted)
         if change.panic:
             self._cut_answer("panic")
             self.scheduler.panic()
@@ -439,9 +490,11 @@ class Agent:
         scheduler = self.scheduler
         scheduler.stop(release=False, timeout=1.0)
         if self._clock_sender is not None:
-            scheduler.send(bytes((0xFC,)))  # STOP: the sender is stopped now
+            scheduler.send(bytes((STOP,)))  # the sender is stopped now
         scheduler.panic()  # note-offs for all that sounds, pedal up, CC 123
         scheduler.send(control_change(self.channel_out, CC_ALL_NOTES_OFF, 0))
+        if self.band is not None:
+            self.band.all_notes_off()
         for pitch in list(self._performer_open):  # keys still down: they end here
             self._performer_off(pitch, t)
         self.generator.close()
@@ -482,13 +535,12 @@ class Agent:
                 log.exception("MIDI in: could not handle %r", event)
 
     def _on_midi(self, event: MidiEvent) -> None:
-        status = event.status
-        if status >= 0xF0:
-            if status in _CLOCK_MESSAGES and self.follower is not None:
+        if event.is_system:
+            if event.is_transport and self.follower is not None:
                 kind = self.follower.feed(event.data, event.time)
                 if kind is not None and (kind != "tick" or self._clock_lost):
                     self._transport(kind, event.time)
-            elif self.config.thru and status not in _CLOCK_MESSAGES:
+            elif self.config.thru and not event.is_transport:
                 self.scheduler.schedule(now(), event.data)
             return
         channel_in = self.config.channel_in
@@ -515,6 +567,8 @@ class Agent:
         if pitch in self._performer_open:
             self._performer_off(pitch, t)
         self._step(turns.NoteOn(pitch, velocity), beats)
+        if self.band is not None:
+            self.band.hear(pitch, velocity, beats)
         kept = self.context.note_on(CALL, pitch, velocity, self._grid(beats))
         self._performer_open[pitch] = (beats, velocity, kept)
         if kept:  # a note coalesced in a flood is counted, neither kept nor told
@@ -605,6 +659,8 @@ class Agent:
     def _halt(self, t: float) -> None:
         beats = self.clock.beat_at(t)
         self._halted = True
+        if self.band is not None:
+            self.band.halt()
         self._step(turns.Relocate(), beats)  # the answer ends now, its notes with it
         if self.state.phase is not turns.Phase.IDLE:
             self._step(turns.Pause(True), beats)
@@ -612,6 +668,8 @@ class Agent:
 
     def _resume(self, t: float) -> None:
         self._relocate_clock()
+        if self.band is not None:
+            self.band.halt()  # it comes in again on the next beat of the new position
         beats = self.clock.beat_at(t)
         self._halted = False
         self._step(turns.Relocate(), beats)
@@ -647,6 +705,7 @@ class Agent:
     async def _conduct(self) -> None:
         while True:
             t = now()
+            self._take_reports()
             self._watch_clock(t)
             beats = self.clock.beat_at(t)
             self._beats(beats)
@@ -792,6 +851,8 @@ class Agent:
             self.scheduler.schedule_note(note.pitch, note.velocity, on, off, self.channel_out)
             if self._turn is not None:
                 self._turn.scheduled.append((note, on))
+            if self.band is not None:
+                self.band.hear(note.pitch, note.velocity, note.onset)
         for observer in self.observers:
             observer.on_note(ANSWER, note.pitch, note.velocity, note.onset)
         return True
@@ -854,13 +915,30 @@ class Agent:
     # --- figures -----------------------------------------------------------------------
 
     def _sent(self, data: bytes, scheduled: float, sent: float) -> None:
-        """What went out (on the sender's thread, or the sender process's reader)."""
-        self._send_errors.append(sent - scheduled)
-        self._sent_count += 1
-        if data[0] & 0xF0 == 0x90 and data[0] < 0xF0 and data[2]:
-            self._note_ons.append((data[0] << 7 | data[1], scheduled, sent))
-            if data[0] & 0x0F == self.channel_out:
-                self._answer_sent.append((data[1], scheduled))
+        """What went out: the hand-off from the sender's thread (or the sender process's
+        reader), one append; the loop reads it in :meth:`_take_reports`."""
+        self._reports.append((data, scheduled, sent))
+
+    def _take_reports(self) -> None:
+        """On the loop: fold the sender's reports into the figures and the record."""
+        reports = self._reports
+        while reports:
+            data, scheduled, sent = reports.popleft()
+            self._send_errors.append(sent - scheduled)
+            self._sent_count += 1
+            event = MidiEvent(data, sent)
+            if not (event.is_note_on or event.is_note_off):
+                continue
+            note = (event.channel, event.pitch)
+            if event.channel == self.channel_out:  # improv's own
+                self._own_send_errors.append(sent - scheduled)
+            if event.is_note_off:
+                self._sounding.discard(note)
+                continue
+            self._sounding.add(note)
+            self._note_ons.append((_note_key(*note), scheduled, sent))
+            if event.channel == self.channel_out:
+                self._answer_sent.append((event.pitch, scheduled))
                 self._answer_on_times.append(scheduled)
 
     def _confirm_record(self, *, keep_last: bool = False) -> None:
@@ -869,6 +947,7 @@ class Agent:
         sent but unplanned. The latest answer waits (``keep_last``) while its reports,
         which come in batches, may still be on their way; once the sender has stopped,
         every report is in."""
+        self._take_reports()
         while len(self._unconfirmed) > (1 if keep_last else 0):
             scheduled, end = self._unconfirmed.popleft()
             last_on = max((on for _, on in scheduled), default=-math.inf)
@@ -885,11 +964,13 @@ class Agent:
             )
 
     def _send_count(self) -> int:
+        self._take_reports()
         return self._sent_count
 
     def _sent_at(self, channel: int, pitch: int, scheduled: float) -> float | None:
         """When the note-on of ``pitch`` scheduled for ``scheduled`` really went out."""
-        key = (0x90 | channel) << 7 | pitch
+        self._take_reports()
+        key = _note_key(channel, pitch)
         for k, at, sent in list(self._note_ons):
             if k == key and abs(at - scheduled) < 1e-6:
                 return sent
@@ -897,6 +978,7 @@ class Agent:
 
     def _turn_errors(self, since: int) -> np.ndarray:
         """Send errors (ms) reported since the count was ``since``."""
+        self._take_reports()
         count = min(self._sent_count - since, len(self._send_errors))
         errors = list(self._send_errors)[len(self._send_errors) - count :] if count > 0 else []
         return np.asarray(errors, dtype=np.float64) * 1000.0
@@ -940,6 +1022,13 @@ class Agent:
         s.send_error_ms_p99 = stats.send_error_ms_p99
         s.send_error_ms_max = stats.send_error_ms_max
         s.messages_sent = stats.sent
+        own = np.asarray(self._own_send_errors, dtype=np.float64) * 1000.0
+        if len(own):
+            s.answer_send_error_ms_p50 = float(np.percentile(own, 50))
+            s.answer_send_error_ms_p99 = float(np.percentile(own, 99))
+            s.answer_send_error_ms_max = float(own.max())
+        s.band_notes = self.band.notes if self.band is not None else 0
+        s.stuck_notes = len(self._sounding)
         s.send_failures = stats.failed
         s.messages_late = stats.late
         s.messages_by_standby = stats.by_standby
@@ -967,6 +1056,7 @@ class Agent:
         beats = self.clock.beat_at(t)
         s.choruses = max(0.0, beats / self.form.beats) if math.isfinite(beats) else 0.0
         s.seconds = max(0.0, t - self._start_time)
+        self._take_reports()
         s.collisions = collisions(list(self._answer_on_times), list(self._performer_ons))
         if self._waits:
             s.phrase_wait_ms_p50 = float(np.percentile(self._waits, 50)) * 1000.0
@@ -1042,6 +1132,8 @@ class Agent:
         self.timeline.set_form(self.form, bar_line, keep_origin=True)
         self.config = replace(self.config, key=key.name)
         self.context.key_change(key.tonic, self.clock.beat_at(at))
+        if self.band is not None:
+            self.band.replan(bar_line)
         self._redraft_from(bar_line)
 
     def _redraft_from(self, beats: float) -> None:
@@ -1063,7 +1155,10 @@ class Agent:
         except ValueError as exc:
             raise ControlError(str(exc)) from None
         self.form = form
-        self.timeline.set_form(form, self.timeline.next_chorus(self.clock.beat_at(at)))
+        chorus = self.timeline.next_chorus(self.clock.beat_at(at))
+        self.timeline.set_form(form, chorus)
+        if self.band is not None:
+            self.band.replan(chorus)
         self.config = replace(self.config, form=name)
 
     def _next_bar_line(self, t: float) -> float:

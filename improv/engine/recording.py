@@ -131,19 +131,26 @@ class RecordKeeper:
         log.info("jam written to %s", self.path)
         return True
 
-    def _snapshot(self) -> tuple[Any, Any, Any]:
-        """(chord markers so far, swing, metre), read on the loop, which owns them."""
+    def _snapshot(self) -> tuple[Any, Any, Any, dict[str, tuple[int, int | None]]]:
+        """(chord markers so far, swing, metre, the band's (channel, program) by part),
+        read on the loop, which owns them."""
         agent = self.agent
         chords = agent.timeline.changes(0.0, max(agent.journal.end, agent.form.beats))
-        return chords, agent.swing, agent.metre
+        band = getattr(agent, "band", None)
+        tracks = band.tracks() if band is not None else {}
+        return chords, agent.swing, agent.metre, tracks
 
-    def _write(self, chords: Any, swing: Any, metre: Any) -> None:
-        """The journal as a complete MIDI file (the agent's notes as they sounded, swung)."""
+    def _write(
+        self, chords: Any, swing: Any, metre: Any, band: dict[str, tuple[int, int | None]]
+    ) -> None:
+        """The journal as a complete MIDI file (the agent's notes as they sounded, swung;
+        the band's, already at their swung positions, a track per part)."""
         from improv.io.midifile import Track, write_jam
         from improv.io.synth import IMPROV, PERFORMER
 
         performer: list[Note] = []
         played: list[Note] = []
+        parts: dict[str, list[Note]] = {}
         with self._lock:
             journal = journal_path(self.path)
             if not journal.is_file():
@@ -151,6 +158,8 @@ class RecordKeeper:
             for role, n in read_journal(journal):
                 if role == "call":
                     performer.append(n)
+                elif role in band:
+                    parts.setdefault(role, []).append(n)
                 else:
                     start = swing.render(n.onset)
                     end = swing.render(n.end)
@@ -160,6 +169,10 @@ class RecordKeeper:
                 [
                     Track("performer", performer, channel=0, program=PERFORMER.program),
                     Track("improv", played, channel=self.channel, program=IMPROV.program),
+                    *(
+                        Track(part, parts.get(part, []), channel=channel, program=program)
+                        for part, (channel, program) in band.items()
+                    ),
                 ],
                 bpm=self.tempo,
                 metre=metre,

@@ -33,12 +33,12 @@ from improv.engine.responders import (
     responder_loader,
     rules_answer,
 )
-from improv.engine.sender import OutputSpec
 from improv.io.midi import MidiInput, MidiOutput, open_input
 from improv.io.transport import loopback
 from improv.music.forms import Form
 from improv.music.notes import Note
 from improv.music.pitch import Key
+from improv.output.sender import OutputSpec
 
 if TYPE_CHECKING:
     from improv.io.mqtt import MqttBridge
@@ -63,6 +63,7 @@ def open_ports(config: JamConfig, *, simulated: bool) -> Ports:
     """The ports ``config`` names; a simulated performer plays through the in-process
     loopback, and its jam's output goes nowhere unless ``--out`` names a port."""
     api = config.midi_api
+    midi_in: MidiInput
     if simulated:
         performer_out, midi_in = loopback("performer")
         if config.port_out:
@@ -75,21 +76,22 @@ def open_ports(config: JamConfig, *, simulated: bool) -> Ports:
     return Ports(midi_in, OutputSpec(config.port_out, api=api, wait_s=2.0))
 
 
-def feed_synth(ports: Ports, synth: SynthProcess, channel_out: int, thru: bool) -> Ports:
+def feed_synth(
+    ports: Ports, synth: SynthProcess, channel_out: int, thru: bool, band: Sequence[int] = ()
+) -> Ports:
     """``ports`` with the built-in synth fed from them: improv's sender process hands it
-    what it sent (improv on ``channel_out``, 0-15, and the clicks) once the messages due
-    together have gone out, the input each of the performer's messages as it arrives
-    (see :mod:`improv.io.synth_process`); with ``thru`` the performer's messages reach
-    it through the sender instead, so none is heard twice."""
+    what it sent (improv on ``channel_out``, 0-15, the clicks, the ``band``'s channels)
+    once the messages due together have gone out, the input each of the performer's
+    messages as it arrives (see :mod:`improv.io.synth_process`); with ``thru`` the
+    performer's messages reach it through the sender instead, so none is heard twice."""
     from improv.io.synth_process import PERFORMER_CHANNELS, sender_channels
 
     tap = getattr(ports.midi_in, "add_tap", None)
     if tap is not None and not thru:
         tap(synth.feed(PERFORMER_CHANNELS).tap)
     if isinstance(ports.midi_out, OutputSpec):
-        spec = replace(
-            ports.midi_out, synth=synth.address, synth_channels=sender_channels(channel_out)
-        )
+        channels = sender_channels(channel_out, band)
+        spec = replace(ports.midi_out, synth=synth.address, synth_channels=channels)
         ports = replace(ports, midi_out=spec)
     return ports
 
@@ -172,7 +174,11 @@ class Session:
         config = self.config
         ports = self._ports or open_ports(config, simulated=bool(self.calls))
         if self.synth is not None:
-            ports = feed_synth(ports, self.synth, config.channel_out - 1, config.thru)
+            band = config.band_settings()
+            band_channels = [band.channel(part) for part in band.parts]
+            ports = feed_synth(
+                ports, self.synth, config.channel_out - 1, config.thru, band_channels
+            )
         self._ports = ports
         journal = self._journal or NoteJournal(
             journal_path(config.record) if config.record else None
@@ -197,6 +203,7 @@ class Session:
             timeline=timeline,
             handle_signals=self._handle_signals,
             journal=journal,
+            band=config.band_settings(),
         )
         return self._agent
 
@@ -292,7 +299,7 @@ def demo_calls(config: JamConfig) -> list[Call]:
 
 def generated_calls(config: JamConfig) -> list[Call]:
     """Three calls by the rule-based generator, sparse to dense (the benchmarks' calls)."""
-    from improv.corpus.generator import BluesGenerator, Voice
+    from improv.craft.rules import BluesGenerator, Voice
 
     form = config.form_obj()
     beats = max(2, int(config.bars * form.metre.beats_per_bar) - 2)

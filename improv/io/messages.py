@@ -46,6 +46,8 @@ CC_ALL_NOTES_OFF = 123
 _CHANNEL_DATA_LEN = {0x80: 2, 0x90: 2, 0xA0: 2, 0xB0: 2, 0xC0: 1, 0xD0: 1, 0xE0: 2}
 _SYSTEM_DATA_LEN = {0xF1: 1, 0xF2: 2, 0xF3: 1, 0xF6: 0}
 _REALTIME = frozenset({0xF8, 0xFA, 0xFB, 0xFC, 0xFE, 0xFF})
+TRANSPORT = frozenset({CLOCK, START, CONTINUE, STOP, SONG_POSITION})
+"""A clock master's messages: a follower takes them, ``--thru`` never echoes them."""
 _UNDEFINED = frozenset({0xF4, 0xF5, 0xF9, 0xFD})
 
 
@@ -100,6 +102,16 @@ class MidiEvent:
     @property
     def is_realtime(self) -> bool:
         return self.data[0] >= 0xF8
+
+    @property
+    def is_system(self) -> bool:
+        """Not a channel message (sysex, song position, clock, transport, ...)."""
+        return self.data[0] >= 0xF0
+
+    @property
+    def is_transport(self) -> bool:
+        """Clock, start, continue, stop or song position: see :data:`TRANSPORT`."""
+        return self.data[0] in TRANSPORT
 
     @property
     def pitch(self) -> int:

@@ -713,7 +713,7 @@ class RtMidiInput(BufferedInput):
 
     def close(self) -> None:
         super().close()  # the poller stops at its next round
-        _watchdog.remove(self)
+        watchdog().remove(self)
         if self._poller is not None and self._poller is not threading.current_thread():
             self._poller.join(1.0)
 
@@ -761,7 +761,7 @@ class RtMidiOutput:
         return True
 
     def close(self) -> None:
-        _watchdog.remove(self)
+        watchdog().remove(self)
 
     def _status_changed(self, connected: bool) -> None:
         self.name = self.port.describe()
@@ -884,7 +884,11 @@ class _Watchdog:
             monitor.close()
 
 
-_watchdog = _Watchdog(float(os.environ.get("IMPROV_MIDI_WATCHDOG_S", "0.2")))
+@functools.cache
+def watchdog() -> _Watchdog:
+    """The process's one port watchdog, made on first use (``IMPROV_MIDI_WATCHDOG_S``
+    sets its interval: read then, not at import)."""
+    return _Watchdog(float(os.environ.get("IMPROV_MIDI_WATCHDOG_S", "0.2")))
 
 
 def watch_ports_inline() -> tuple[Callable[[], None], float]:
@@ -894,8 +898,9 @@ def watch_ports_inline() -> tuple[Callable[[], None], float]:
     opening ports, then call the returned check every returned interval (seconds), at
     moments when it may take a millisecond or two (it asks the MIDI system for ports).
     """
-    _watchdog.threaded = False
-    return _watchdog.check_now, _watchdog.interval_s
+    dog = watchdog()
+    dog.threaded = False
+    return dog.check_now, dog.interval_s
 
 
 def open_input(
@@ -910,7 +915,7 @@ def open_input(
     ignore_sysex: bool = True,
     wait_s: float = 0.0,
     poll_s: float = 0.001,
-    guard_sysex: bool = False,
+    guard_sysex: bool = True,
 ) -> RtMidiInput:
     """Open a MIDI input: the peer port matching ``name``, or our own virtual port.
 
@@ -918,16 +923,16 @@ def open_input(
     for a named port to appear; ``poll_s`` is how often rtmidi's queue is drained (the
     bound on timestamp error). Once open, the port is kept connected: if its peer
     vanishes it is waited for and re-opened by name; the object stays the same.
-    ``guard_sysex`` gives a JACK input its guard against an unterminated sysex. Off by
-    default, also for the jam: in full-suite runs the probes lost a note-off now and then
-    and disturbed MIDI clock timing on the port they go into (a known limitation: an
-    unterminated sysex can still make a JACK input deaf until the next 0xF7).
+    ``guard_sysex`` gives a JACK input its guard against an unterminated sysex (see the
+    module). The losses once blamed on its probes were JACK2's asynchronous mode losing
+    and doubling events of late clients (see docs/realtime-io.md); on a server in
+    synchronous mode the JACK tests pass with it, clock following included.
     """
     port = _RtMidiPort(True, resolve_api(api), _check_name(name, virtual), client_name, port_name)
     port.queue_size = capacity
     port.guarded = guard_sysex
     midi_in = RtMidiInput(port, capacity, max_sysex, ignore_sysex, poll_s)
-    _watchdog.open(midi_in, wait_s)
+    watchdog().open(midi_in, wait_s)
     midi_in._start_polling()
     return midi_in
 
@@ -944,7 +949,7 @@ def open_output(
     """Open a MIDI output: the peer port matching ``name``, or our own virtual port."""
     port = _RtMidiPort(False, resolve_api(api), _check_name(name, virtual), client_name, port_name)
     midi_out = RtMidiOutput(port)
-    _watchdog.open(midi_out, wait_s)
+    watchdog().open(midi_out, wait_s)
     return midi_out
 
 

@@ -15,7 +15,7 @@ Each feed maps MIDI channels to the synth's parts (:mod:`improv.io.synth`): what
 improv sends plays on improv's instrument, the metronome's channel 10 on the drum kit,
 whatever the performer plays on the performer's. Nothing here shares a CPU, a lock or
 the GIL with the sending thread: the process keeps off the first CPU, the one the
-sender pins its sending thread to (:func:`improv.engine.standby.split_cpus`), and each
+sender pins its sending thread to (:func:`improv.output.standby.split_cpus`), and each
 datagram carries its scheduled time, so the process measures how late each message
 reached it (``stats``).
 """
@@ -53,15 +53,17 @@ IMPROV_CHANNELS = tuple(DRUM_CHANNEL if c == DRUM_CHANNEL else IMPROV.channel fo
 """What improv's sender sends: its notes on improv's instrument, the clicks on the drums."""
 
 
-def sender_channels(channel_out: int) -> tuple[int, ...]:
+def sender_channels(channel_out: int, band: Iterable[int] = ()) -> tuple[int, ...]:
     """What improv's sender sends when it plays on ``channel_out`` (0-15): that channel
-    on improv's instrument, the clicks' channel 10 on the drums, any other (a
-    performer's messages passed ``--thru``) on the performer's."""
+    on improv's instrument, the clicks' (and the band's drums') channel 10 on the drum
+    kit, the ``band``'s channels as they are (their program changes choose the sound),
+    any other (a performer's messages passed ``--thru``) on the performer's."""
+    kept = set(band)
     return tuple(
         IMPROV.channel
         if c == channel_out
-        else DRUM_CHANNEL
-        if c == DRUM_CHANNEL
+        else c
+        if c == DRUM_CHANNEL or c in kept
         else PERFORMER.channel
         for c in range(16)
     )

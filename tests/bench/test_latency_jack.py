@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +35,6 @@ def bench(capsys: pytest.CaptureFixture[str], *args: str) -> dict[str, Any]:
     return summary
 
 
-@pytest.mark.xfail(reason="failed once after the merge (85.6 ms), not yet looked at", strict=False)
 def test_echo_agent_through_jack(
     jack_server: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
@@ -55,7 +56,8 @@ def test_echo_agent_through_jack(
     # and the schedulers stand between its notes and the grid (generous bounds).
     assert 0.0 <= entry["answer_start_latency_ms_p50"] < 25.0
     assert entry["onset_error_ms_p50"] < 25.0
-    assert entry["lost_notes"] is None and entry["deadline_misses"] is None  # not reported
+    assert entry["lost_notes_reported"] is None and entry["deadline_misses"] is None  # not reported
+    assert isinstance(entry["lost_notes"], int)  # counted from the wire
     assert entry["answer_notes"] >= echo.notes_out - 3  # a few may fall to JACK xruns
     if not transport["xruns"]:
         assert entry["stuck_notes"] == 0 and entry["stray_notes"] == 0
@@ -88,9 +90,46 @@ def test_spawned_improv_with_rules(
     assert isinstance(entry["deadline_misses"], int) and isinstance(entry["lost_notes"], int)
     assert entry["agent"]["notes_out"] > 0 and entry["agent"]["turns"] >= 3
     assert entry["agent_command"][:2] == ["improv", "jam"]
-    assert entry["answer_start_error_ms_p99"] < 50.0  # generous: the numbers go to docs
-    assert entry["rss_mb_end"] > 10
+    assert entry["answer_start_error_ms_p99"] is not None  # the figure itself goes to docs
+    assert entry["rss_mb_end"] > 10 and entry["cpu_percent"] > 0  # the jam and its sender
     if broker is not None:
         figures = entry["mqtt"]
         assert figures["mqtt_messages"] > 0 and figures["mqtt_beat_delay_ms_p50"] is not None
         assert figures["mqtt_answer_delay_ms_p50"] is not None
+
+
+SLEEPY = Path(__file__).with_name("sleepy_agent.py")
+
+
+def test_a_foreign_agent_without_a_clock(
+    jack_server: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A process of its own, no grid, sleeps for timing, bad habits: what the harness
+    says about it instead of grid figures."""
+    agent = subprocess.Popen(
+        [sys.executable, str(SLEEPY), "--timeout", "0.3", "--end-of-track", "--double"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert agent.stdout is not None and agent.stdout.readline().strip() == "ready"
+        summary = bench(
+            capsys,
+            *("--in", "sleepy:in", "--out", "sleepy-out:out", "--pid", str(agent.pid)),
+            *("--mode", "phrase", "--tempo", "300", "--bars", "2"),
+            *("--turns", "3", "--warmup", "0", "--no-calibrate"),
+        )
+    finally:
+        agent.terminate()
+        agent.wait(10)
+    (entry,) = summary["configurations"]
+    assert entry["aligned_by"] == "none" and entry["turns_answered"] == 3
+    assert entry["grid_meaningful"] is False and entry["onset_error_ms_p99"] is None
+    assert entry["grid_figures_unreliable"]["onset_error_ms_p99"] > 0
+    assert entry["rhythm_inferred"] is True and entry["ioi_error_ms_p50"] < 5.0
+    assert entry["answer_drift_ms_max"] is not None
+    assert 300.0 < entry["answer_start_latency_ms_p50"] < 600.0  # its silence timeout
+    assert entry["system_resets"] >= 3 and entry["malformed_packets"] >= 3
+    assert entry["repeated_note_ons"] >= entry["answer_notes"] - 3  # each sent twice
+    assert isinstance(entry["lost_notes"], int) and entry["lost_notes_reported"] is None
+    assert entry["cpu_percent"] is not None and entry["rss_mb_end"] > 5

@@ -17,10 +17,10 @@ from improv.bench.measure import (
     analyse,
     circular_offset,
     drift_figures,
-    lost_notes,
     memory_figures,
     mqtt_delays,
     pair_notes,
+    reported_loss,
     transport_figures,
 )
 
@@ -83,10 +83,16 @@ def test_pairing_counts_stuck_orphans_and_retriggers() -> None:
     ]  # fmt: skip
     pairing = pair_notes(events)
     assert len(pairing.notes) == 6
-    assert pairing.orphan_offs == 1
+    assert pairing.orphan_offs == 1 and pairing.lost_note_ons == [1.5]
     assert pairing.retriggers == 1
     stuck = sorted((n.pitch, n.closed_by) for n in pairing.notes if n.stuck)
-    assert stuck == [(64, None), (67, None), (69, "cc")]
+    assert stuck == [(64, None), (69, "cc")]
+    # struck twice, released once: the first note's note-off never came, the second's did
+    assert [(n.closed_by, n.off) for n in pairing.notes if n.pitch == 67] == [
+        ("retrigger", 1.7),
+        ("off", 1.8),
+    ]
+    assert pairing.lost_note_offs == 3
     first = pairing.notes[0]
     assert (first.on, first.off, first.closed_by) == (1.0, 1.1, "off")
 
@@ -187,10 +193,10 @@ def test_answer_channels_can_be_chosen() -> None:
     assert everything.heard_notes == 3 and only_first.heard_notes == 2
 
 
-def test_lost_notes() -> None:
-    assert lost_notes(12, 10) == 2
-    assert lost_notes(10, 11) == 0
-    assert lost_notes(None, 10) is None
+def test_reported_loss() -> None:
+    assert reported_loss(12, 10) == 2
+    assert reported_loss(10, 11) == 0
+    assert reported_loss(None, 10) is None
 
 
 def test_unanswered_turns_and_empty_figures() -> None:
@@ -222,7 +228,7 @@ def test_memory_slope() -> None:
 def test_drift_is_flagged_only_when_errors_grow() -> None:
     turns = [trade_turn(i) for i in range(24)]
     steady = [e for t in turns for e in answer(t, [0, 1], [0.5, -0.5])]
-    growing = [e for i, t in enumerate(turns) for e in answer(t, [0, 1], [0.5 * i, 0.5 * i])]
+    growing = [e for i, t in enumerate(turns) for e in answer(t, [0, 1], [0.2 * i, 0.2 * i])]
     assert drift_figures(analyse(steady, turns, GRID, follows_clock=True))["drifting"] == []
     drift = drift_figures(analyse(growing, turns, GRID, follows_clock=True))
     assert "onset_error_ms" in drift["drifting"]

@@ -7,7 +7,8 @@ import sys
 import time
 from pathlib import Path
 
-from improv.bench.procs import Burner, SpawnedAgent, rss_bytes
+from improv.bench.measure import cpu_figures
+from improv.bench.procs import Burner, SpawnedAgent, TreeSampler, rss_bytes
 
 FAKE_AGENT = """
 import json, signal, sys, threading
@@ -65,3 +66,45 @@ def test_burner_runs_pauses_and_ends() -> None:
     finally:
         burner.close()
     assert proc.poll() is not None
+
+
+PARENT_AND_BUSY_CHILD = """
+import subprocess, sys, time
+busy = "import time\\nwhile time.process_time() < 0.4: pass"  # 0.4 s of CPU, however slow
+child = subprocess.Popen([sys.executable, "-c", busy])
+print("started", flush=True)
+child.wait()
+time.sleep(30)
+"""
+
+
+def test_tree_sampler_counts_the_children_cpu_and_memory() -> None:
+    import subprocess
+
+    parent = subprocess.Popen(
+        [sys.executable, "-c", PARENT_AND_BUSY_CHILD], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert parent.stdout is not None and parent.stdout.readline().strip() == "started"
+        sampler = TreeSampler(parent.pid, period_s=0.05)
+        assert sampler.sample()
+        alone = rss_bytes(parent.pid)
+        assert alone is not None and sampler.rss[0][1] > alone  # the child's memory too
+        sampler.start()
+        deadline = time.monotonic() + 20.0
+        while (sampler.cpu[-1][1] - sampler.cpu[0][1]) < 0.35 and time.monotonic() < deadline:
+            time.sleep(0.05)  # waiting for the busy child's CPU time to show (reaped or not)
+        assert sampler.cpu[-1][1] - sampler.cpu[0][1] >= 0.35
+        figures = cpu_figures(sampler.cpu)
+        assert (figures["cpu_percent_max"] or 0.0) >= (figures["cpu_percent"] or 0.0) > 0.0
+    finally:
+        sampler.stop()
+        parent.kill()
+        parent.wait()
+    assert not sampler._thread.is_alive()
+
+
+def test_cpu_figures() -> None:
+    samples = [(0.0, 1.0), (1.0, 1.5), (2.0, 1.6), (4.0, 1.6)]
+    assert cpu_figures(samples) == {"cpu_percent": 15.0, "cpu_percent_max": 50.0}
+    assert cpu_figures(samples[:1]) == {}

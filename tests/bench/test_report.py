@@ -81,8 +81,10 @@ def test_json_holds_every_configuration_with_the_required_keys(run: RunData) -> 
     assert second["onset_error_ms_max"] == pytest.approx(4.0, abs=1e-3)
     assert second["ratios"]["onset_error_ms_max"] == pytest.approx(2.0, abs=1e-3)
     assert first["ratios"]["onset_error_ms_max"] == pytest.approx(1.0)
-    assert first["lost_notes"] == 0 and second["lost_notes"] == 2
-    assert first["messages_lost"] == 0 and second["messages_lost"] == 4
+    assert first["lost_notes_reported"] == 0 and second["lost_notes_reported"] == 2
+    assert first["messages_lost_reported"] == 0 and second["messages_lost_reported"] == 4
+    assert first["lost_notes"] == 0 and first["message_loss_rate"] == 0.0
+    assert first["transport_loss_rate"] == 0.0
     assert first["stuck_notes"] == 0 and first["deadline_misses"] == 0
     assert first["onset_error_net_ms_max"] == pytest.approx(2.0 - 1.0, abs=1e-3)  # 2 x 0.5 ms
     assert first["rss_mb_end"] == pytest.approx(119.0)
@@ -114,3 +116,56 @@ def test_csv_and_html(run: RunData, tmp_path: Path) -> None:
     text = page.read_text()
     assert text.count("data:image/png;base64,") >= 5
     assert "Wessel" in text and "model=markov" in text
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "benchmarks.md"
+
+
+def _keys(value: object, skip: frozenset[str]) -> set[str]:
+    """Every key of a JSON object, nested, except under ``skip``."""
+    found: set[str] = set()
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            found.add(key)
+            if key not in skip:
+                found |= _keys(inner, skip)
+    elif isinstance(value, list):
+        for inner in value:
+            found |= _keys(inner, skip)
+    return found
+
+
+def test_every_json_key_is_defined_in_the_docs(run: RunData) -> None:
+    import re
+
+    from improv.bench.measure import FLAGS
+
+    run.targets[1].received = run.targets[1].received[1:]  # a lost note-on: anomalies
+    summary = report.summarise(run)
+    keys = _keys(summary, frozenset({"settings", "agent", "histograms", "ratios", "references"}))
+    keys |= set(FLAGS)
+    text = DOCS.read_text()
+    defined = set(re.findall(r"`([a-z0-9_.*]+)`", text))
+    patterns = [d[:-1] for d in defined if d.endswith("*")]
+    missing = sorted(
+        k for k in keys if k not in defined and not any(k.startswith(p) for p in patterns)
+    )
+    assert missing == [], f"not defined in docs/benchmarks.md: {missing}"
+
+
+def test_the_summary_leaves_out_what_means_nothing(run: RunData) -> None:
+    summary = report.summarise(run)
+    entry = summary["configurations"][0]
+    entry["grid_meaningful"], entry["grid_spread_ratio"] = False, 0.97
+    entry["grid_answer_spread_ratio"] = 25.0
+    for key in ("onset_error_ms_p99", "onset_error_net_ms_p99", "onset_error_ms_p50"):
+        entry[key] = None
+    second = summary["configurations"][1]
+    second["onset_error_net_ms_p99"] = None  # nothing subtracted anywhere: no such row
+    buffer = io.StringIO()
+    report.print_summary(summary, Console(file=buffer, width=250))
+    text = buffer.getvalue()
+    assert "net of transport" not in text
+    assert "turns measured" in text and "bar lines aligned by" in text and "clock" in text
+    assert "the grid explains nothing" in text and "0.97 of uniform noise" in text
+    assert "25.0 x its jitter" in text

@@ -103,10 +103,6 @@ async def test_phrase_mode_never_talks_over_the_soloist_coming_back() -> None:
     assert not unpaired(rig.received)
 
 
-@pytest.mark.xfail(
-    reason="through JACK a note is now and then lost or doubled on the wire since the merge",
-    strict=False,
-)
 async def test_malformed_input_is_survived(wiring: dict[str, Any]) -> None:
     async with Rig(**wiring) as rig:
         out = rig.performer_out
@@ -149,9 +145,6 @@ async def test_a_vanished_input_port_is_waited_for_and_time_goes_on() -> None:
     assert not unpaired(rig.received)
 
 
-@pytest.mark.xfail(
-    reason="the transport timing regression (test_transport_jack.py): JACK wiring", strict=False
-)
 async def test_follows_midi_clock(wiring: dict[str, Any]) -> None:
     beat_s = 0.2  # the master plays 300 BPM; improv's own setting (120) must not matter
     async with Rig(**wiring, clock="midi", tempo=120.0) as rig:

@@ -24,9 +24,6 @@ from improv.music.notes import Note
 from tests.engine.rig import FAST, Listening, Rig, call_notes, is_cc123, spawn_jam, unpaired
 
 
-@pytest.mark.xfail(
-    reason="through JACK only the guard (off: it lost messages) saves the input", strict=False
-)
 async def test_one_unterminated_sysex_does_not_make_improv_deaf(
     wiring: dict[str, Any], caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -76,10 +73,6 @@ async def test_after_a_dense_burst_the_model_answers_the_next_call() -> None:
     assert rig.agent.journal.count(CALL) == summary.notes_in - summary.notes_coalesced
 
 
-@pytest.mark.xfail(
-    reason="through JACK a note is now and then lost or doubled on the wire since the merge",
-    strict=False,
-)
 async def test_what_is_sent_is_what_is_recorded_and_counted(
     wiring: dict[str, Any], tmp_path: Path
 ) -> None:

@@ -20,19 +20,15 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 
-from improv.engine.sender import OutputSpec
 from improv.io import midi
 from improv.io.midi import MidiEvent, now
 from improv.io.transport import RecordingOutput
+from improv.output.sender import OutputSpec
 from tests.engine.master import Master
 from tests.engine.rig import Listening, Rig, unpaired
 
 pytestmark = [
     pytest.mark.jack,
-    # Known regression after the merge of the transport work with the rest: the answer
-    # comes 27 ms to a bar off the master's bar line in most of these runs (they passed
-    # on their own branch). Kept running, reported, not yet fixed: see docs/benchmarks.md.
-    pytest.mark.xfail(reason="transport timing regression under investigation", strict=False),
 ]
 
 B = 0.2  # seconds per beat at 300 BPM
@@ -252,11 +248,15 @@ async def test_improv_jam_on_the_command_line_plays_again_after_a_stop(jack_serv
 
 
 @pytest.mark.bench
-async def test_soak_50_stop_start_cycles(jack_server: str) -> None:
-    """Each cycle: SPP 0, START, a call in bars 0-1, the answer in bars 2-3, STOP."""
+@pytest.mark.parametrize(
+    "cycles", [10, pytest.param(50, marks=pytest.mark.bench, id="50-soak")], ids=str
+)
+async def test_stop_start_cycles(jack_server: str, cycles: int) -> None:
+    """Each cycle: SPP 0, START, a call in bars 0-1, the answer in bars 2-3, STOP
+    (10 cycles in the suite; the 50-cycle soak with ``-m bench``)."""
     errors: list[float] = []
     async with master_jam(jack_server) as (master, rig):
-        for _ in range(50):
+        for _ in range(cycles):
             t0 = start_run(master, 16.0, stop_at=16.0)
             await master.flush()
             first = await answer_at(rig, t0 + 8 * B)
@@ -265,10 +265,11 @@ async def test_soak_50_stop_start_cycles(jack_server: str) -> None:
         summary = await rig.stop()
     ms = np.abs(np.asarray(errors))
     print(
-        f"\nsoak: 50 stop/start cycles, answer start error (ms): p50 {np.percentile(ms, 50):.2f}"
+        f"\nsoak: {cycles} stop/start cycles, answer start error (ms):"
+        f" p50 {np.percentile(ms, 50):.2f}"
         f" p99 {np.percentile(ms, 99):.2f} max {ms.max():.2f} (target < {TOLERANCE_S * 1e3:.0f})"
     )
     print("per cycle:", " ".join(f"{e:.2f}" for e in errors))
-    assert summary.turns == 50
+    assert summary.turns == cycles
     assert ms.max() < TOLERANCE_S * 1000.0
     assert not unpaired(rig.received)

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.jack
 
 @pytest.fixture(autouse=True)
 def fast_watchdog(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(midi._watchdog, "interval_s", 0.05)
+    monkeypatch.setattr(midi.watchdog(), "interval_s", 0.05)
 
 
 @pytest.fixture
@@ -182,7 +182,6 @@ async def test_sysex_flood_is_bounded(ports: list[RtMidiInput | RtMidiOutput]) -
     assert event.pitch == 73
 
 
-@pytest.mark.xfail(reason="flaky: fails about one run in four, on the old code too", strict=False)
 async def test_vanished_peer_is_reopened_by_name(
     ports: list[RtMidiInput | RtMidiOutput],
 ) -> None:

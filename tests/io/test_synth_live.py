@@ -15,12 +15,12 @@ import numpy as np
 import pytest
 
 from improv.cli import main
-from improv.engine.sender import OutputSpec, ProcessScheduler
 from improv.engine.session import Ports, feed_synth
 from improv.io.midi import now
 from improv.io.synth import SynthUnavailable, find_soundfont
 from improv.io.synth_process import PERFORMER_CHANNELS, SynthProcess
 from improv.io.transport import loopback
+from improv.output.sender import OutputSpec, ProcessScheduler
 
 try:
     SOUNDFONT = find_soundfont()
@@ -128,7 +128,8 @@ def test_what_the_sender_sends_plays_on_its_part() -> None:
     from improv.io.synth import DRUM_CHANNEL, IMPROV, PERFORMER
     from improv.io.synth_process import sender_channels
 
-    channels = sender_channels(3)  # improv plays on MIDI channel 4
+    channels = sender_channels(3, band=(2, 9))  # improv on MIDI channel 4, a bass on 3
     assert channels[3] == IMPROV.channel
-    assert channels[DRUM_CHANNEL] == DRUM_CHANNEL  # the clicks
+    assert channels[DRUM_CHANNEL] == DRUM_CHANNEL  # the clicks and the band's drums
+    assert channels[2] == 2  # the band's bass as it is: its program change chooses it
     assert channels[0] == channels[15] == PERFORMER.channel  # a performer passed --thru

@@ -4,12 +4,12 @@ A Python thread that wakes at a deadline needs the GIL before it can send. In th
 process the GIL is held by the event loop, the console view and the model thread, and
 when the holder is itself preempted by another process the sender waits for it: on a
 loaded two-core machine that costs milliseconds at the 99th percentile. Here the
-:class:`~improv.engine.scheduler.Scheduler` runs in a child process that does nothing
+:class:`~improv.output.scheduler.Scheduler` runs in a child process that does nothing
 else: it opens the output port itself (from an :class:`OutputSpec`), takes commands
 over a pipe, and reports what it sent, all on one thread (see :class:`_Loop`) that asks
 for real-time priority. Beside it, pinned to another CPU, a standby thread that holds
 the GIL only for a glance sends what that thread leaves unsent past its time, when the
-host stalls its CPU (:mod:`improv.engine.standby`).
+host stalls its CPU (:mod:`improv.output.standby`).
 
 :class:`ProcessScheduler` offers the same methods as ``Scheduler``; queries
 (``stats``, ``pending`` ...) are round trips, answered within 50 ms (at once unless a
@@ -44,17 +44,17 @@ from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
-from improv.engine.scheduler import (
+from improv.errors import ImprovError
+from improv.io.messages import Throttled
+from improv.io.midi import now
+from improv.output.scheduler import (
     Scheduler,
     SchedulerStats,
     SentCallback,
     check_note,
     try_realtime_priority,
 )
-from improv.engine.standby import Standby, pin_this_thread, split_cpus
-from improv.errors import ImprovError
-from improv.io.messages import Throttled
-from improv.io.midi import now
+from improv.output.standby import Standby, pin_this_thread, split_cpus
 
 if TYPE_CHECKING:
     import numpy as np
@@ -139,14 +139,14 @@ class ProcessScheduler:
     def start(self) -> ProcessScheduler:
         """Start the child and wait until its port is open (its errors are raised here).
 
-        The child is a fresh interpreter (``python -m improv.engine.sender``), never a
+        The child is a fresh interpreter (``python -m improv.output.sender``), never a
         fork of this threaded process, and talks over a socket pair.
         """
         if self._process is not None:
             return self
         ours, theirs = socket.socketpair()
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "improv.engine.sender", str(theirs.fileno())],
+            [sys.executable, "-m", "improv.output.sender", str(theirs.fileno())],
             pass_fds=(theirs.fileno(),),
             stdin=subprocess.DEVNULL,
         )
@@ -438,7 +438,7 @@ class _SynthTee:
 
 def _start_standby(scheduler: Scheduler) -> Standby | None:
     """Pin this (the sending) thread to one CPU and start a standby sender on another
-    (see :mod:`improv.engine.standby`); None where there is one CPU, or it is off. Only
+    (see :mod:`improv.output.standby`); None where there is one CPU, or it is off. Only
     for a real-time thread: a pinned thread of normal priority would wait for whatever
     else runs on its CPU."""
     cpus = split_cpus()
