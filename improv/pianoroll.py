@@ -30,6 +30,8 @@ MAX_ROWS = 48
 """More rows than this (a jam of hours) are left out: the picture says how many bars it
 shows. 48 rows of a 12-bar chorus is about 23 minutes at 120 BPM."""
 DPI = 90
+BACKGROUND = "#7f7f7f"
+"""The colour of background voices (a band's parts): context, not the conversation."""
 
 _Out = TypeVar("_Out", bound=str | Path | IO[bytes])
 
@@ -44,12 +46,14 @@ def piano_roll(
     window: tuple[float, float] | None = None,
     first_bar: int = 1,
     bars_per_row: int | None = None,
+    background: Mapping[str, Sequence[Note]] | None = None,
 ) -> _Out:
     """Write a piano roll of ``voices`` (name -> notes, beats on one timeline from a bar
     line) to ``path`` (a PNG file, or a binary stream); ``window`` shades a span (e.g.
     the answer's turn), ``first_bar`` numbers the bar at beat 0, and ``bars_per_row``
-    (None: all in one row) wraps a long piece into rows, as a score does. Returns
-    ``path``."""
+    (None: all in one row) wraps a long piece into rows, as a score does;
+    ``background`` voices (a band's bass and comping) are drawn faint and grey behind,
+    within the range of ``voices``. Returns ``path``."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.patches import Patch, Rectangle
@@ -57,7 +61,9 @@ def piano_roll(
     metre = metre or Metre()
     per_bar = metre.beats_per_bar
     every = [n for notes in voices.values() for n in notes]
-    end = max([n.end for n in every] + [c.onset for c in chords] + [window[1] if window else 0])
+    behind = [n for notes in (background or {}).values() for n in notes]
+    ends = [n.end for n in every + behind] + [c.onset for c in chords]
+    end = max([*ends, window[1] if window else 0])
     bars = max(1, math.ceil(end / per_bar - 1e-9))
     per_row = min(bars, bars_per_row or bars)
     rows = math.ceil(bars / per_row)
@@ -81,8 +87,9 @@ def piano_roll(
             if start <= change.onset < stop:
                 ax.axvline(change.onset, color="#777777", linewidth=0.8, linestyle=":", zorder=1)
                 ax.text(change.onset + 0.08, high + 0.3, change.symbol, fontsize=9, va="bottom")
-        for name, notes in voices.items():
-            colour = colours[name]
+        drawn = [(notes, BACKGROUND, 0.45, 1.5) for notes in (background or {}).values()]
+        drawn += [(notes, colours[name], 1.0, 2.0) for name, notes in voices.items()]
+        for notes, colour, strength, layer in drawn:
             for note in notes:
                 if note.end <= start or note.onset >= stop:
                     continue
@@ -93,10 +100,10 @@ def piano_roll(
                         note.duration,
                         0.84,
                         facecolor=colour,
-                        alpha=shade,
-                        edgecolor=colour,
+                        alpha=shade * strength,
+                        edgecolor=colour if strength == 1.0 else "none",
                         linewidth=0.6,
-                        zorder=2,
+                        zorder=layer,
                     )
                 )
         c_pitches = [p for p in range(low, high + 1) if p % 12 == 0] or [low]
@@ -112,6 +119,8 @@ def piano_roll(
         Patch(facecolor=colours[name], label=f"{name} ({len(notes)} notes)")
         for name, notes in voices.items()
     ]
+    if background:
+        handles.append(Patch(facecolor=BACKGROUND, alpha=0.4, label=", ".join(background)))
     axes[0].legend(
         handles=handles,
         loc="lower right",
@@ -146,27 +155,41 @@ def _grid(ax: Any, start: float, stop: float, per_bar: float, number: int, top: 
     ax.set_xticklabels([str(number + b) for b in range(bars)])
 
 
+CONVERSATION = ("performer", "improv")
+"""The tracks of a jam's record that trade: in colour; the band's go behind, in grey."""
+DRUM_CHANNEL = 9
+
+
 def plot_jam(midi: Path, out: _Out) -> _Out:
-    """The piano roll of a jam's record (or any MIDI file with notes): each track a
-    voice (the performer's calls first, improv's answers second), a chorus to a row
-    when the chord markers repeat, else 12 bars; bad input is a one-line error."""
+    """The piano roll of a jam's record (or any MIDI file with notes): the performer's
+    calls and improv's answers in two colours, a band's bass and comping faint behind
+    (its drums, whose keys are no pitches, left out), a chorus to a row when the chord
+    markers repeat, else 12 bars; bad input is a one-line error."""
     from improv.errors import UsageError
     from improv.io.midifile import read_jam
 
     jam = read_jam(midi)
-    if not jam.tracks:
+    tracks = [t for t in jam.tracks if t.channel != DRUM_CHANNEL]  # drum keys are no pitches
+    if not tracks:
         raise UsageError(f"MIDI file {midi}: no notes to plot")
-    voices = {track.name: track.notes for track in jam.tracks}
-    if len(voices) < len(jam.tracks):  # two tracks of one name: number them
-        voices = {f"{t.name} ({i})": t.notes for i, t in enumerate(jam.tracks, start=1)}
+    names = [t.name for t in tracks]
+    if len(set(names)) < len(names):  # two tracks of one name: number them
+        names = [f"{name} ({i})" for i, name in enumerate(names, start=1)]
+    named = dict(zip(names, tracks, strict=True))
+    conversation = {n: t.notes for n, t in named.items() if n in CONVERSATION}
+    if not conversation:  # not a jam's record: every track is a voice
+        conversation, band = {n: t.notes for n, t in named.items()}, {}
+    else:
+        band = {n: t.notes for n, t in named.items() if n not in CONVERSATION}
     per_bar = jam.metre.beats_per_bar
     return piano_roll(
         out,
-        voices,
+        conversation,
         chords=jam.chords,
         metre=jam.metre,
         title=f"{Path(midi).name}: {jam.bpm:g} BPM, {jam.metre}",
         bars_per_row=chorus_bars(jam.chords, per_bar),
+        background=band,
     )
 
 

@@ -83,3 +83,34 @@ def test_the_form_length_is_read_from_the_changes() -> None:
     eight = ["C7", "A7", "D7", "G7", "C7", "F7", "C7", "G7"]
     assert chorus_bars(changes(eight * 2), 4.0) == 8
     assert chorus_bars(changes(["C7", "F7"]), 4.0) == 12  # too short to tell: a blues
+
+
+def test_a_band_plays_behind_in_grey_and_drums_are_left_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from improv.pianoroll import BACKGROUND
+
+    bass = [Note(64 + i % 3, 127, float(i), 0.9) for i in range(48)]  # in the voices' range
+    drums = [Note(42 + i % 9, 127, float(i), 0.5) for i in range(48)]
+    conversation = [
+        Track("performer", [Note(60, 127, 0.0, 4.0)], channel=0),
+        Track("improv", [Note(72, 127, 16.0, 4.0), Note(70, 127, 44.0, 4.0)], channel=1),
+    ]  # as long as the band: the pictures are the same size
+
+    def greys(tracks: list[Track], name: str) -> int:
+        (tmp_path / name).mkdir()  # one file name: one title
+        midi = write_jam(tmp_path / name / "jam.mid", tracks, bpm=140.0)
+        out = tmp_path / name / "jam.png"
+        assert main(["plot", str(midi), "--out", str(out)]) == 0
+        with Image.open(out) as image:
+            pixels = np.asarray(image.convert("RGB")).reshape(-1, 3).astype(int)
+        faint = (pixels[:, 0] >= 150) & (pixels[:, 0] <= 225)  # the band's grey, faded
+        return int((faint & (np.ptp(pixels, axis=1) <= 3)).sum())
+
+    alone = greys(conversation, "alone")
+    assert greys([*conversation, Track("drums", drums, channel=9)], "drums") == alone
+    assert greys([*conversation, Track("bass", bass, channel=2)], "bass") > alone + 2000
+    assert _rgb(BACKGROUND).std() == 0  # a neutral grey: no voice's colour
+    only_drums = write_jam(tmp_path / "d.mid", [Track("drums", drums, channel=9)], bpm=120)
+    assert main(["plot", str(only_drums), "--out", str(tmp_path / "d.png")]) == 2
+    assert "no notes to plot" in " ".join(capsys.readouterr().err.split())
