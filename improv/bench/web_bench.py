@@ -140,10 +140,10 @@ async def jam_once(
     import numpy as np
 
     from improv.engine.config import JamConfig
-    from improv.output.sender import OutputSpec
     from improv.engine.session import Ports, Session, generated_calls
     from improv.io.transport import RecordingOutput, loopback
     from improv.io.web import WebServer, WebSettings
+    from improv.output.sender import OutputSpec
 
     config = JamConfig(tempo=tempo, model=model, count_in=0, seed=1)
     performer_out, agent_in = loopback("performer")

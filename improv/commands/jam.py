@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from improv.commands.jam_sound import add_sound_arguments  # light: no FluidSynth
 from improv.io.mqtt_settings import add_mqtt_arguments  # light: no aiomqtt
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,7 @@ def register(subparsers: Any) -> None:
     out.add_argument("--config", type=Path, metavar="FILE.toml")
     out.add_argument("--record", type=Path, metavar="FILE.mid", help="write the jam")
     out.add_argument("--json", action="store_true", help="print one JSON object at exit")
+    add_sound_arguments(parser)
     add_mqtt_arguments(parser)
     parser.add_argument(
         "--web",
@@ -158,6 +160,7 @@ _SETTINGS = (
 
 
 def run(args: argparse.Namespace) -> int:
+    from improv.commands.jam_sound import check_sound
     from improv.engine.config import build_config
     from improv.engine.malloc import few_arenas
     from improv.errors import UsageError
@@ -193,6 +196,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if config.record is not None:
         check_output(config.record, "--record")  # before the jam, not after it
+    check_sound(args, config.record)
     few_arenas()  # before any thread starts: a long gig's memory stays flat
     summary = asyncio.run(_jam(config, args))
     if args.json:
@@ -215,6 +219,7 @@ async def _play(config: Any, args: argparse.Namespace, web: Any) -> dict[str, An
     from rich.console import Console
     from rich.live import Live
 
+    from improv.commands.jam_sound import after_record, start_synth
     from improv.commands.jam_view import JamView, summary_table
     from improv.engine import session as jam_session
     from improv.io.mqtt import bridge_from_args
@@ -232,27 +237,37 @@ async def _play(config: Any, args: argparse.Namespace, web: Any) -> dict[str, An
     elif args.demo:
         calls = jam_session.demo_calls(config)
     view = JamView(f"improv jam: {form.name} in {config.key}, {config.tempo:g} BPM")
-    session = jam_session.Session(
-        config,
-        form=form,
-        calls=calls,
-        observers=[] if args.json else [view],
-        bridge=bridge,
-        web=web,
-    )
-    with console.status("loading the model ...", spinner="dots"):
-        await session.prepare()
-    await session.start()
-    if args.json or not console.is_terminal:
-        summary = await session.run()
-    else:
-        with Live(view, console=console, refresh_per_second=8, transient=False):
+    synth = await asyncio.to_thread(start_synth, args)
+    try:
+        session = jam_session.Session(
+            config,
+            form=form,
+            calls=calls,
+            observers=[] if args.json else [view],
+            bridge=bridge,
+            web=web,
+            synth=synth,
+        )
+        with console.status("loading the model ...", spinner="dots"):
+            await session.prepare()
+        await session.start()
+        if args.json or not console.is_terminal:
             summary = await session.run()
+        else:
+            with Live(view, console=console, refresh_per_second=8, transient=False):
+                summary = await session.run()
+        figures = summary.as_dict()
+        if synth is not None:
+            figures["synth"] = {"audio": synth.driver, **synth.stats()}
+    finally:
+        if synth is not None:
+            synth.close()
     if session.record_written:
         print(f"jam written to {config.record}", file=sys.stderr)
+        after_record(args, config.record, Console(stderr=True))
     if not args.json:
         console.print(summary_table(summary))
-    return summary.as_dict()
+    return figures
 
 
 def _file_settings(overrides: dict[str, Any], performance: Any) -> dict[str, Any]:

@@ -146,6 +146,7 @@ class RecordKeeper:
         """The journal as a complete MIDI file (the agent's notes as they sounded, swung;
         the band's, already at their swung positions, a track per part)."""
         from improv.io.midifile import Track, write_jam
+        from improv.io.synth import IMPROV, PERFORMER
 
         performer: list[Note] = []
         played: list[Note] = []
@@ -166,8 +167,8 @@ class RecordKeeper:
             write_jam(
                 self.path,
                 [
-                    Track("performer", performer, channel=0),
-                    Track("improv", played, channel=self.channel),
+                    Track("performer", performer, channel=0, program=PERFORMER.program),
+                    Track("improv", played, channel=self.channel, program=IMPROV.program),
                     *(
                         Track(part, parts.get(part, []), channel=channel, program=program)
                         for part, (channel, program) in band.items()

@@ -42,6 +42,7 @@ from improv.output.sender import OutputSpec
 
 if TYPE_CHECKING:
     from improv.io.mqtt import MqttBridge
+    from improv.io.synth_process import SynthProcess
     from improv.io.web.server import WebServer
 
 log = logging.getLogger(__name__)
@@ -76,6 +77,26 @@ def open_ports(config: JamConfig, *, simulated: bool) -> Ports:
     return Ports(midi_in, OutputSpec(config.port_out, api=api, wait_s=2.0))
 
 
+def feed_synth(
+    ports: Ports, synth: SynthProcess, channel_out: int, thru: bool, band: Sequence[int] = ()
+) -> Ports:
+    """``ports`` with the built-in synth fed from them: improv's sender process hands it
+    what it sent (improv on ``channel_out``, 0-15, the clicks, the ``band``'s channels)
+    once the messages due together have gone out, the input each of the performer's
+    messages as it arrives (see :mod:`improv.io.synth_process`); with ``thru`` the
+    performer's messages reach it through the sender instead, so none is heard twice."""
+    from improv.io.synth_process import PERFORMER_CHANNELS, sender_channels
+
+    tap = getattr(ports.midi_in, "add_tap", None)
+    if tap is not None and not thru:
+        tap(synth.feed(PERFORMER_CHANNELS).tap)
+    if isinstance(ports.midi_out, OutputSpec):
+        channels = sender_channels(channel_out, band)
+        spec = replace(ports.midi_out, synth=synth.address, synth_channels=channels)
+        ports = replace(ports, midi_out=spec)
+    return ports
+
+
 class Session:
     """One jam from a :class:`JamConfig` and the parts that are not settings.
 
@@ -85,7 +106,8 @@ class Session:
     benchmarks); ``bridge`` is an MQTT bridge to attach,
     started here and closed at the end unless ``own_bridge`` is false (its caller closes it);
     ``web`` is a live page's server to attach (its caller starts and closes it: it listens
-    before the models load, so a port in use fails at once).
+    before the models load, so a port in use fails at once); ``synth``, a started built-in
+    synth, is fed what improv sends and the performer plays.
     """
 
     def __init__(
@@ -103,6 +125,7 @@ class Session:
         own_bridge: bool = True,
         journal: NoteJournal | None = None,
         timeline: ChordTimeline | None = None,
+        synth: SynthProcess | None = None,
     ) -> None:
         self.form = form or config.form_obj()
         self.config = config
@@ -121,6 +144,7 @@ class Session:
         self._record: RecordKeeper | None = None
         self.record_written: bool | None = None  # after the jam: whether --record worked
         self._tasks: list[asyncio.Task[None]] = []
+        self.synth = synth  # the built-in synth (started and closed by the caller)
 
     @property
     def agent(self) -> Agent:
@@ -154,6 +178,12 @@ class Session:
             raise RuntimeError("Session.prepare() loads the models before build()")
         config = self.config
         ports = self._ports or open_ports(config, simulated=bool(self.calls))
+        if self.synth is not None:
+            band = config.band_settings()
+            band_channels = [band.channel(part) for part in band.parts]
+            ports = feed_synth(
+                ports, self.synth, config.channel_out - 1, config.thru, band_channels
+            )
         self._ports = ports
         journal = self._journal or NoteJournal(
             journal_path(config.record) if config.record else None

@@ -219,6 +219,7 @@ class BufferedInput:
         self._wake_pending = False
         self._closed = False
         self._listeners: list[StatusListener] = []
+        self._tap: Callable[[bytes, float], None] | None = None
 
     @property
     def connected(self) -> bool:
@@ -231,6 +232,12 @@ class BufferedInput:
     def add_status_listener(self, listener: StatusListener) -> None:
         """Call ``listener(connected)`` (from the watchdog thread) when the peer comes or goes."""
         self._listeners.append(listener)
+
+    def add_tap(self, tap: Callable[[bytes, float], None]) -> None:
+        """Call ``tap(data, time)`` with each message as it arrives, on the producer's
+        thread, before the loop sees it: for a monitor that must not wait for the loop
+        (the built-in synth, which plays the performer). It must not block."""
+        self._tap = tap
 
     def _notify(self, connected: bool) -> None:
         for listener in self._listeners:
@@ -251,6 +258,8 @@ class BufferedInput:
                 continue
             self._buffer.append(MidiEvent(data, t))
             self.stats.received += 1
+            if self._tap is not None:
+                self._tap(data, t)
         if messages:
             self._wake()
 
