@@ -1013,7 +1013,8 @@ class Agent:
 
     def _finish_summary(self, t: float) -> None:
         s = self.summary
-        stats = self.scheduler.stats()
+        stats = self.scheduler.stats()  # a round trip: every report is in before it
+        self._take_reports()
         gen = self.generator.stats
         s.notes_out = self.journal.count(ANSWER)
         s.deadline_misses = gen.deadline_misses

@@ -11,10 +11,11 @@ for real-time priority. Beside it, pinned to another CPU, a standby thread that 
 the GIL only for a glance sends what that thread leaves unsent past its time, when the
 host stalls its CPU (:mod:`improv.output.standby`).
 
-:class:`ProcessScheduler` offers the same methods as ``Scheduler``; queries
-(``stats``, ``pending`` ...) are round trips, answered within 50 ms (at once unless a
-message is due within 3 ms); ``cancel_after``, ``panic`` and ``send`` are answered at
-once.
+:class:`ProcessScheduler` offers the same methods as ``Scheduler``; what crosses the
+pipe is typed (:mod:`improv.output.commands`). ``cancel_after`` and ``panic`` are
+one-way posts, carried out the moment they arrive (nobody waits for them); ``send`` is
+a round trip answered at once; queries (``stats``, ``pending`` ...) are round trips
+answered within 50 ms (at once unless a message is due within 3 ms).
 Times cross the process boundary unchanged: ``time.monotonic()`` is system-wide.
 The child never outlives the parent: when the pipe breaks (the parent died, even by
 SIGKILL) it silences everything and exits. It ignores SIGINT and SIGTERM, which a
@@ -47,6 +48,26 @@ from typing import TYPE_CHECKING, Any
 from improv.errors import ImprovError
 from improv.io.messages import Throttled
 from improv.io.midi import now
+from improv.output.commands import Call as CallCommand
+from improv.output.commands import (
+    CancelAfter,
+    Close,
+    Command,
+    Panic,
+    Pending,
+    PortStatus,
+    Ready,
+    Reply,
+    Report,
+    Request,
+    Schedule,
+    ScheduleNote,
+    Send,
+    SendErrors,
+    Sent,
+    Stats,
+    Stop,
+)
 from improv.output.scheduler import (
     Scheduler,
     SchedulerStats,
@@ -65,10 +86,9 @@ _FLUSH_S = 0.02  # how often the child reports what it sent
 _QUIET_S = 0.003  # chores and calls only when no message is due sooner
 _HOLD_S = 0.05  # longest a call or a chore waits for a quiet moment
 _NAP_S = 0.002  # the last stretch before a message's spin is slept, not selected
-# calls carried out as they arrive, not at a quiet moment: each takes well under a
-# millisecond, and waiting would let the notes a barge-in cuts go out meanwhile, or
-# hold back a panic's silence or a message that must go out now
-_URGENT_CALLS = frozenset({"cancel_after", "panic", "send"})
+# posts and urgent calls are carried out as they arrive, not at a quiet moment: each
+# takes well under a millisecond, and waiting would let the notes a barge-in cuts go out
+# meanwhile, or hold back a panic's silence or a message that must go out now
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +143,7 @@ class ProcessScheduler:
         self._process: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
         self._send_lock = threading.Lock()
-        self._backlog: list[tuple[Any, ...]] = []  # commands given before start
+        self._backlog: list[Command] = []  # commands given before start
         self._calls: dict[int, list[Any]] = {}  # call id -> [event, result]
         self._ids = itertools.count(1)
         self._note_ids = itertools.count(1)
@@ -160,15 +180,16 @@ class ProcessScheduler:
             conn.close()
             raise ImprovError("the MIDI sender process did not start")
         try:
-            kind, detail = conn.recv()
+            ready: Ready = conn.recv()
         except EOFError:
-            kind, detail = "error", "the MIDI sender process died on start"
-        if kind != "ready":
+            ready = Ready(error=ImprovError("the MIDI sender process died on start"))
+        if ready.error is not None:
             self._process.wait(5)
             self._process = None
             conn.close()
-            raise detail if isinstance(detail, ImprovError) else ImprovError(str(detail))
-        self.name = detail
+            error = ready.error
+            raise error if isinstance(error, ImprovError) else ImprovError(str(error))
+        self.name = ready.name
         self._conn = conn
         self._reader = threading.Thread(target=self._read, name="improv-sender-reader", daemon=True)
         self._reader.start()
@@ -179,7 +200,7 @@ class ProcessScheduler:
 
     def stop(self, *, release: bool = True, timeout: float = 1.0) -> None:
         """Stop sending; with ``release`` silence everything. ``panic`` still works after."""
-        self._call("stop", release, timeout, timeout=timeout + self._timeout)
+        self._call(Stop(release, timeout), timeout=timeout + self._timeout)
 
     def close(self) -> None:
         """Stop, silence everything and end the child process."""
@@ -187,7 +208,7 @@ class ProcessScheduler:
         if process is None:
             return
         self._closing = True
-        self._call("close", timeout=self._timeout)
+        self._call(Close(), timeout=self._timeout)
         try:
             process.wait(self._timeout)
         except subprocess.TimeoutExpired:
@@ -218,34 +239,36 @@ class ProcessScheduler:
     def schedule(self, time: float, data: bytes) -> None:
         if not data:
             raise ValueError("empty MIDI message")
-        self._post(("schedule", time, bytes(data)))
+        self._post(Schedule(time, bytes(data)))
 
     def schedule_note(
         self, pitch: int, velocity: int, on_time: float, off_time: float, channel: int = 0
     ) -> int:
         check_note(pitch, velocity, on_time, off_time, channel)
-        self._post(("schedule_note", pitch, velocity, on_time, off_time, channel))
+        self._post(ScheduleNote(pitch, velocity, on_time, off_time, channel))
         return next(self._note_ids)
 
     def send(self, data: bytes) -> bool:
         """Send ``data`` at once (a round trip); False if it could not go out."""
-        return bool(self._call("send", bytes(data)))
+        return bool(self._call(Send(bytes(data))))
 
-    def cancel_after(self, time: float, channel: int | None = None) -> int:
-        return int(self._call("cancel_after", time, channel) or 0)
+    def cancel_after(self, time: float, channel: int | None = None) -> None:
+        """Posted: the child cuts on arrival, before anything posted after it."""
+        self._post(CancelAfter(time, channel))
 
-    def panic(self) -> int:
-        return int(self._call("panic") or 0)
+    def panic(self) -> None:
+        """Posted: the child silences everything on arrival."""
+        self._post(Panic())
 
     def pending(self) -> int:
-        return int(self._call("pending") or 0)
+        return int(self._call(Pending()) or 0)
 
     def stats(self) -> SchedulerStats:
         """The child counts; the percentiles are computed here, from its raw errors (a
         sort of up to 65,536 values would hold the child's sending thread for milliseconds)."""
         import numpy as np
 
-        stats = self._call("stats", False)
+        stats = self._call(Stats(False))
         if isinstance(stats, SchedulerStats):
             errors = self.send_errors()
             if len(errors):
@@ -257,12 +280,12 @@ class ProcessScheduler:
     def send_errors(self) -> np.ndarray:
         import numpy as np  # here only: the sender process itself never imports numpy
 
-        errors = self._call("send_errors")
+        errors = self._call(SendErrors())
         return np.asarray(errors if errors is not None else (), dtype=np.float64)
 
     # --- the pipe -------------------------------------------------------------------
 
-    def _post(self, command: tuple[Any, ...]) -> None:
+    def _post(self, command: Command) -> None:
         if self._conn is None:
             if self._process is None:
                 self._backlog.append(command)
@@ -275,15 +298,15 @@ class ProcessScheduler:
         except (OSError, ValueError) as exc:
             self._unreachable("MIDI sender process unreachable: %s", exc)
 
-    def _call(self, op: str, *args: Any, timeout: float | None = None) -> Any:
+    def _call(self, request: Request, timeout: float | None = None) -> Any:
         if self._conn is None or self._process is None or self._gone:
             return None
         call_id = next(self._ids)
         slot: list[Any] = [threading.Event(), None]
         self._calls[call_id] = slot
-        self._post(("call", call_id, op, *args))
+        self._post(CallCommand(call_id, request))
         if not slot[0].wait(timeout or self._timeout):
-            log.error("MIDI sender process did not answer %s", op)
+            log.error("MIDI sender process did not answer %s", type(request).__name__)
         self._calls.pop(call_id, None)
         return slot[1]
 
@@ -293,24 +316,23 @@ class ProcessScheduler:
         assert conn is not None
         while True:
             try:
-                message = conn.recv()
+                message: Report = conn.recv()
             except (EOFError, OSError):
                 break
-            kind = message[0]
-            if kind == "sent":
+            if isinstance(message, Sent):
                 if self.on_sent is not None:
-                    for data, scheduled, sent in message[1]:
+                    for data, scheduled, sent in message.reports:
                         try:
                             self.on_sent(data, scheduled, sent)
                         except Exception:
                             log.exception("on_sent callback failed")
-            elif kind == "reply":
-                slot = self._calls.get(message[1])
+            elif isinstance(message, Reply):
+                slot = self._calls.get(message.call_id)
                 if slot is not None:
-                    slot[1] = message[2]
+                    slot[1] = message.result
                     slot[0].set()
-            elif kind == "status":
-                self._notify(message[1])
+            elif isinstance(message, PortStatus):
+                self._notify(message.connected)
         self._gone = True
         for slot in list(self._calls.values()):  # the child is gone: nobody will answer
             slot[0].set()
@@ -332,12 +354,12 @@ class _Pipe:
     def __init__(self, conn: Connection) -> None:
         self.conn = conn
 
-    def send(self, message: tuple[Any, ...]) -> None:
+    def send(self, message: Report) -> None:
         self.conn.send(message)
 
     def status(self, connected: bool) -> None:
         with contextlib.suppress(OSError, ValueError):
-            self.send(("status", connected))
+            self.send(PortStatus(connected))
 
 
 def _child_main(fd: int) -> None:
@@ -364,7 +386,7 @@ def _child_main(fd: int) -> None:
             check_ports, check_every = watch_ports_inline()
         output = spec.open()
     except Exception as exc:
-        conn.send(("error", exc if isinstance(exc, ImprovError) else str(exc)))
+        conn.send(Ready(error=exc if isinstance(exc, ImprovError) else ImprovError(str(exc))))
         return
     pipe = _Pipe(conn)
     add_listener = getattr(output, "add_status_listener", None)
@@ -384,7 +406,7 @@ def _child_main(fd: int) -> None:
     gc.collect()
     gc.freeze()  # what start-up made lives on: collections never walk it again
     gc.disable()  # and the loop collects in its quiet moments only
-    pipe.send(("ready", output.name))
+    pipe.send(Ready(output.name))
     try:
         after = tee.flush if tee is not None else None
         _Loop(pipe, scheduler, sent, check_ports, check_every, after).run()
@@ -483,7 +505,7 @@ class _Loop:
         self.sent = sent
         self.check_ports = check_ports
         self.check_every = check_every
-        self.calls: deque[tuple[float, tuple[Any, ...]]] = deque()  # (arrived, call)
+        self.calls: deque[tuple[float, CallCommand]] = deque()  # (arrived, call)
         self._rounds = 0  # chore rounds since the last port check
         self._last_work = ("nothing", 0.0, 0.0)  # what the loop did last: (what, from, to)
         self._late_seen = 0
@@ -530,19 +552,16 @@ class _Loop:
         except (EOFError, OSError):
             return  # the parent is gone: the caller silences everything
 
-    def _take(self, command: tuple[Any, ...]) -> None:
+    def _take(self, command: Command) -> None:
         started = now()
-        kind = command[0]
-        if kind == "schedule":
-            self.scheduler.schedule(command[1], command[2])
-        elif kind == "schedule_note":
-            self.scheduler.schedule_note(*command[1:])
-        elif command[2] in _URGENT_CALLS:
-            self._answer(command)
+        if isinstance(command, CallCommand):
+            if command.request.urgent:
+                self._answer(command)
+            else:
+                self.calls.append((started, command))
             return
-        else:
-            self.calls.append((started, command))
-        self._last_work = ("a command from the pipe", started, now())
+        command.run(self.scheduler)
+        self._last_work = (f"a {type(command).__name__} from the pipe", started, now())
 
     def _answer_calls(self) -> bool:
         """Carry out the waiting calls; False when one of them says to exit."""
@@ -552,15 +571,16 @@ class _Loop:
                 return False
         return True
 
-    def _answer(self, command: tuple[Any, ...]) -> bool:
+    def _answer(self, command: CallCommand) -> bool:
         """Carry out one call and send its reply; False when it says to exit."""
         started = now()
-        _kind, call_id, op, *args = command
-        result = _call(self.scheduler, op, args)
-        self._report_sent()  # before the reply: a caller that stopped us has every report
-        self.pipe.send(("reply", call_id, result))
-        self._last_work = (f"the call {op!r}", started, now())
-        return op != "close"
+        request = command.request
+        result = request.run(self.scheduler)
+        if not request.urgent:  # a caller that stopped us has every report before the
+            self._report_sent()  # reply; an urgent call (a send-now) does not wait for it
+        self.pipe.send(Reply(command.call_id, result))
+        self._last_work = (f"the call {type(request).__name__}", started, now())
+        return not isinstance(request, Close)
 
     def _chores(self) -> None:
         started = now()
@@ -576,7 +596,7 @@ class _Loop:
 
     def _report_sent(self) -> None:
         if self.sent:
-            self.pipe.send(("sent", [self.sent.popleft() for _ in range(len(self.sent))]))
+            self.pipe.send(Sent([self.sent.popleft() for _ in range(len(self.sent))]))
 
     def _explain_late(self) -> None:
         """Log a message sent over a millisecond late, with the loop's last work before
@@ -590,27 +610,6 @@ class _Loop:
         else:
             cause = "the sender was not running (host): its last work ended in time"
         self._late_log("a MIDI message went out %.1f ms late: %s", error * 1e3, cause)
-
-
-def _call(scheduler: Scheduler, op: str, args: list[Any]) -> Any:
-    """One round-trip call on the scheduler; its result goes back to the parent."""
-    if op == "send":
-        return scheduler.send(args[0])
-    if op == "stop":
-        scheduler.stop(release=args[0], timeout=args[1])
-    elif op == "close":
-        scheduler.stop(release=True)
-    elif op == "cancel_after":
-        return scheduler.cancel_after(args[0], args[1])
-    elif op == "panic":
-        return scheduler.panic()
-    elif op == "pending":
-        return scheduler.pending()
-    elif op == "stats":
-        return scheduler.stats(percentiles=args[0])
-    elif op == "send_errors":
-        return scheduler.send_error_array()
-    return None
 
 
 def _lock_memory() -> None:

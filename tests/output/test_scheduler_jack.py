@@ -86,13 +86,13 @@ async def test_process_scheduler_barge_in_and_panic(listener: RtMidiInput) -> No
         scheduler.schedule_note(52, 100, start + 1.0, start + 2.0)  # never starts
         (first,) = await receive_n(listener, 1)
         assert first.is_note_on and first.pitch == 50
-        assert scheduler.cancel_after(midi.now()) == 1
+        scheduler.cancel_after(midi.now())  # posted: the note-off is what says it was done
         (off,) = await receive_n(listener, 1)
         assert off.is_note_off and off.pitch == 50
         scheduler.schedule_note(55, 100, midi.now(), midi.now() + 10.0)
         await receive_n(listener, 1)
         scheduler.stop(release=False)  # the engine's order: stop, then panic
-        assert scheduler.panic() >= 2  # a note-off and CC 123
+        scheduler.panic()  # posted
         released = await receive_n(listener, 2)
         tracker = NoteTracker()
         for event in [first, off, *released]:

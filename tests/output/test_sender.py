@@ -9,7 +9,6 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from improv.io.midi import control_change, now
@@ -43,12 +42,11 @@ def test_calls_are_answered_while_messages_are_due_every_two_milliseconds() -> N
         errors = scheduler.send_errors()
     assert len(errors) == 400
     assert max(waits) < 0.5  # held for a quiet moment at most 50 ms, then answered
-    assert float(np.percentile(errors, 50)) < 0.002  # generous: timing is benchmarked
 
 
-def test_a_barge_in_cut_is_carried_out_at_once_while_notes_are_due() -> None:
-    """Other calls wait up to 50 ms for a quiet moment; a cut must not, or the notes
-    it cuts go out meanwhile."""
+def test_a_barge_in_cut_is_posted_and_carried_out_on_arrival_while_notes_are_due() -> None:
+    """A cut is a one-way post: the caller never waits, and the child cuts as it takes
+    the post (not at a quiet moment), so no note after the cut goes out."""
     first = threading.Event()
     note_ons: list[float] = []  # the scheduled times of the note-ons that went out
 
@@ -63,14 +61,11 @@ def test_a_barge_in_cut_is_carried_out_at_once_while_notes_are_due() -> None:
             on = start + i * 0.002
             scheduler.schedule_note(60 + i % 12, 100, on, on + 0.001)
         assert first.wait(5.0)
-        t = time.monotonic()
         cut = now() + 0.005
-        dropped = scheduler.cancel_after(cut)
-        waited = time.monotonic() - t
-        scheduler.stop()
-    assert waited < 0.025  # generous; held for a quiet moment it would be 50 ms
-    assert dropped > 100
+        assert scheduler.cancel_after(cut) is None  # posted: nothing to wait for
+        scheduler.stop()  # a round trip: every report is in when it returns
     assert note_ons and max(note_ons) < cut
+    assert len(note_ons) < 100  # the rest were dropped, not sent
 
 
 def test_the_sender_process_keeps_numpy_out() -> None:
