@@ -333,3 +333,4 @@ def run(args: argparse.Namespace) -> int:
     else:
         report(result)
     return 0
+
