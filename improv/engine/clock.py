@@ -551,7 +551,7 @@ def _skip(clock: MusicalClock, beats: float) -> float:
 
 def _metre_at(clock: MusicalClock, beats: float) -> Metre:
     metre_at = getattr(clock, "metre_at", None)
-    return metre_at(beats) if metre_at is not None else clock.metre  # type: ignore[no-any-return]
+    return metre_at(beats) if metre_at is not None else clock.metre
 
 
 async def keep_ahead(
