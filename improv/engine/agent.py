@@ -1128,6 +1128,9 @@ class Agent:
         self._metre_due = None
         self._cut_answer("metre change", at)  # an answer up to the bar line ends in its bars
         self.metre_changes.append((at, to, metre))
+        if self._end_beat is not None:  # --choruses: the bars left are played, in the new bars
+            bars_left = (self._end_beat - at) / self.metre.beats_per_bar
+            self._end_beat = to + bars_left * metre.beats_per_bar
         self.metre = self.clock.metre = metre
         self.form = self.timeline.form_at(to)
         self.config = replace(self.config, metre=str(metre))
