@@ -27,6 +27,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "improv.craft": (*PURE, "improv.model", "improv.engine", "improv.io"),
     "improv.model": ("asyncio", "mido", "rtmidi", "aiomqtt", "paho", "improv.engine", "improv.io"),
     "improv.io": ("torch", "improv.model"),
+    "improv.output": ("torch", "aiomqtt", "improv.model", "improv.engine", "improv.craft"),
     "improv.engine.turns": ("torch", "mido", "rtmidi", "aiomqtt", "improv.model"),
 }
 

@@ -49,7 +49,7 @@ class GeneratedCalls:
     def __init__(
         self, seed: int, mode: str, bars: int, metre: Metre, key: str = "F", form: str = "blues"
     ) -> None:
-        from improv.corpus.generator import BluesGenerator, Voice
+        from improv.craft.rules import BluesGenerator, Voice
         from improv.music.forms import get_form
         from improv.music.pitch import Key
 

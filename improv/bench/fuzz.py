@@ -28,11 +28,11 @@ from typing import Any
 
 from improv.engine.agent import Agent, JamObserver
 from improv.engine.config import JamConfig
-from improv.engine.scheduler import Scheduler
-from improv.engine.sender import OutputSpec
 from improv.engine.session import Ports, Session
 from improv.io import midi
 from improv.music.notes import Note, Phrase
+from improv.output.scheduler import Scheduler
+from improv.output.sender import OutputSpec
 
 log = logging.getLogger(__name__)
 

@@ -12,7 +12,7 @@ Life cycle of a run (:func:`run`):
    follows it), else the agent's count-in clicks (improv plays one), else the
    harness's own bars with the phase fitted later to the answers.
 4. Deal the turns round robin (``block`` at a time): a call on the agent's next bar
-   line, played by a precise scheduler (:class:`~improv.engine.scheduler.Scheduler`),
+   line, played by a precise scheduler (:class:`~improv.output.scheduler.Scheduler`),
    then the answer window (phrase mode: until the answer is over, with a bound).
    CPU burners run or pause per configuration.
 5. Stop: MIDI clock STOP, SIGINT to spawned agents (their ``--json`` summaries are
@@ -46,7 +46,6 @@ from improv.bench.measure import CLICK_CHANNEL, Event, Grid, Turn, answer_state
 from improv.bench.mqttwatch import MqttWatcher, Received
 from improv.bench.procs import Burner, SpawnedAgent, TreeSampler, improv_command
 from improv.engine.clock import ClockSender, InternalClock, keep_ahead
-from improv.engine.scheduler import Scheduler
 from improv.errors import ImprovError
 from improv.io.midi import (
     CLOCK,
@@ -59,6 +58,7 @@ from improv.io.midi import (
 )
 from improv.music.notes import Note
 from improv.music.time import Metre
+from improv.output.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 

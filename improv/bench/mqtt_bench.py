@@ -333,4 +333,3 @@ def run(args: argparse.Namespace) -> int:
     else:
         report(result)
     return 0
-

@@ -601,8 +601,11 @@ def _histograms(measured: Sequence[Measured], name: str, values_of: Any) -> str 
 
 
 def _timeline(m: Measured, turns: int = 3) -> str | None:
-    """Calls and answers of the first measured turns, one panel each, on the agent's grid."""
-    import matplotlib.pyplot as plt
+    """Calls and answers of the first measured turns on the agent's grid: the project's
+    one piano roll (:func:`improv.pianoroll.piano_roll`), velocity as shade."""
+    from improv.music.notes import Note
+    from improv.music.time import Metre
+    from improv.pianoroll import piano_roll
 
     analysis = m.analysis
     if analysis is None:
@@ -611,41 +614,50 @@ def _timeline(m: Measured, turns: int = 3) -> str | None:
     if not chosen:
         return None
     grid: Grid = analysis.grid
-    fig, axes = plt.subplots(1, len(chosen), figsize=(10, 3), sharey=True, squeeze=False)
-    for ax, result in zip(axes[0], chosen, strict=True):
+    per_bar = grid.beats_per_bar
+    first_bar = math.floor(grid.beat_at(chosen[0].turn.call_start) / per_bar + 1e-6)
+
+    def note(pitch: int, velocity: int, on: float, off: float) -> Note:
+        onset = grid.beat_at(on) - first_bar * per_bar
+        return Note(pitch, max(1, min(127, velocity)), onset, max(1e-3, (off - on) / grid.beat_s))
+
+    calls: list[Note] = []
+    answers: list[Note] = []
+    for result in chosen:
         turn = result.turn
-        for pitch, on, off in _sent_notes(m.data.sent, turn.call_start, turn.window_end):
-            ax.plot([grid.beat_at(on), grid.beat_at(off)], [pitch] * 2, color="tab:blue", lw=3)
-        for note in result.notes:
-            end = note.off if note.off is not None else turn.window_end
-            span = [grid.beat_at(note.on), grid.beat_at(end)]
-            ax.plot(span, [note.pitch] * 2, color="tab:orange", lw=3)
-        first_bar = math.floor(grid.beat_at(turn.call_start) / grid.beats_per_bar + 1e-6)
-        last_bar = math.ceil(grid.beat_at(turn.window_end) / grid.beats_per_bar - 1e-6)
-        for bar in range(first_bar, last_bar + 1):
-            ax.axvline(bar * grid.beats_per_bar, color="grey", lw=0.6, ls="--")
-        if turn.slot is not None:
-            ax.axvline(grid.beat_at(result.call_end), color="tab:red", lw=1.2)
-        ax.set_title(f"turn {turn.index}", fontsize=8)
-    axes[0][0].set_ylabel("pitch")
-    fig.supxlabel("beats on the agent's grid (dashed: bar lines, red: answer slot)", fontsize=9)
-    fig.suptitle(f"{m.data.config.name}: calls (blue) and answers (orange)", fontsize=9)
-    return _png(fig)
+        sent = _sent_notes(m.data.sent, turn.call_start, turn.window_end)
+        calls += [note(*played) for played in sent]
+        answers += [
+            note(n.pitch, n.velocity, n.on, n.off if n.off is not None else turn.window_end)
+            for n in result.notes
+        ]
+    buffer = io.BytesIO()
+    piano_roll(
+        buffer,
+        {"calls (harness)": [n for n in calls if n.onset >= 0], "answers (agent)": answers},
+        metre=Metre(round(per_bar), 4),
+        title=f"{m.data.config.name}: the first {len(chosen)} turns",
+        first_bar=first_bar + 1,
+        bars_per_row=8,
+    )
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _sent_notes(sent: Sequence[Event], t0: float, t1: float) -> list[tuple[int, float, float]]:
-    """(pitch, on, off) of the call notes the harness sent between ``t0`` and ``t1``."""
+def _sent_notes(sent: Sequence[Event], t0: float, t1: float) -> list[tuple[int, int, float, float]]:
+    """(pitch, velocity, on, off) of the call notes the harness sent between ``t0`` and
+    ``t1``."""
     notes = []
-    sounding: dict[tuple[int, int], float] = {}
+    sounding: dict[tuple[int, int], tuple[float, int]] = {}
     for event in sent:
         data = event.data
         if data[0] >= 0xF0 or not t0 <= event.t <= t1:
             continue
         key = (data[0] & 0x0F, data[1])
         if data[0] & 0xF0 == 0x90 and data[2] > 0:
-            sounding[key] = event.t
+            sounding[key] = (event.t, data[2])
         elif key in sounding:
-            notes.append((data[1], sounding.pop(key), event.t))
+            on, velocity = sounding.pop(key)
+            notes.append((data[1], velocity, on, event.t))
     return notes
 
 

@@ -1,7 +1,7 @@
 """How precisely does the scheduler send? Send error percentiles under load.
 
 Plays a jam-like stream (sixteenth notes with their note-offs and, optionally, MIDI
-clock at 24 ppqn) through a :class:`~improv.engine.scheduler.Scheduler`, scheduled half a
+clock at 24 ppqn) through a :class:`~improv.output.scheduler.Scheduler`, scheduled half a
 second ahead from the main thread as the engine does, and reports the send error (send
 time minus scheduled time) for several spin windows and loads: idle, a busy Python
 thread (GIL contention, as a Python model or the event loop) and a busy neighbour
@@ -25,8 +25,8 @@ from improv.io.midi import CLOCK, MidiOutput, now
 from improv.io.transport import NullOutput
 
 if TYPE_CHECKING:  # the scheduler pulls in numpy: not at ``improv --help`` time
-    from improv.engine.scheduler import Scheduler
-    from improv.engine.sender import ProcessScheduler
+    from improv.output.scheduler import Scheduler
+    from improv.output.sender import ProcessScheduler
 
 LOADS = ("idle", "thread", "process")
 
@@ -146,9 +146,9 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from improv.engine.scheduler import Scheduler
-    from improv.engine.sender import OutputSpec, ProcessScheduler
     from improv.errors import UsageError
+    from improv.output.scheduler import Scheduler
+    from improv.output.sender import OutputSpec, ProcessScheduler
 
     output: MidiOutput = NullOutput("null")
     spec = OutputSpec(virtual=True, api=args.midi_api, client_name="improv-bench")

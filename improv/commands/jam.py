@@ -16,12 +16,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from improv.commands.jam_sound import add_sound_arguments  # light: no FluidSynth
 from improv.io.mqtt_settings import add_mqtt_arguments  # light: no aiomqtt
 
 log = logging.getLogger(__name__)
 
 DEMO_CHORUSES = 2
 DEMO_RECORD = Path("improv-jam.mid")
+DEMO_BAND = "bass,drums,piano"
 
 
 def register(subparsers: Any) -> None:
@@ -66,6 +68,16 @@ def register(subparsers: Any) -> None:
     music.add_argument("--clock", choices=["internal", "midi"], help="whose tempo")
     music.add_argument("--send-clock", action=argparse.BooleanOptionalAction, default=None)
 
+    band = parser.add_argument_group("band")
+    band.add_argument(
+        "--band",
+        metavar="PARTS",
+        help="the rhythm section: bass,drums,piano (any of them) or none (--demo: all three)",
+    )
+    band.add_argument(
+        "--band-mode", choices=["sparse", "full"], help="sparse: two-feel, light comping"
+    )
+
     turns = parser.add_argument_group("turns")
     turns.add_argument("--mode", choices=["trade", "phrase"])
     turns.add_argument("--bars", type=int, choices=[2, 4, 8, 12], help="bars per turn")
@@ -104,7 +116,13 @@ def register(subparsers: Any) -> None:
     out.add_argument("--config", type=Path, metavar="FILE.toml")
     out.add_argument("--record", type=Path, metavar="FILE.mid", help="write the jam")
     out.add_argument("--json", action="store_true", help="print one JSON object at exit")
+    add_sound_arguments(parser)
     add_mqtt_arguments(parser)
+    parser.add_argument(
+        "--web",
+        metavar="[HOST:]PORT",
+        help="serve the live page (127.0.0.1 unless HOST; elsewhere the URL needs its token)",
+    )
     parser.set_defaults(run=run)
 
 
@@ -142,10 +160,13 @@ _SETTINGS = (
     "record",
     "device",
     "candidates",
+    "band",
+    "band_mode",
 )
 
 
 def run(args: argparse.Namespace) -> int:
+    from improv.commands.jam_sound import check_sound
     from improv.engine.config import build_config
     from improv.engine.malloc import few_arenas
     from improv.errors import UsageError
@@ -184,9 +205,11 @@ def run(args: argparse.Namespace) -> int:
         config = config.replaced(
             choruses=config.choruses or DEMO_CHORUSES,
             record=config.record or DEMO_RECORD,
+            band=config.band or DEMO_BAND,
         )
     if config.record is not None:
         check_output(config.record, "--record")  # before the jam, not after it
+    check_sound(args, config.record)
     few_arenas()  # before any thread starts: a long gig's memory stays flat
     summary = asyncio.run(_jam(config, args))
     if args.json:
@@ -195,9 +218,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _jam(config: Any, args: argparse.Namespace) -> dict[str, Any]:
+    from improv.io.web.server import web_from_args
+
+    web = web_from_args(args)  # None without --web; a bad address fails here
+    if web is None:
+        return await _play(config, args, None)
+    async with web:  # listening before the model loads: a port in use fails at once
+        print(f"the live page: {web.url}", file=sys.stderr, flush=True)
+        return await _play(config, args, web)
+
+
+async def _play(config: Any, args: argparse.Namespace, web: Any) -> dict[str, Any]:
     from rich.console import Console
     from rich.live import Live
 
+    from improv.commands.jam_sound import after_record, start_synth
     from improv.commands.jam_view import JamView, summary_table
     from improv.engine import session as jam_session
     from improv.io.mqtt import bridge_from_args
@@ -218,22 +253,37 @@ async def _jam(config: Any, args: argparse.Namespace) -> dict[str, Any]:
     elif args.demo:
         calls = jam_session.demo_calls(config)
     view = JamView(f"improv jam: {form.name} in {config.key}, {config.tempo:g} BPM")
-    session = jam_session.Session(
-        config, form=form, calls=calls, observers=[] if args.json else [view], bridge=bridge
-    )
-    with console.status("loading the model ...", spinner="dots"):
-        await session.prepare()
-    await session.start()
-    if args.json or not console.is_terminal:
-        summary = await session.run()
-    else:
-        with Live(view, console=console, refresh_per_second=8, transient=False):
+    synth = await asyncio.to_thread(start_synth, args)
+    try:
+        session = jam_session.Session(
+            config,
+            form=form,
+            calls=calls,
+            observers=[] if args.json else [view],
+            bridge=bridge,
+            web=web,
+            synth=synth,
+        )
+        with console.status("loading the model ...", spinner="dots"):
+            await session.prepare()
+        await session.start()
+        if args.json or not console.is_terminal:
             summary = await session.run()
+        else:
+            with Live(view, console=console, refresh_per_second=8, transient=False):
+                summary = await session.run()
+        figures = summary.as_dict()
+        if synth is not None:
+            figures["synth"] = {"audio": synth.driver, **synth.stats()}
+    finally:
+        if synth is not None:
+            synth.close()
     if session.record_written:
         print(f"jam written to {config.record}", file=sys.stderr)
+        after_record(args, config.record, Console(stderr=True))
     if not args.json:
         console.print(summary_table(summary))
-    return summary.as_dict()
+    return figures
 
 
 def _file_settings(overrides: dict[str, Any], performance: Any) -> dict[str, Any]:

@@ -5,5 +5,5 @@ besides ``writer``), ``index`` (solos.csv), ``folder`` (a folder, with skipped f
 ``phrases`` (segmentation, pairs), ``augment`` (transposition), ``split`` (by tune),
 ``generator`` (rule-based blues phrases and answers), ``synthetic`` (a generated
 WJazzD-style corpus), ``writer`` (Solo -> MIDI file), ``stats``. Nothing is imported
-here, so ``import improv.corpus.generator`` stays free of mido.
+here, so ``import improv.craft.rules`` stays free of mido.
 """

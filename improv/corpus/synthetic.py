@@ -16,9 +16,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from improv.corpus.generator import VOICES, BluesGenerator
 from improv.corpus.index import INDEX_NAME
 from improv.corpus.writer import write_solo
+from improv.craft.rules import VOICES, BluesGenerator
 from improv.music.forms import FORM_NAMES, Form, get_form
 from improv.music.notes import ChordChange, Note, Solo
 from improv.music.pitch import Key

@@ -9,7 +9,7 @@ exit path: stop, pause, SIGINT, SIGTERM, an exception or a vanished port release
 sounds and send CC 123; then the ports close. Signal handlers only set a flag.
 
 The loop thread moves small messages only: models run on the generator's workers and
-MIDI goes out from a sender process (:mod:`improv.engine.sender`: no thread of this
+MIDI goes out from a sender process (:mod:`improv.output.sender`: no thread of this
 process can delay a note, and should this process die, the sender still silences what
 sounds) or, for an output that lives in this process (the tests' loopback), from the
 scheduler's thread. Observers (the console view, the MQTT bridge) are told about
@@ -35,6 +35,9 @@ from typing import Any
 import numpy as np
 
 from improv.engine import turns
+from improv.engine.band import LOOKAHEAD_S as BAND_LOOKAHEAD_S
+from improv.engine.band import PERIOD_S as BAND_PERIOD_S
+from improv.engine.band import BandPlayer, BandSettings
 from improv.engine.clock import (
     PPQN,
     ClockSender,
@@ -50,8 +53,6 @@ from improv.engine.context import ANSWER, CALL, ChordTimeline, Context
 from improv.engine.generator import AnswerPlayer, AnswerRequest, Generator, Responder
 from improv.engine.model_access import allowed_model
 from improv.engine.recording import NoteJournal
-from improv.engine.scheduler import OutputScheduler, Scheduler
-from improv.engine.sender import OutputSpec, ProcessScheduler
 from improv.io.control import ControlChange, ControlError
 from improv.io.midi import (
     CC_ALL_NOTES_OFF,
@@ -68,6 +69,8 @@ from improv.io.midi import (
 from improv.music.notes import Note, Phrase
 from improv.music.pitch import Key
 from improv.music.time import TICKS_PER_BEAT, Metre, Swing, quantize_beats
+from improv.output.scheduler import OutputScheduler, Scheduler
+from improv.output.sender import OutputSpec, ProcessScheduler
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +115,12 @@ class JamSummary:
     send_error_ms_p50: float = 0.0
     send_error_ms_p99: float = 0.0
     send_error_ms_max: float = 0.0
+    # improv's own notes only (its channel), without the band's or the clock's messages
+    answer_send_error_ms_p50: float | None = None
+    answer_send_error_ms_p99: float | None = None
+    answer_send_error_ms_max: float | None = None
+    band_notes: int = 0  # notes the rhythm section played
+    stuck_notes: int = 0  # note-ons sent whose note-off never was, on any channel
     answer_start_error_ms_p99: float | None = None
     answer_start_error_ms_max: float | None = None
     generation_headroom_ms_min: float | None = None
@@ -124,7 +133,7 @@ class JamSummary:
     transform: dict[str, int] = field(default_factory=dict)  # winners by motif transform
     messages_sent: int = 0
     messages_late: int = 0  # sent more than 1 ms after their time
-    messages_by_standby: int = 0  # sent by the standby thread (improv.engine.standby)
+    messages_by_standby: int = 0  # sent by the standby thread (improv.output.standby)
     send_failures: int = 0
     malformed_in: int = 0
     dropped_in: int = 0
@@ -212,6 +221,7 @@ class Agent:
         timeline: ChordTimeline | None = None,
         handle_signals: bool = True,
         journal: NoteJournal | None = None,
+        band: BandSettings | None = None,
     ) -> None:
         self.config = config
         self.midi_in = midi_in
@@ -222,7 +232,12 @@ class Agent:
         else:
             self.scheduler = Scheduler(midi_out, on_sent=self._sent)
             self._out_port = midi_out
+        # the sender's reports, handed over from its reader thread; the loop takes them
+        # (_take_reports) and owns everything below
+        self._reports: deque[tuple[bytes, float, float]] = deque(maxlen=1 << 16)
         self._send_errors: deque[float] = deque(maxlen=1 << 14)  # seconds, as reported
+        self._own_send_errors: deque[float] = deque(maxlen=1 << 16)  # improv's notes only
+        self._sounding: set[tuple[int, int]] = set()  # (status channel, pitch) as sent
         self._sent_count = 0
         self._note_ons: deque[tuple[int, float, float]] = deque(maxlen=256)
         self._answer_sent: deque[tuple[int, float]] = deque()  # (pitch, time) sent: the record
@@ -287,6 +302,21 @@ class Agent:
         self.journal = journal or NoteJournal()  # what was played: on disk, not in memory
         self._metre_due: tuple[float, float, Metre] | None = None  # (at, to, metre): waits
         self.metre_changes: list[tuple[float, float, Metre]] = []  # made: (at, to, metre)
+        self.band: BandPlayer | None = None
+        if band is not None and band.parts:
+            self.band = BandPlayer(
+                band,
+                self.scheduler,
+                clock=lambda: self.clock,
+                timeline=self.timeline,
+                metre=self.metre,
+                swing=config.swing,
+                slot_at=lambda beats: turns.slot_at(self.state, beats),
+                end_beat=lambda: self._end_beat,
+                journal=self.journal,
+                seed=self._seed,
+                tempo=config.tempo,
+            )
 
     # --- public ------------------------------------------------------------------------
 
@@ -308,6 +338,16 @@ class Agent:
                     group.create_task(
                         keep_ahead(self._fillers, now, lookahead_s=FILL_AHEAD_S, period_s=0.1),
                         name="clock-out",
+                    )
+                if self.band is not None:
+                    group.create_task(
+                        keep_ahead(
+                            [self.band.fill],
+                            now,
+                            lookahead_s=BAND_LOOKAHEAD_S,
+                            period_s=BAND_PERIOD_S,
+                        ),
+                        name="band",
                     )
                 group.create_task(self._watch_stop(), name="stop")
         except* _Stopped:
@@ -382,6 +422,12 @@ class Agent:
             self.paused = change.pause
             if not self._halted:  # while the master is stopped, the turns wait for it
                 self._step(turns.Pause(change.pause))
+        for part, _muted in change.band_mute:
+            if self.band is None or part not in self.band.section.parts:
+                raise ControlError(f"band_mute: no {part} in this band")
+        for part, muted in change.band_mute:
+            assert self.band is not None
+            self.band.set_mute(part, muted)
         if change.panic:
             self._cut_answer("panic")
             self.scheduler.panic()
@@ -455,6 +501,8 @@ class Agent:
             scheduler.send(bytes((STOP,)))  # the sender is stopped now
         scheduler.panic()  # note-offs for all that sounds, pedal up, CC 123
         scheduler.send(control_change(self.channel_out, CC_ALL_NOTES_OFF, 0))
+        if self.band is not None:
+            self.band.all_notes_off()
         for pitch in list(self._performer_open):  # keys still down: they end here
             self._performer_off(pitch, t)
         self.generator.close()
@@ -527,6 +575,8 @@ class Agent:
         if pitch in self._performer_open:
             self._performer_off(pitch, t)
         self._step(turns.NoteOn(pitch, velocity), beats)
+        if self.band is not None:
+            self.band.hear(pitch, velocity, beats)
         kept = self.context.note_on(CALL, pitch, velocity, self._grid(beats))
         self._performer_open[pitch] = (beats, velocity, kept)
         if kept:  # a note coalesced in a flood is counted, neither kept nor told
@@ -617,6 +667,8 @@ class Agent:
     def _halt(self, t: float) -> None:
         beats = self.clock.beat_at(t)
         self._halted = True
+        if self.band is not None:
+            self.band.halt()
         self._step(turns.Relocate(), beats)  # the answer ends now, its notes with it
         if self.state.phase is not turns.Phase.IDLE:
             self._step(turns.Pause(True), beats)
@@ -624,6 +676,8 @@ class Agent:
 
     def _resume(self, t: float) -> None:
         self._relocate_clock()
+        if self.band is not None:
+            self.band.halt()  # it comes in again on the next beat of the new position
         beats = self.clock.beat_at(t)
         self._halted = False
         self._step(turns.Relocate(), beats)
@@ -659,6 +713,7 @@ class Agent:
     async def _conduct(self) -> None:
         while True:
             t = now()
+            self._take_reports()
             self._watch_clock(t)
             beats = self.clock.beat_at(t)
             self._beats(beats)
@@ -808,6 +863,8 @@ class Agent:
             self.scheduler.schedule_note(note.pitch, note.velocity, on, off, self.channel_out)
             if self._turn is not None:
                 self._turn.scheduled.append((note, on))
+            if self.band is not None:
+                self.band.hear(note.pitch, note.velocity, note.onset)
         for observer in self.observers:
             observer.on_note(ANSWER, note.pitch, note.velocity, note.onset)
         return True
@@ -870,12 +927,28 @@ class Agent:
     # --- figures -----------------------------------------------------------------------
 
     def _sent(self, data: bytes, scheduled: float, sent: float) -> None:
-        """What went out (on the sender's thread, or the sender process's reader)."""
-        self._send_errors.append(sent - scheduled)
-        self._sent_count += 1
-        event = MidiEvent(data, sent)
-        if event.is_note_on:
-            self._note_ons.append((_note_key(event.channel, event.pitch), scheduled, sent))
+        """What went out: the hand-off from the sender's thread (or the sender process's
+        reader), one append; the loop reads it in :meth:`_take_reports`."""
+        self._reports.append((data, scheduled, sent))
+
+    def _take_reports(self) -> None:
+        """On the loop: fold the sender's reports into the figures and the record."""
+        reports = self._reports
+        while reports:
+            data, scheduled, sent = reports.popleft()
+            self._send_errors.append(sent - scheduled)
+            self._sent_count += 1
+            event = MidiEvent(data, sent)
+            if not (event.is_note_on or event.is_note_off):
+                continue
+            note = (event.channel, event.pitch)
+            if event.channel == self.channel_out:  # improv's own
+                self._own_send_errors.append(sent - scheduled)
+            if event.is_note_off:
+                self._sounding.discard(note)
+                continue
+            self._sounding.add(note)
+            self._note_ons.append((_note_key(*note), scheduled, sent))
             if event.channel == self.channel_out:
                 self._answer_sent.append((event.pitch, scheduled))
                 self._answer_on_times.append(scheduled)
@@ -886,6 +959,7 @@ class Agent:
         sent but unplanned. The latest answer waits (``keep_last``) while its reports,
         which come in batches, may still be on their way; once the sender has stopped,
         every report is in."""
+        self._take_reports()
         while len(self._unconfirmed) > (1 if keep_last else 0):
             scheduled, end = self._unconfirmed.popleft()
             last_on = max((on for _, on in scheduled), default=-math.inf)
@@ -902,10 +976,12 @@ class Agent:
             )
 
     def _send_count(self) -> int:
+        self._take_reports()
         return self._sent_count
 
     def _sent_at(self, channel: int, pitch: int, scheduled: float) -> float | None:
         """When the note-on of ``pitch`` scheduled for ``scheduled`` really went out."""
+        self._take_reports()
         key = _note_key(channel, pitch)
         for k, at, sent in list(self._note_ons):
             if k == key and abs(at - scheduled) < 1e-6:
@@ -914,6 +990,7 @@ class Agent:
 
     def _turn_errors(self, since: int) -> np.ndarray:
         """Send errors (ms) reported since the count was ``since``."""
+        self._take_reports()
         count = min(self._sent_count - since, len(self._send_errors))
         errors = list(self._send_errors)[len(self._send_errors) - count :] if count > 0 else []
         return np.asarray(errors, dtype=np.float64) * 1000.0
@@ -957,6 +1034,13 @@ class Agent:
         s.send_error_ms_p99 = stats.send_error_ms_p99
         s.send_error_ms_max = stats.send_error_ms_max
         s.messages_sent = stats.sent
+        own = np.asarray(self._own_send_errors, dtype=np.float64) * 1000.0
+        if len(own):
+            s.answer_send_error_ms_p50 = float(np.percentile(own, 50))
+            s.answer_send_error_ms_p99 = float(np.percentile(own, 99))
+            s.answer_send_error_ms_max = float(own.max())
+        s.band_notes = self.band.notes if self.band is not None else 0
+        s.stuck_notes = len(self._sounding)
         s.send_failures = stats.failed
         s.messages_late = stats.late
         s.messages_by_standby = stats.by_standby
@@ -984,6 +1068,7 @@ class Agent:
         beats = self.clock.beat_at(t)
         s.choruses = max(0.0, beats / self.form.beats) if math.isfinite(beats) else 0.0
         s.seconds = max(0.0, t - self._start_time)
+        self._take_reports()
         s.collisions = collisions(list(self._answer_on_times), list(self._performer_ons))
         if self._waits:
             s.phrase_wait_ms_p50 = float(np.percentile(self._waits, 50)) * 1000.0
@@ -1059,6 +1144,8 @@ class Agent:
         self.timeline.set_form(self.form, bar_line, keep_origin=True)
         self.config = replace(self.config, key=key.name)
         self.context.key_change(key.tonic, self.clock.beat_at(at))
+        if self.band is not None:
+            self.band.replan(bar_line)
         self._redraft_from(bar_line)
 
     def _redraft_from(self, beats: float) -> None:
@@ -1080,7 +1167,10 @@ class Agent:
         except ValueError as exc:
             raise ControlError(str(exc)) from None
         self.form = form
-        self.timeline.set_form(form, self.timeline.next_chorus(self.clock.beat_at(at)))
+        chorus = self.timeline.next_chorus(self.clock.beat_at(at))
+        self.timeline.set_form(form, chorus)
+        if self.band is not None:
+            self.band.replan(chorus)
         self.config = replace(self.config, form=name)
 
     def _check_metre(self, metre: Metre) -> None:
@@ -1116,6 +1206,8 @@ class Agent:
         self.timeline.set_form(form.in_metre(metre), to, origin=to - bar * per_bar)
         self.clock.change_metre(metre, at, to)
         self._metre_due = (at, to, metre)
+        if self.band is not None:
+            self.band.change_metre(metre, at, to)
         if self._turn is not None and self._turn.request.end > at + 1e-9:
             self._cut_answer("metre change", at)
         log.info("metre: %s from beat %g (the jam goes on at %g)", metre, at, to)

@@ -431,7 +431,7 @@ def _line(points: Sequence[tuple[int, float]]) -> tuple[float, float]:
 
 
 class Sink(Protocol):
-    """Where timed MIDI goes (the :class:`~improv.engine.scheduler.Scheduler`)."""
+    """Where timed MIDI goes (the :class:`~improv.output.scheduler.Scheduler`)."""
 
     def schedule(self, time: float, data: bytes) -> None: ...
 

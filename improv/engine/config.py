@@ -69,6 +69,10 @@ class JamConfig:
     device: str = "auto"  # where candidate answers are drafted: cuda when torch sees one
     candidates: int = 32  # at most this many candidate answers per turn
     models_dir: tuple[Path, ...] = ()  # where control requests may load checkpoints from
+    band: str | None = None  # "bass,drums,piano" or "none"; None: the demo's band, none on ports
+    band_mode: str = "full"  # sparse: two-feel bass, light comping
+    band_channels: tuple[tuple[str, int], ...] = ()  # (part, channel 1-16) beside the defaults
+    band_programs: tuple[tuple[str, int], ...] = ()  # (part, GM program 1-128)
 
     def __post_init__(self) -> None:
         try:
@@ -122,9 +126,44 @@ class JamConfig:
         if self.model is not None and not self.model.strip():
             raise ValueError("model must be a path, 'markov' or 'rules'")
         self.form_obj()  # unknown forms are refused here, not at the first bar
+        self._check_band()
         for folder in self.models_dir:
             if not isinstance(folder, Path) or not folder.is_dir():
                 raise ValueError(f"models_dir: no such folder: {folder}")
+
+    def _check_band(self) -> None:
+        from improv.craft.band import MODES, PART_NAMES, parse_parts
+
+        parts = parse_parts(self.band) if self.band is not None else ()
+        _choice("band_mode", self.band_mode, MODES)
+        for table, lo, hi in (("band_channels", 1, 16), ("band_programs", 1, 128)):
+            for part, number in getattr(self, table):
+                if part not in PART_NAMES:
+                    raise ValueError(
+                        f"{table}: unknown part {part!r} (known: {', '.join(PART_NAMES)})"
+                    )
+                if isinstance(number, bool) or not isinstance(number, int):
+                    raise ValueError(f"{table}.{part} must be an integer, not {number!r}")
+                _within(f"{table}.{part}", number, lo, hi)
+        channels = self.band_settings().channels
+        used = [channels[p] for p in parts]
+        if len(set(used)) < len(used):
+            raise ValueError(f"band parts need channels of their own, not {used}")
+        if self.channel_out in used:
+            raise ValueError(f"channel_out {self.channel_out} is a band part's channel: move one")
+
+    def band_settings(self, parts: str | None = None) -> Any:
+        """The band's :class:`~improv.engine.band.BandSettings` (``parts`` when the
+        config names none)."""
+        from improv.craft.band import parse_parts
+        from improv.engine.band import DEFAULT_CHANNELS, BandSettings
+
+        return BandSettings(
+            parse_parts(self.band or parts or "none"),
+            self.band_mode,
+            {**DEFAULT_CHANNELS, **dict(self.band_channels)},
+            dict(self.band_programs),
+        )
 
     # --- typed views ----------------------------------------------------------------
 
@@ -191,8 +230,12 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "device": (str,),
     "candidates": (int,),
     "models_dir": (tuple,),
+    "band": (str,),
+    "band_mode": (str,),
+    "band_channels": (tuple,),
+    "band_programs": (tuple,),
 }
-_OPTIONAL = {"model", "seed", "channel_in", "choruses", "record", "port_in", "port_out"}
+_OPTIONAL = {"model", "seed", "channel_in", "choruses", "record", "port_in", "port_out", "band"}
 
 
 def _choice(name: str, value: object, allowed: tuple[str, ...]) -> None:
@@ -242,8 +285,10 @@ def load_toml(path: Path) -> dict[str, Any]:
     (an ``[mqtt]`` table beside it holds the broker's settings). A key the jam does not
     know is refused wherever it stands: a misspelt setting must not pass unnoticed."""
     data = read_toml(path)
+    band: Any = None
     if isinstance(data.get("jam"), dict):
-        stray = sorted(set(data) - {"jam", *_OTHER_TABLES})
+        band = data.get("band")
+        stray = sorted(set(data) - {"jam", "band", *_OTHER_TABLES})
         if stray:
             raise UsageError(
                 f"--config {path}: unknown setting(s) beside [jam]: {', '.join(map(repr, stray))}"
@@ -255,6 +300,9 @@ def load_toml(path: Path) -> dict[str, Any]:
     for raw, value in table.items():
         if raw in _OTHER_TABLES and isinstance(value, dict):
             continue  # read by their own modules
+        if raw == "band" and isinstance(value, dict):
+            band = value
+            continue
         name = raw.replace("-", "_")
         if name not in _FIELDS:
             raise UsageError(f"--config {path}: unknown setting {raw!r}")
@@ -266,6 +314,30 @@ def load_toml(path: Path) -> dict[str, Any]:
                 raise UsageError(f"--config {path}: {raw} must be a folder or a list of folders")
             value = tuple(path.parent / folder for folder in folders)
         settings[name] = value
+    if band is not None:
+        settings.update(_band_table(path, band))
+    return settings
+
+
+def _band_table(path: Path, table: Any) -> dict[str, Any]:
+    """``[band]``: ``parts`` (``"bass,drums,piano"``, a list, or ``"none"``), ``mode``,
+    ``channels`` and ``programs`` (tables of part = number)."""
+    if not isinstance(table, dict):
+        raise UsageError(f"--config {path}: [band] must be a table")
+    settings: dict[str, Any] = {}
+    for key, value in table.items():
+        if key == "parts":
+            if isinstance(value, list) and all(isinstance(v, str) for v in value):
+                value = ",".join(value) or "none"
+            settings["band"] = value
+        elif key == "mode":
+            settings["band_mode"] = value
+        elif key in ("channels", "programs"):
+            if not isinstance(value, dict):
+                raise UsageError(f"--config {path}: [band] {key} must be a table of part = number")
+            settings[f"band_{key}"] = tuple(value.items())
+        else:
+            raise UsageError(f"--config {path}: unknown setting {key!r} in [band]")
     return settings
 
 

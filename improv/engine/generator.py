@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import sys
 import threading
 import time
@@ -225,6 +226,21 @@ class GeneratorStats:
 
 # --- the worker side ---------------------------------------------------------------------
 
+
+def frozen_pace(
+    time_of: Callable[[float], float], start: float, end: float
+) -> Callable[[float], float]:
+    """The answer's beats -> seconds map, read once on the loop (which owns the clock)
+    and handed to the worker as plain numbers: the worker only paces its drafting by
+    it, so a tempo change during the answer costs a little lookahead, never a race."""
+    span = max(end - start, 1.0)
+    t0, t1 = time_of(start), time_of(start + span)
+    if not (math.isfinite(t0) and math.isfinite(t1)):
+        return lambda _beats: math.inf
+    rate = (t1 - t0) / span
+    return lambda beats: t0 + (beats - start) * rate
+
+
 _DONE = object()
 
 
@@ -235,7 +251,7 @@ def _produce(
     position: float,
     sink: Callable[[object, float], None],
     cancel: threading.Event,
-    time_of: Callable[[float], float],
+    pace: Callable[[float], float],
     lookahead_s: float,
     chosen: threading.Event,
 ) -> None:
@@ -257,9 +273,9 @@ def _produce(
                 chosen.set()
                 continue
             at = item.onset if isinstance(item, Note) else item
-            wait = time_of(at) - lookahead_s - time.monotonic()
-            if wait > 0:
-                cancel.wait(wait)
+            while (wait := pace(at) - lookahead_s - time.monotonic()) > 0:
+                if cancel.wait(min(wait, 1.0)):  # a stopped clock paces at infinity
+                    break
     finally:
         chosen.set()
         sink(_DONE, spent)
@@ -337,7 +353,7 @@ class AnswerPlayer:
             self.request.start,
             self._from_worker,
             self._cancel,
-            self._time_of,
+            frozen_pace(self._time_of, self.request.start, self.request.end),
             lookahead_s,
             self.chosen,
         )

@@ -22,13 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from improv.engine.agent import Agent, JamObserver
-from improv.engine.scheduler import Scheduler
 from improv.errors import UsageError
 from improv.io.midi import MidiOutput, now
 from improv.music.forms import Form
 from improv.music.notes import Note, Phrase
 from improv.music.pitch import Key
 from improv.music.time import Metre
+from improv.output.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 

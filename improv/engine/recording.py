@@ -144,33 +144,46 @@ class RecordKeeper:
         log.info("jam written to %s", self.path)
         return True
 
-    def _snapshot(self) -> tuple[Any, Any, Any]:
-        """(chord markers so far, swing, metre changes), read on the loop, which owns them."""
+    def _snapshot(self) -> tuple[Any, Any, Any, dict[str, tuple[int, int | None]]]:
+        """(chord markers so far, swing, metre changes, the band's (channel, program) by
+        part), read on the loop, which owns them."""
         agent = self.agent
         chords = agent.timeline.changes(0.0, max(agent.journal.end, agent.form.beats))
-        return chords, agent.swing, list(agent.metre_changes)
+        band = getattr(agent, "band", None)
+        tracks = band.tracks() if band is not None else {}
+        return chords, agent.swing, list(agent.metre_changes), tracks
 
-    def _write(self, chords: Any, swing: Any, jumps: Any) -> None:
+    def _write(
+        self, chords: Any, swing: Any, jumps: Any, band: dict[str, tuple[int, int | None]]
+    ) -> None:
         """The journal as a complete MIDI file (the agent's notes as they sounded, swung;
-        a metre change's jump in the jam positions taken out: the file's beats are the
-        beats that sounded, with a time signature where the metre changed)."""
+        the band's, already at their swung positions, a track per part). A metre change's
+        jump in the jam positions is taken out: the file's beats are the beats that
+        sounded, with a time signature where the metre changed."""
         from improv.io.midifile import Track, write_jam
+        from improv.io.synth import IMPROV, PERFORMER
 
         performer: list[Note] = []
         played: list[Note] = []
+        parts: dict[str, list[Note]] = {}
         with self._lock:
             journal = journal_path(self.path)
             if not journal.is_file():
                 return  # the final record is written and its journal removed
             for role, n in read_journal(journal):
-                if role == "call":
+                if role == "call" or role in band:  # the band's: already swung
                     start, end = n.onset, n.end
                 else:
                     start = swing.render(n.onset)
                     end = swing.render(n.end)
                 start, end = sounded(start, jumps), sounded(end, jumps)
                 note = Note(n.pitch, n.velocity, start, max(1e-3, end - start))
-                (performer if role == "call" else played).append(note)
+                if role == "call":
+                    performer.append(note)
+                elif role in band:
+                    parts.setdefault(role, []).append(note)
+                else:
+                    played.append(note)
             chords = [
                 replace(c, onset=sounded(c.onset, jumps))
                 for c in chords
@@ -179,8 +192,12 @@ class RecordKeeper:
             write_jam(
                 self.path,
                 [
-                    Track("performer", performer, channel=0),
-                    Track("improv", played, channel=self.channel),
+                    Track("performer", performer, channel=0, program=PERFORMER.program),
+                    Track("improv", played, channel=self.channel, program=IMPROV.program),
+                    *(
+                        Track(part, parts.get(part, []), channel=channel, program=program)
+                        for part, (channel, program) in band.items()
+                    ),
                 ],
                 bpm=self.tempo,
                 metre=self.metre,

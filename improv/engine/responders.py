@@ -9,7 +9,7 @@ time masked) and decoded note by note; :meth:`TokenResponder.rewind` returns to 
 snapshot, so the stream then hears the answer as it was really played.
 
 :class:`RulesResponder` wraps the rule-based blues generator
-(:func:`improv.corpus.generator.answer`): deterministic, tens of microseconds a note.
+(:func:`improv.craft.rules.answer`): deterministic, tens of microseconds a note.
 It is the last resort, cheap enough to run inline on the loop when all else is late.
 
 :func:`build_responders` turns ``--model`` into a primary responder and its fallbacks.
@@ -44,7 +44,7 @@ def rules_answer(request: AnswerRequest) -> list[Note]:
     The rules think in bars from the answer's start: the call is handed over relative to
     its own bar line (its place in the bar is kept), the chords relative to the start.
     """
-    from improv.corpus.generator import answer
+    from improv.craft.rules import answer
 
     origin = request.start
     call_bar = (
@@ -279,7 +279,7 @@ class Responders:
 
 def _markov_from_rules(seed: int = 0, choruses: int = 48) -> Any:
     """A Markov model fitted on rule-generated blues, when no checkpoint holds one."""
-    from improv.corpus.generator import BluesGenerator, Voice
+    from improv.craft.rules import BluesGenerator, Voice
     from improv.model.markov import MarkovModel
     from improv.music.forms import get_form
     from improv.tokens import VOCAB, Role, encode_phrase

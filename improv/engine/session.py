@@ -33,15 +33,17 @@ from improv.engine.responders import (
     responder_loader,
     rules_answer,
 )
-from improv.engine.sender import OutputSpec
 from improv.io.midi import MidiInput, MidiOutput, open_input
 from improv.io.transport import loopback
 from improv.music.forms import Form
 from improv.music.notes import Note
 from improv.music.pitch import Key
+from improv.output.sender import OutputSpec
 
 if TYPE_CHECKING:
     from improv.io.mqtt import MqttBridge
+    from improv.io.synth_process import SynthProcess
+    from improv.io.web.server import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +64,7 @@ def open_ports(config: JamConfig, *, simulated: bool) -> Ports:
     """The ports ``config`` names; a simulated performer plays through the in-process
     loopback, and its jam's output goes nowhere unless ``--out`` names a port."""
     api = config.midi_api
+    midi_in: MidiInput
     if simulated:
         performer_out, midi_in = loopback("performer")
         if config.port_out:
@@ -74,6 +77,26 @@ def open_ports(config: JamConfig, *, simulated: bool) -> Ports:
     return Ports(midi_in, OutputSpec(config.port_out, api=api, wait_s=2.0))
 
 
+def feed_synth(
+    ports: Ports, synth: SynthProcess, channel_out: int, thru: bool, band: Sequence[int] = ()
+) -> Ports:
+    """``ports`` with the built-in synth fed from them: improv's sender process hands it
+    what it sent (improv on ``channel_out``, 0-15, the clicks, the ``band``'s channels)
+    once the messages due together have gone out, the input each of the performer's
+    messages as it arrives (see :mod:`improv.io.synth_process`); with ``thru`` the
+    performer's messages reach it through the sender instead, so none is heard twice."""
+    from improv.io.synth_process import PERFORMER_CHANNELS, sender_channels
+
+    tap = getattr(ports.midi_in, "add_tap", None)
+    if tap is not None and not thru:
+        tap(synth.feed(PERFORMER_CHANNELS).tap)
+    if isinstance(ports.midi_out, OutputSpec):
+        channels = sender_channels(channel_out, band)
+        spec = replace(ports.midi_out, synth=synth.address, synth_channels=channels)
+        ports = replace(ports, midi_out=spec)
+    return ports
+
+
 class Session:
     """One jam from a :class:`JamConfig` and the parts that are not settings.
 
@@ -81,7 +104,10 @@ class Session:
     simulated performer; ``ports``, ``responders``, ``journal`` and ``timeline`` (the one
     prebuilt responders read) replace what the config would open, load and make (tests,
     benchmarks); ``bridge`` is an MQTT bridge to attach,
-    started here and closed at the end unless ``own_bridge`` is false (its caller closes it).
+    started here and closed at the end unless ``own_bridge`` is false (its caller closes it);
+    ``web`` is a live page's server to attach (its caller starts and closes it: it listens
+    before the models load, so a port in use fails at once); ``synth``, a started built-in
+    synth, is fed what improv sends and the performer plays.
     """
 
     def __init__(
@@ -92,12 +118,14 @@ class Session:
         calls: Sequence[Call] = (),
         observers: Sequence[JamObserver] = (),
         bridge: MqttBridge | None = None,
+        web: WebServer | None = None,
         ports: Ports | None = None,
         responders: Responders | None = None,
         handle_signals: bool = True,
         own_bridge: bool = True,
         journal: NoteJournal | None = None,
         timeline: ChordTimeline | None = None,
+        synth: SynthProcess | None = None,
     ) -> None:
         self.form = form or config.form_obj()
         self.config = config
@@ -105,6 +133,7 @@ class Session:
         self.timeline = timeline or ChordTimeline(self.form)
         self.observers = list(observers)
         self.bridge = bridge
+        self.web = web
         self._own_bridge = own_bridge
         self.responders = responders
         self._ports = ports
@@ -115,6 +144,7 @@ class Session:
         self._record: RecordKeeper | None = None
         self.record_written: bool | None = None  # after the jam: whether --record worked
         self._tasks: list[asyncio.Task[None]] = []
+        self.synth = synth  # the built-in synth (started and closed by the caller)
 
     @property
     def agent(self) -> Agent:
@@ -148,6 +178,12 @@ class Session:
             raise RuntimeError("Session.prepare() loads the models before build()")
         config = self.config
         ports = self._ports or open_ports(config, simulated=bool(self.calls))
+        if self.synth is not None:
+            band = config.band_settings()
+            band_channels = [band.channel(part) for part in band.parts]
+            ports = feed_synth(
+                ports, self.synth, config.channel_out - 1, config.thru, band_channels
+            )
         self._ports = ports
         journal = self._journal or NoteJournal(
             journal_path(config.record) if config.record else None
@@ -172,6 +208,7 @@ class Session:
             timeline=timeline,
             handle_signals=self._handle_signals,
             journal=journal,
+            band=config.band_settings(),
         )
         return self._agent
 
@@ -193,6 +230,10 @@ class Session:
 
             attach(self.bridge, agent)
             await self.bridge.start()
+        if self.web is not None:
+            from improv.engine.web_observer import attach as attach_web
+
+            attach_web(self.web, agent)
         if self.calls:
             if ports.performer_out is None:
                 raise ValueError("a simulated performer needs a performer output")
@@ -267,7 +308,7 @@ def demo_calls(config: JamConfig) -> list[Call]:
 
 def generated_calls(config: JamConfig) -> list[Call]:
     """Three calls by the rule-based generator, sparse to dense (the benchmarks' calls)."""
-    from improv.corpus.generator import BluesGenerator, Voice
+    from improv.craft.rules import BluesGenerator, Voice
 
     form = config.form_obj()
     beats = max(2, int(config.bars * form.metre.beats_per_bar) - 2)

@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Final
 
+from improv.craft.band.section import PART_NAMES
 from improv.music.forms import get_form
 from improv.music.pitch import Key
 from improv.music.time import Metre
@@ -41,6 +42,7 @@ FIELDS: Final = (
     "mute",
     "pause",
     "panic",
+    "band_mute",
 )
 """The fields a request may change (besides its ``id`` and ``v``)."""
 
@@ -76,14 +78,17 @@ class ControlChange:
     mute: bool | None = None
     pause: bool | None = None
     panic: bool = False
+    band_mute: tuple[tuple[str, bool], ...] = ()  # (part, muted): from the next beat
 
     def changes(self) -> dict[str, Any]:
         """The fields this request changes, JSON-ready (the key as its name)."""
         out: dict[str, Any] = {}
         for name in FIELDS:
             value = getattr(self, name)
-            if value is None or (name == "panic" and not value):
+            if value is None or (name in ("panic", "band_mute") and not value):
                 continue
+            if name == "band_mute":
+                value = dict(value)
             if isinstance(value, Key):
                 value = value.name
             out[name] = str(value) if isinstance(value, Metre) else value
@@ -245,6 +250,7 @@ class ControlParser:
             mute=_flag("mute", obj["mute"]) if "mute" in obj else None,
             pause=_flag("pause", obj["pause"]) if "pause" in obj else None,
             panic=self._panic(obj["panic"]) if "panic" in obj else False,
+            band_mute=self._band_mute(obj["band_mute"]) if "band_mute" in obj else (),
         )
 
     @staticmethod
@@ -288,6 +294,21 @@ class ControlParser:
                 f"bars must be one of {', '.join(map(str, BARS_PER_TURN))}: {value!r}"
             )
         return bars
+
+    @staticmethod
+    def _band_mute(value: object) -> tuple[tuple[str, bool], ...]:
+        """``{"drums": true, "piano": false}``: mute or unmute parts of the band."""
+        if not isinstance(value, dict) or not value:
+            raise ControlError(
+                f"band_mute must be an object of parts ({', '.join(PART_NAMES)}) to true/false"
+            )
+        unknown = sorted(set(value) - set(PART_NAMES))
+        if unknown:
+            raise ControlError(
+                f"band_mute: unknown part(s) {', '.join(map(repr, unknown))} "
+                f"(known: {', '.join(PART_NAMES)})"
+            )
+        return tuple((part, _flag(f"band_mute.{part}", value[part])) for part in sorted(value))
 
     @staticmethod
     def _panic(value: object) -> bool:

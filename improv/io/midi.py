@@ -219,6 +219,7 @@ class BufferedInput:
         self._wake_pending = False
         self._closed = False
         self._listeners: list[StatusListener] = []
+        self._tap: Callable[[bytes, float], None] | None = None
 
     @property
     def connected(self) -> bool:
@@ -231,6 +232,12 @@ class BufferedInput:
     def add_status_listener(self, listener: StatusListener) -> None:
         """Call ``listener(connected)`` (from the watchdog thread) when the peer comes or goes."""
         self._listeners.append(listener)
+
+    def add_tap(self, tap: Callable[[bytes, float], None]) -> None:
+        """Call ``tap(data, time)`` with each message as it arrives, on the producer's
+        thread, before the loop sees it: for a monitor that must not wait for the loop
+        (the built-in synth, which plays the performer). It must not block."""
+        self._tap = tap
 
     def _notify(self, connected: bool) -> None:
         for listener in self._listeners:
@@ -251,6 +258,8 @@ class BufferedInput:
                 continue
             self._buffer.append(MidiEvent(data, t))
             self.stats.received += 1
+            if self._tap is not None:
+                self._tap(data, t)
         if messages:
             self._wake()
 
@@ -704,7 +713,7 @@ class RtMidiInput(BufferedInput):
 
     def close(self) -> None:
         super().close()  # the poller stops at its next round
-        _watchdog.remove(self)
+        watchdog().remove(self)
         if self._poller is not None and self._poller is not threading.current_thread():
             self._poller.join(1.0)
 
@@ -752,7 +761,7 @@ class RtMidiOutput:
         return True
 
     def close(self) -> None:
-        _watchdog.remove(self)
+        watchdog().remove(self)
 
     def _status_changed(self, connected: bool) -> None:
         self.name = self.port.describe()
@@ -875,7 +884,11 @@ class _Watchdog:
             monitor.close()
 
 
-_watchdog = _Watchdog(float(os.environ.get("IMPROV_MIDI_WATCHDOG_S", "0.2")))
+@functools.cache
+def watchdog() -> _Watchdog:
+    """The process's one port watchdog, made on first use (``IMPROV_MIDI_WATCHDOG_S``
+    sets its interval: read then, not at import)."""
+    return _Watchdog(float(os.environ.get("IMPROV_MIDI_WATCHDOG_S", "0.2")))
 
 
 def watch_ports_inline() -> tuple[Callable[[], None], float]:
@@ -885,8 +898,9 @@ def watch_ports_inline() -> tuple[Callable[[], None], float]:
     opening ports, then call the returned check every returned interval (seconds), at
     moments when it may take a millisecond or two (it asks the MIDI system for ports).
     """
-    _watchdog.threaded = False
-    return _watchdog.check_now, _watchdog.interval_s
+    dog = watchdog()
+    dog.threaded = False
+    return dog.check_now, dog.interval_s
 
 
 def open_input(
@@ -918,7 +932,7 @@ def open_input(
     port.queue_size = capacity
     port.guarded = guard_sysex
     midi_in = RtMidiInput(port, capacity, max_sysex, ignore_sysex, poll_s)
-    _watchdog.open(midi_in, wait_s)
+    watchdog().open(midi_in, wait_s)
     midi_in._start_polling()
     return midi_in
 
@@ -935,7 +949,7 @@ def open_output(
     """Open a MIDI output: the peer port matching ``name``, or our own virtual port."""
     port = _RtMidiPort(False, resolve_api(api), _check_name(name, virtual), client_name, port_name)
     midi_out = RtMidiOutput(port)
-    _watchdog.open(midi_out, wait_s)
+    watchdog().open(midi_out, wait_s)
     return midi_out
 
 

@@ -10,7 +10,7 @@ beat grid), the first tempo, the time signature and the marker texts.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,67 +131,147 @@ def read_take(path: str | Path, channel: int | None = None) -> Take:
     Unpaired note-ons end at the next note-on of the same pitch or at the end of the
     file; zero-length notes get one tick. Unreadable files are a usage error.
     """
-    import mido
-
     source = Path(path)
-    check_input(source, MIDI_LIMIT, "MIDI file")
-    try:
-        midi = mido.MidiFile(source, clip=True)
-    except (OSError, ValueError, EOFError, KeyError, IndexError) as exc:
-        raise UsageError(f"cannot read MIDI file {source}: {exc}") from exc
-    if midi.type == 2:
-        raise UsageError(f"MIDI file {source} is type 2 (independent songs): not supported")
-    if midi.ticks_per_beat < 0:
-        raise UsageError(f"MIDI file {source}: SMPTE time (no ticks per beat) is unsupported")
+    midi = load_midi(source)
     tpb = midi.ticks_per_beat or TICKS_PER_BEAT
-    bpm: float | None = None
-    metre: Metre | None = None
-    markers: list[tuple[float, str]] = []
+    meta = _Meta(source, tpb)
     notes: list[Note] = []
     end_tick = 0
     for track in midi.tracks:
-        tick = 0
-        sounding: dict[tuple[int, int], tuple[int, int]] = {}  # (ch, pitch) -> (tick, vel)
-        for message in track:
-            tick += message.time
-            if message.is_meta:
-                if message.type == "set_tempo" and bpm is None:
-                    if message.tempo <= 0:
-                        raise UsageError(f"MIDI file {source}: tempo 0 (set_tempo 0)")
-                    bpm = mido.tempo2bpm(message.tempo)
-                elif message.type == "time_signature" and metre is None:
-                    try:
-                        metre = Metre(message.numerator, message.denominator)
-                    except ValueError as exc:
-                        log.warning("%s: %s; using 4/4", source, exc)
-                elif message.type == "marker" and message.text.strip():
-                    markers.append((tick / tpb, message.text.strip()))
-                continue
-            if message.type not in ("note_on", "note_off"):
-                continue
-            if channel is not None and message.channel != channel:
-                continue
-            key = (message.channel, message.note)
-            if message.type == "note_on" and message.velocity > 0:
-                if key in sounding:
-                    notes.append(_note(key[1], *sounding.pop(key), tick, tpb))
-                sounding[key] = (tick, message.velocity)
-            elif key in sounding:
-                notes.append(_note(key[1], *sounding.pop(key), tick, tpb))
-        end_tick = max(end_tick, tick)
-        for (_ch, pitch), (start, velocity) in sounding.items():
-            log.warning(
-                "%s: note %d at tick %d has no note-off; ends the file", source, pitch, start
-            )
-            notes.append(_note(pitch, start, velocity, max(end_tick, tick), tpb))
+        played, end_tick = _track_notes(_timed(track, meta), tpb, source, channel, end_tick)
+        notes += played
     notes.sort(key=lambda n: (n.onset, n.pitch))
     return Take(
         tuple(notes),
-        bpm if bpm is not None else 120.0,
-        metre or Metre(),
-        tuple(sorted(markers)),
+        meta.bpm if meta.bpm is not None else 120.0,
+        meta.metre or Metre(),
+        tuple(sorted(meta.markers)),
         str(source),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class JamFile:
+    """A jam's record read back: its player tracks (named, in file order), first tempo,
+    metre and chord markers (as changes, for a piano roll)."""
+
+    tracks: tuple[Track, ...]
+    bpm: float
+    metre: Metre
+    chords: tuple[ChordChange, ...]
+
+
+def read_jam(path: str | Path) -> JamFile:
+    """The tracks of a MIDI file one by one (:func:`write_jam`'s, or any type 0 or 1
+    file); a track without notes (the conductor) is left out."""
+    from improv.music.chords import parse_chord
+
+    source = Path(path)
+    midi = load_midi(source)
+    tpb = midi.ticks_per_beat or TICKS_PER_BEAT
+    meta = _Meta(source, tpb)
+    tracks: list[Track] = []
+    end_tick = 0
+    for number, track in enumerate(midi.tracks, start=1):
+        events = list(_timed(track, meta))
+        notes, end_tick = _track_notes(events, tpb, source, None, end_tick)
+        if not notes:
+            continue
+        name = next((m.name for _, m in events if m.type == "track_name"), "") or f"track {number}"
+        channel = next((m.channel for _, m in events if m.type == "note_on"), 0)
+        program = next((m.program for _, m in events if m.type == "program_change"), None)
+        notes.sort(key=lambda n: (n.onset, n.pitch))
+        tracks.append(Track(name.strip(), tuple(notes), channel, program))
+    chords = tuple(
+        ChordChange(onset, symbol, parse_chord(symbol)) for onset, symbol in sorted(meta.markers)
+    )
+    return JamFile(
+        tuple(tracks), meta.bpm if meta.bpm is not None else 120.0, meta.metre or Metre(), chords
+    )
+
+
+class _Meta:
+    """What the meta messages of a file say: first tempo, first metre, markers."""
+
+    def __init__(self, source: Path, tpb: int) -> None:
+        self.source = source
+        self.tpb = tpb
+        self.bpm: float | None = None
+        self.metre: Metre | None = None
+        self.markers: list[tuple[float, str]] = []
+
+    def take(self, tick: int, message: Any) -> None:
+        import mido
+
+        if message.type == "set_tempo" and self.bpm is None:
+            if message.tempo <= 0:
+                raise UsageError(f"MIDI file {self.source}: tempo 0 (set_tempo 0)")
+            self.bpm = mido.tempo2bpm(message.tempo)
+        elif message.type == "time_signature" and self.metre is None:
+            try:
+                self.metre = Metre(message.numerator, message.denominator)
+            except ValueError as exc:
+                log.warning("%s: %s; using 4/4", self.source, exc)
+        elif message.type == "marker" and message.text.strip():
+            self.markers.append((tick / self.tpb, message.text.strip()))
+
+
+def _timed(track: Any, meta: _Meta) -> Iterator[tuple[int, Any]]:
+    """(absolute tick, message) of a track; its meta messages are told to ``meta``."""
+    tick = 0
+    for message in track:
+        tick += message.time
+        if message.is_meta:
+            meta.take(tick, message)
+        yield tick, message
+
+
+def _track_notes(
+    events: Iterable[tuple[int, Any]],
+    tpb: int,
+    source: Path,
+    channel: int | None,
+    end_floor: int,
+) -> tuple[list[Note], int]:
+    """The notes of one track (on ``channel``, or all) and the file's end tick so far
+    (``end_floor``, the longest earlier track, or this one's end)."""
+    notes: list[Note] = []
+    sounding: dict[tuple[int, int], tuple[int, int]] = {}  # (ch, pitch) -> (tick, vel)
+    tick = 0
+    for tick, message in events:
+        if message.type not in ("note_on", "note_off"):
+            continue
+        if channel is not None and message.channel != channel:
+            continue
+        key = (message.channel, message.note)
+        if message.type == "note_on" and message.velocity > 0:
+            if key in sounding:
+                notes.append(_note(key[1], *sounding.pop(key), tick, tpb))
+            sounding[key] = (tick, message.velocity)
+        elif key in sounding:
+            notes.append(_note(key[1], *sounding.pop(key), tick, tpb))
+    end_tick = max(end_floor, tick)
+    for (_ch, pitch), (start, velocity) in sounding.items():
+        log.warning("%s: note %d at tick %d has no note-off; ends the file", source, pitch, start)
+        notes.append(_note(pitch, start, velocity, end_tick, tpb))
+    return notes, end_tick
+
+
+def load_midi(source: Path, what: str = "MIDI file") -> Any:
+    """A ``mido.MidiFile`` of type 0 or 1 with ticks per beat; anything else (too large,
+    not MIDI, type 2, SMPTE time) is a one-line :class:`UsageError`."""
+    import mido
+
+    check_input(source, MIDI_LIMIT, what)
+    try:
+        midi = mido.MidiFile(source, clip=True)
+    except (OSError, ValueError, EOFError, KeyError, IndexError) as exc:
+        raise UsageError(f"cannot read {what} {source}: {exc}") from exc
+    if midi.type == 2:
+        raise UsageError(f"{what} {source} is type 2 (independent songs): not supported")
+    if midi.ticks_per_beat < 0:
+        raise UsageError(f"{what} {source}: SMPTE time (no ticks per beat) is unsupported")
+    return midi
 
 
 def _note(pitch: int, start: int, velocity: int, end: int, tpb: int) -> Note:

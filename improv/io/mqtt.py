@@ -31,7 +31,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
 from improv import __version__
-from improv.io.control import ControlChange, ControlError, ControlHandler, ControlParser, request_id
+from improv.io.control import ControlHandler
+from improv.io.control_desk import ControlDesk
 from improv.io.mqtt_outbox import Kind, Outbox, Outgoing
 from improv.io.mqtt_payloads import (
     JamState,
@@ -54,7 +55,6 @@ MAX_INCOMING: Final = 1024
 MAX_PACKET_BYTES: Final = 16384
 """Largest packet the broker may send us (MQTT 5): bigger requests never reach memory."""
 DROP_LOG_INTERVAL_S: Final = 5.0
-REFUSAL_LOG_INTERVAL_S: Final = 1.0
 IN_FLIGHT: Final = 16
 """Publishes awaiting acknowledgement at once, so that a link with a long round trip
 still keeps up; paho's own window (20) is larger."""
@@ -132,9 +132,8 @@ class MqttBridge:
     ) -> None:
         self.settings = settings
         self.prefix = settings.topic_prefix
-        self.on_control = on_control
+        self._desk = ControlDesk(on_control=on_control, forms=forms, edge="mqtt")
         self._connected = asyncio.Event()
-        self._parser = ControlParser(forms)
         self._tls = settings.tls_context()
         self._outbox = Outbox(settings.limits)
         self._drops = _DropLog(self._dropped, self._connected.is_set)
@@ -144,13 +143,18 @@ class MqttBridge:
         self._connections = 0
         self._warned = False  # about being without a broker, since the last connection
         self._published = 0
-        self._applied = 0
-        self._refused = 0
         self._control_dropped = 0
-        self._refusals_logged = 0
-        self._next_refusal_log = 0.0
         self._bad_kinds: set[Kind] = set()
         self._client_id = f"improv-{settings.agent_id}-{secrets.token_hex(4)}"
+
+    @property
+    def on_control(self) -> ControlHandler | None:
+        """The agent's handler of validated changes (set by ``mqtt_observer.attach``)."""
+        return self._desk.on_control
+
+    @on_control.setter
+    def on_control(self, handler: ControlHandler | None) -> None:
+        self._desk.on_control = handler
 
     # --- the agent's side: constant time, never waits ------------------------------
 
@@ -226,8 +230,8 @@ class MqttBridge:
             dropped=self._dropped(),
             coalesced=counts.coalesced,
             waiting=len(self._outbox),
-            control_applied=self._applied,
-            control_refused=self._refused,
+            control_applied=self._desk.applied,
+            control_refused=self._desk.refused,
         )
 
     def topic(self, name: str) -> str:
@@ -441,58 +445,15 @@ class MqttBridge:
             self.handle_control(bytes(payload), retained=message.retain)
 
     def handle_control(self, payload: bytes, *, retained: bool = False) -> None:
-        """Validate one ``control/set`` payload, hand it to the agent, queue the answer."""
-        change: ControlChange | None = None
-        try:
-            if retained:
-                raise ControlError("retained control requests are ignored")
-            change = self._parser.parse(payload)
-            if self.on_control is None:
-                raise ControlError("this agent takes no control requests")
-            pending = self.on_control(change)
-        except ControlError as exc:
-            self._answer(self._refusal(change, payload, str(exc)))
-        except Exception as exc:
-            log.exception("mqtt: the agent failed on a control request")
-            self._answer(self._refusal(change, payload, f"internal error: {exc}"))
+        """Validate one ``control/set`` payload, hand it to the agent, queue the answer
+        (the one control path, :class:`~improv.io.control_desk.ControlDesk`)."""
+        if retained:
+            self._answer(self._desk.refusal(None, payload, "retained control requests are ignored"))
         else:
-            if pending is None:
-                self._answer(self._accepted(change))
-            else:  # answered when it is done (a model loaded, or failed to)
-                future = asyncio.ensure_future(pending)
-                future.add_done_callback(lambda f: self._settled(change, payload, f))
-
-    def _settled(self, change: ControlChange, payload: bytes, done: asyncio.Future[Any]) -> None:
-        error = ControlError("cancelled") if done.cancelled() else done.exception()
-        if error is None:
-            self._answer(self._accepted(change))
-        elif isinstance(error, ControlError):
-            self._answer(self._refusal(change, payload, str(error)))
-        else:
-            log.error("mqtt: the agent failed on a control request: %s", error)
-            self._answer(self._refusal(change, payload, f"internal error: {error}"))
-
-    def _accepted(self, change: ControlChange) -> dict[str, Any]:
-        self._applied += 1
-        return {"id": change.id, "ok": True, "changes": change.changes()}
+            self._desk.handle(payload, self._answer)
 
     def _answer(self, result: dict[str, Any]) -> None:
         self._outbox.put(self._make(Kind.RESULT, "control/result", result, qos=1))
-
-    def _refusal(self, change: ControlChange | None, payload: bytes, error: str) -> dict[str, Any]:
-        self._refused += 1
-        now = time.monotonic()
-        if now >= self._next_refusal_log:  # a flood of garbage must not flood the log
-            more = self._refused - self._refusals_logged - 1
-            log.info(
-                "mqtt: control request refused: %s%s",
-                error,
-                f" (and {more} more since the last)" if more else "",
-            )
-            self._refusals_logged = self._refused
-            self._next_refusal_log = now + REFUSAL_LOG_INTERVAL_S
-        rid = change.id if change is not None else request_id(payload)
-        return {"id": rid, "ok": False, "error": error}
 
 
 # --- command line ----------------------------------------------------------------------

@@ -41,8 +41,8 @@ from improv.tokens import (
     Role,
     StreamDecoder,
     StreamEncoder,
-    _chord_change_parts,
     allowed_mask,
+    chord_change_parts,
 )
 
 ChordSource = Sequence[ChordChange] | Callable[[float], ChordChange | None]
@@ -127,7 +127,7 @@ def _chord_bias(
     if chord_token < 0 or chord_token not in VOCAB.chord_ids:
         out.flags.writeable = False
         return out
-    _, chord = _chord_change_parts(chord_token, key)
+    _, chord = chord_change_parts(chord_token, key)
     if chord is None:
         out.flags.writeable = False
         return out

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import threading
 
-from improv.engine.scheduler import Scheduler
 from improv.io.midi import open_input, open_output
+from improv.output.scheduler import Scheduler
 
 
 class EchoAgent:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from improv.bench.scheduler import NullOutput, run_one
-from improv.engine.scheduler import Scheduler
+from improv.output.scheduler import Scheduler
 
 
 def test_run_one_measures_every_message() -> None:

@@ -38,7 +38,7 @@ def _spawned(bench_pid: int) -> list[int] | None:
     """The jam and its sender, once both run."""
     kids = tree_pids(bench_pid)[1:]
     jams = [p for p in kids if re.search(r"improv\.cli jam", _cmdline(p))]
-    senders = [p for p in kids if "improv.engine.sender" in _cmdline(p)]
+    senders = [p for p in kids if "improv.output.sender" in _cmdline(p)]
     return jams + senders if jams and senders else None
 
 

@@ -20,8 +20,8 @@ PPQN = 24
 
 
 def main() -> int:
-    from improv.engine.scheduler import Scheduler
     from improv.io import midi
+    from improv.output.scheduler import Scheduler
 
     to = sys.argv[1] if len(sys.argv) > 1 else None
     if to is None:

@@ -17,13 +17,13 @@ from improv.engine.config import JamConfig
 from improv.engine.generator import Responder
 from improv.engine.recording import NoteJournal
 from improv.engine.responders import Responders, RulesResponder
-from improv.engine.scheduler import Scheduler
-from improv.engine.sender import OutputSpec
 from improv.engine.session import Ports, Session
 from improv.io import midi
 from improv.io.midi import MidiEvent, MidiInput, MidiOutput, now
 from improv.io.transport import loopback
 from improv.music.notes import Note, Phrase
+from improv.output.scheduler import Scheduler
+from improv.output.sender import OutputSpec
 
 FAST = {"tempo": 300.0, "bars": 2, "count_in": 0, "model": "rules", "seed": 3}
 

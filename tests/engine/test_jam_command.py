@@ -44,9 +44,11 @@ def test_demo_plays_records_and_reports(tmp_path: Path, capsys: pytest.CaptureFi
     assert summary["turns"] == 2 and summary["notes_out"] > 0 and summary["notes_in"] > 0
     assert summary["deadline_misses"] == 0 and summary["stopped_by"] == "choruses"
     take = read_take(record)
-    assert len(take.notes) == summary["notes_in"] + summary["notes_out"]
+    assert summary["band_notes"] > 0  # the demo plays with the band
+    assert len(take.notes) == summary["notes_in"] + summary["notes_out"] + summary["band_notes"]
     assert take.markers and take.markers[0][1]  # the chords, as markers
     assert take.bpm == pytest.approx(300.0)
+    assert (tmp_path / "jam.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # its piano roll
 
 
 def test_needs_ports_or_a_performer() -> None:

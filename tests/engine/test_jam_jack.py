@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from improv.engine.sender import OutputSpec
 from improv.io import midi
 from improv.io.midi import note_off, note_on
+from improv.output.sender import OutputSpec
 from tests.engine.rig import Listening, Rig, call_notes, is_cc123, spawn_jam, unpaired
 
 pytestmark = pytest.mark.jack

@@ -20,10 +20,10 @@ from collections.abc import AsyncIterator
 import numpy as np
 import pytest
 
-from improv.engine.sender import OutputSpec
 from improv.io import midi
 from improv.io.midi import MidiEvent, now
 from improv.io.transport import RecordingOutput
+from improv.output.sender import OutputSpec
 from tests.engine.master import Master
 from tests.engine.rig import Listening, Rig, unpaired
 
@@ -265,7 +265,8 @@ async def test_stop_start_cycles(jack_server: str, cycles: int) -> None:
         summary = await rig.stop()
     ms = np.abs(np.asarray(errors))
     print(
-        f"\nsoak: {cycles} stop/start cycles, answer start error (ms): p50 {np.percentile(ms, 50):.2f}"
+        f"\nsoak: {cycles} stop/start cycles, answer start error (ms):"
+        f" p50 {np.percentile(ms, 50):.2f}"
         f" p99 {np.percentile(ms, 99):.2f} max {ms.max():.2f} (target < {TOLERANCE_S * 1e3:.0f})"
     )
     print("per cycle:", " ".join(f"{e:.2f}" for e in errors))

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.jack
 
 @pytest.fixture(autouse=True)
 def fast_watchdog(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(midi._watchdog, "interval_s", 0.05)
+    monkeypatch.setattr(midi.watchdog(), "interval_s", 0.05)
 
 
 @pytest.fixture

@@ -112,14 +112,11 @@ def test_node_budget_is_respected(data: tuple[list[list[int]], list[list[int]]])
     assert np.isfinite(small.val_bits[5])
 
 
-def test_learn_is_quick_and_makes_the_call_likely(fitted: MarkovModel) -> None:
+def test_learn_makes_the_call_likely(fitted: MarkovModel) -> None:
     model = MarkovModel.from_state(fitted.to_state())
     call = np.random.default_rng(7).integers(0, V, size=200).tolist()  # unlike the corpus
     before = -model.score(call).sum()
-    start = time.perf_counter()
     model.learn(call)
-    elapsed = time.perf_counter() - start
-    assert elapsed < 0.1  # generous; about a millisecond on a laptop
     after = -model.score(call).sum()
     assert after < 0.5 * before
     assert model.describe()["session_tokens"] == 200
@@ -207,3 +204,18 @@ def test_a_decompression_bomb_is_refused_before_it_inflates(fitted: MarkovModel)
     finally:
         tracemalloc.stop()
     assert peak < 16 << 20  # bytes, not the 64 MiB (as int64: 256 MiB) it asks for
+
+
+@pytest.mark.bench
+def test_learn_time(fitted: MarkovModel) -> None:
+    """Learning a 200-token call happens between turns: target under 10 ms."""
+    model = MarkovModel.from_state(fitted.to_state())
+    call = np.random.default_rng(7).integers(0, V, size=200).tolist()
+    times = []
+    for _ in range(20):
+        start = time.perf_counter()
+        model.learn(call)
+        times.append((time.perf_counter() - start) * 1000.0)
+    p50, p99 = np.percentile(times, [50, 99])
+    print(f"\nMarkov learn(200 tokens): p50 {p50:.2f} ms, p99 {p99:.2f} ms (target < 10)")
+    assert p99 < 10.0

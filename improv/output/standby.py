@@ -23,8 +23,8 @@ import sys
 import threading
 from collections.abc import Callable
 
-from improv.engine.scheduler import Scheduler, try_realtime_priority
 from improv.io.midi import now
+from improv.output.scheduler import Scheduler, try_realtime_priority
 
 log = logging.getLogger(__name__)
 

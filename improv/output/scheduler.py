@@ -10,7 +10,7 @@ p50/p99 are 0.1/0.2 ms; a 0.5 ms spin gives 0.02/0.05 ms for about 5 % of a core
 Python thread keeps for up to ``sys.getswitchinterval()`` (5 ms by default), so the
 scheduler shortens that interval while it runs; even so a busy Python thread in the
 same process costs milliseconds at p99. For real ports use
-:class:`improv.engine.sender.ProcessScheduler`, the same scheduler in a process of its
+:class:`improv.output.sender.ProcessScheduler`, the same scheduler in a process of its
 own (p99 about 0.06 ms under the same load).
 
 Send error (send time minus scheduled time) is recorded for every message into a
@@ -80,7 +80,7 @@ class SchedulerStats:
 
 class OutputScheduler(Protocol):
     """What the agent plays through: a :class:`Scheduler` (a thread of this process) or
-    a :class:`~improv.engine.sender.ProcessScheduler` (a process of its own)."""
+    a :class:`~improv.output.sender.ProcessScheduler` (a process of its own)."""
 
     def start(self) -> object: ...
 
@@ -167,7 +167,7 @@ class Scheduler:
     def start_inline(self) -> Scheduler:
         """Start without a thread: the caller sends by calling :meth:`serve_due` in time.
 
-        For a process whose one busy thread is the sender (:mod:`improv.engine.sender`):
+        For a process whose one busy thread is the sender (:mod:`improv.output.sender`):
         a second busy thread would compete with it for the GIL at the worst moments.
         """
         self._running = True
