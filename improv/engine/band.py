@@ -129,6 +129,7 @@ class BandPlayer:
             return 0
         # a MIDI clock follower reads no further than its last tick: look ahead by tempo
         horizon = position + max(0.0, until - t) * clock.bpm_at(t) / 60.0
+        horizon = max(horizon, clock.beat_at(until))  # past a metre change's jump
         if self._next_bar is None:
             self._start(position, t)
         assert self._next_bar is not None

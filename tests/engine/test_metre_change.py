@@ -3,6 +3,8 @@ in the new metre, the record's beats and the control request. Fast, no I/O."""
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 
 from improv.engine.clock import InternalClock, Metronome
@@ -106,3 +108,27 @@ def test_a_bad_metre_request_says_why(metre: object, says: str) -> None:
     with pytest.raises(ControlError, match=says):
         ControlParser().from_object({"metre": metre})
     assert ControlParser().from_object({"metre": "6/8"}).changes() == {"metre": "6/8"}
+
+
+async def test_the_band_plays_the_new_bars_from_the_jump_and_no_beat_twice() -> None:
+    from improv.io.control import ControlChange
+    from tests.engine.rig import unpaired
+    from tests.engine.test_band import BASS, band_jam, off_beat, until
+
+    async with band_jam("bass,drums") as jam:
+        agent = jam.agent
+        await until(lambda: agent.position() >= 2.0)
+        agent.apply_control(ControlChange(metre=THREE))
+        await until(lambda: bool(agent.metre_changes))
+        ((_, to, _),) = agent.metre_changes
+        await until(lambda: agent.position() >= to + 6.0)
+        agent.request_stop("test")
+        await jam.task
+    assert agent.band is not None and agent.band._metre == THREE
+    times = [e.time for e in jam.note_ons(BASS)]
+    jump = agent.clock.time_at(to)
+    assert any(t < jump for t in times) and sum(t >= jump for t in times) >= 6
+    assert all(off_beat(agent, t) < 0.01 for t in times), "every bass note on its beat"
+    steps = [b - a for a, b in itertools.pairwise(times)]
+    assert min(steps) > 0.2 and max(steps) < 0.3  # a note a beat across the jump
+    assert not unpaired(jam.output.events), "no note left sounding"
