@@ -11,11 +11,12 @@ gap falls inside its bars.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from improv.errors import UsageError
 from improv.music.notes import Note
+from improv.music.pitch import Key
 from improv.music.time import Metre
 
 MIDI_SUFFIXES = (".mid", ".midi")
@@ -76,15 +77,22 @@ class GeneratedCalls:
 
 class FileCalls:
     """Calls cut from MIDI files: each file in ``bars``-bar pieces from its form's first
-    bar (a pickup counts for the piece it leads into), empty ones skipped."""
+    bar (a pickup counts for the piece it leads into), empty ones skipped; moved to
+    ``key`` when given."""
 
-    def __init__(self, paths: Sequence[Path], mode: str, bars: int, metre: Metre) -> None:
+    def __init__(
+        self, paths: Sequence[Path], mode: str, bars: int, metre: Metre, key: str | None = None
+    ) -> None:
         from improv.engine.performer import read_performance
+        from improv.engine.session import in_key
 
         self.calls: list[list[Note]] = []
         length = bars * metre.beats_per_bar
         for path in paths:
-            notes = read_performance(path).notes
+            performance = read_performance(path)
+            notes = performance.notes
+            if key is not None:  # moved to the key played, as improv jam --performer does
+                notes = tuple(in_key(notes, performance.key, Key.parse(key)))
             pieces = int(max(n.onset for n in notes) // length) + 1
             for piece in range(pieces):
                 start = piece * length
@@ -103,15 +111,59 @@ class FileCalls:
         return call
 
 
-def file_tempo_and_key(paths: Sequence[Path]) -> tuple[float, str] | None:
-    """A single calls file's own tempo and key (what the harness plays it at unless
-    told otherwise); None for several files."""
+@dataclass(frozen=True, slots=True)
+class CallsPlan:
+    """What the calls are played at: a single calls file's own tempo, key, metre and
+    chord markers (its changes are the form), as ``improv jam --performer`` reads them,
+    where no option says otherwise."""
+
+    tempo: float
+    key: str
+    metre: Metre
+    form: str  # the form's name ("changes" for a file's own)
+    changes: Path | None = None  # the file whose own chord markers are the form
+
+    def as_dict(self) -> dict[str, object]:
+        """The plan in the ``--json`` summary."""
+        return {
+            "tempo": self.tempo,
+            "key": self.key,
+            "metre": str(self.metre),
+            "form": self.form,
+            "changes": str(self.changes) if self.changes else None,
+        }
+
+    def describe(self) -> str:
+        """One line for the output: which tempo, key, metre and form were used."""
+        form = f"{self.form} (the file's own changes)" if self.changes else self.form
+        return f"calls at {self.tempo:g} BPM in {self.key}, {self.metre}, form {form}"
+
+
+def plan_calls(
+    paths: Sequence[Path],
+    *,
+    tempo: float | None = None,
+    key: str | None = None,
+    metre: Metre | None = None,
+    form: str | None = None,
+) -> CallsPlan:
+    """The plan for ``paths`` (several files, or none: the options and the defaults);
+    the options win over the file, and the file's changes are the form unless ``form``
+    or another metre is given (as :func:`improv.engine.session.performance_form`)."""
     from improv.engine.performer import read_performance
 
     if len(paths) != 1:
-        return None
+        return CallsPlan(tempo or 120.0, key or "F", metre or Metre(), form or "blues")
     performance = read_performance(paths[0])
-    return performance.tempo, performance.key.name
+    played = metre or performance.metre
+    own = performance.form is not None and form is None and played == performance.metre
+    return CallsPlan(
+        tempo=tempo if tempo is not None else round(performance.tempo, 3),
+        key=key or performance.key.name,
+        metre=played,
+        form=performance.form.name if own and performance.form else (form or "blues"),
+        changes=paths[0] if own else None,
+    )
 
 
 def midi_files(source: Path) -> list[Path]:

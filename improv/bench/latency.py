@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from improv.bench import jackinfo
-from improv.bench.calls import FileCalls, GeneratedCalls, midi_files
+from improv.bench.calls import CallsPlan, FileCalls, GeneratedCalls, midi_files
 from improv.bench.jackinfo import JackPeriod, XrunCounter
 from improv.bench.listen import Listener
 from improv.bench.matrix import Configuration, rounds
@@ -99,6 +99,7 @@ class Settings:
     count_in_wait_s: float | None = None  # None: two bars and a bit if spawned, else 0
     pid: int | None = None  # an external agent's process: its tree's CPU and memory
     metre: Metre = field(default_factory=Metre)
+    plan: CallsPlan | None = None  # which tempo, key, metre and form the calls are played at
 
 
 @dataclass(slots=True)
@@ -366,7 +367,8 @@ class _Target:
 
 def _call_source(settings: Settings, config: Configuration) -> CallSource:
     if settings.calls is not None:
-        return FileCalls(midi_files(settings.calls), config.mode, config.bars, settings.metre)
+        paths = midi_files(settings.calls)
+        return FileCalls(paths, config.mode, config.bars, settings.metre, settings.key)
     seed = settings.seed + config.index
     metre = settings.metre
     return GeneratedCalls(seed, config.mode, config.bars, metre, settings.key, settings.form)

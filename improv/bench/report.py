@@ -194,6 +194,7 @@ def summarise(run: RunData, measured: Sequence[Measured] | None = None) -> dict[
         "block": s.block,
         "count_in_wait_s": s.count_in_wait_s,
         "pid": s.pid,
+        "calls": s.plan.as_dict() if s.plan is not None else None,
         "seconds": round(run.ended - run.started, 2),
         "transport": transport,
         "mqtt_error": run.mqtt_error,

@@ -114,6 +114,51 @@ def _channels(text: str) -> frozenset[int] | None:
     return frozenset({channel - 1})
 
 
+def _jam_value(jam_args: list[str], option: str) -> str | None:
+    """The value the spawned jam's options give ``option`` (``--o V`` or ``--o=V``)."""
+    value = None
+    for i, arg in enumerate(jam_args):
+        if arg == option and i + 1 < len(jam_args):
+            value = jam_args[i + 1]
+        elif arg.startswith(option + "="):
+            value = arg.split("=", 1)[1]
+    return value
+
+
+def _plan(args: argparse.Namespace, calls: Path | None, jam_args: list[str]) -> Any:
+    """What the calls are played at: the options (the bench's, then the spawned jam's),
+    else a single calls file's own tempo, key, metre and changes, else the defaults."""
+    from improv.bench.calls import midi_files, plan_calls
+    from improv.errors import UsageError
+    from improv.music.time import Metre
+
+    metre_text = _jam_value(jam_args, "--metre")
+    try:
+        metre = Metre.parse(metre_text) if metre_text else None
+    except ValueError as exc:
+        raise UsageError(f"--metre: {exc}") from None
+    return plan_calls(
+        midi_files(calls) if calls is not None else [],
+        tempo=args.tempo,
+        key=args.key or _jam_value(jam_args, "--key"),
+        metre=metre,
+        form=_jam_value(jam_args, "--form"),
+    )
+
+
+def _jam_plan_args(plan: Any, jam_args: list[str]) -> list[str]:
+    """Options that make the spawned jam play the plan's key, metre and changes (the
+    tempo is each configuration's own), where its options do not say already."""
+    out: list[str] = []
+    if _jam_value(jam_args, "--key") is None:
+        out += ["--key", plan.key]
+    if _jam_value(jam_args, "--metre") is None:
+        out += ["--metre", str(plan.metre)]
+    if plan.changes is not None and _jam_value(jam_args, "--changes") is None:
+        out += ["--changes", str(plan.changes)]
+    return out
+
+
 def settings_from_args(args: argparse.Namespace) -> Any:
     """Check the options; the harness :class:`~improv.bench.latency.Settings`."""
     from improv.bench.calls import examples_folder
@@ -142,19 +187,12 @@ def settings_from_args(args: argparse.Namespace) -> Any:
             raise UsageError("--pid is for an external agent: a spawned jam is sampled itself")
         if args.pid <= 0 or not Path(f"/proc/{args.pid}").is_dir():
             raise UsageError(f"--pid {args.pid}: no such process")
-    calls = None
-    tempo, key = args.tempo, args.key
-    if args.calls:
-        from improv.bench.calls import file_tempo_and_key, midi_files
-
-        calls = examples_folder() if args.calls == "examples" else Path(args.calls)
-        own = file_tempo_and_key(midi_files(calls))
-        if own is not None:
-            tempo = tempo if tempo is not None else round(own[0], 3)
-            if key is None and args.spawn and "--key" not in jam_args:
-                jam_args += ["--key", own[1]]  # the spawned jam plays in the file's key
-            key = key or own[1]
-    tempo = tempo if tempo is not None else 120.0
+    calls = examples_folder() if args.calls == "examples" else None
+    calls = calls or (Path(args.calls) if args.calls else None)
+    plan = _plan(args, calls, jam_args)
+    tempo = plan.tempo
+    if args.spawn:  # the spawned jam plays what the calls are played at
+        jam_args += _jam_plan_args(plan, jam_args)
     base = Base(tempo, args.mode, args.bars, burn=args.burn, send_clock=args.send_clock)
     configs = expand(base, parse_matrix(args.matrix or []), spawn=args.spawn)
     return Settings(
@@ -170,7 +208,10 @@ def settings_from_args(args: argparse.Namespace) -> Any:
         block=args.block,
         calls=calls,
         seed=args.seed,
-        key=key or "F",
+        key=plan.key,
+        form=plan.form,
+        metre=plan.metre,
+        plan=plan,
         channels=_channels(args.answer_channel),
         mqtt=args.mqtt,
         mqtt_prefix=args.mqtt_prefix,
@@ -195,6 +236,7 @@ def run(args: argparse.Namespace) -> int:
         if path is not None:
             check_output(path, option)  # before the run, not after it
     err = Console(stderr=True)
+    err.print(settings.plan.describe(), highlight=False)
     for config in settings.configs:
         if config.skipped:
             err.print(f"[yellow]skipping {config.name}[/]: {config.skipped}", highlight=False)

@@ -55,6 +55,12 @@ def register(subparsers: Any) -> None:
     music.add_argument("--key", help="e.g. F, Bb, Cm")
     music.add_argument("--form", help="blues, quick-change, jazz-blues, minor-blues, 8-bar")
     music.add_argument("--metre", help="e.g. 4/4")
+    music.add_argument(
+        "--changes",
+        type=Path,
+        metavar="FILE.mid",
+        help="the form: a MIDI file's chord markers (its tempo, metre, key unless given)",
+    )
     music.add_argument("--swing", type=float, metavar="RATIO", help="1 straight .. 2 triplet")
     music.add_argument("--choruses", type=int, metavar="N", help="end after N choruses")
     music.add_argument("--count-in", type=int, metavar="BARS")
@@ -176,6 +182,13 @@ def run(args: argparse.Namespace) -> int:
         check_input(args.performer, MIDI_LIMIT, "--performer")  # before reading it
         performance = read_performance(args.performer)
         overrides = _file_settings(overrides, performance)
+    args.changes_of = None
+    if args.changes is not None:  # the form (and what the options leave open) from a file
+        from improv.engine.performer import read_performance
+
+        check_input(args.changes, MIDI_LIMIT, "--changes")
+        args.changes_of = read_performance(args.changes)
+        overrides = _file_settings(overrides, args.changes_of)
     config = build_config(args.config, **overrides)
     check_model(config.model, "jam")
     args.performance = performance
@@ -234,6 +247,9 @@ async def _play(config: Any, args: argparse.Namespace, web: Any) -> dict[str, An
         calls = jam_session.performance_calls(config, performance)
         if config.choruses is None:
             config = config.replaced(choruses=jam_session.choruses_for(calls, config, form))
+    changes = getattr(args, "changes_of", None)
+    if changes is not None:
+        form = jam_session.performance_form(config, changes, args.form is not None)
     elif args.demo:
         calls = jam_session.demo_calls(config)
     view = JamView(f"improv jam: {form.name} in {config.key}, {config.tempo:g} BPM")

@@ -68,7 +68,7 @@ from improv.io.midi import (
 )
 from improv.music.notes import Note, Phrase
 from improv.music.pitch import Key
-from improv.music.time import Swing, quantize_beats
+from improv.music.time import TICKS_PER_BEAT, Metre, Swing, quantize_beats
 from improv.output.scheduler import OutputScheduler, Scheduler
 from improv.output.sender import OutputSpec, ProcessScheduler
 
@@ -78,6 +78,8 @@ COLLISION_S = 0.150
 """An answer note starting this soon after a performer's note-on talks over them."""
 START_DELAY_S = 0.3
 """From start-up to the first count-in click (or bar 0): time to get everything going."""
+FILL_AHEAD_S = 0.5
+"""How far ahead the metronome and the MIDI clock out are scheduled."""
 
 
 class JamObserver:
@@ -298,6 +300,8 @@ class Agent:
         self._released_at: float | None = None  # when the performer last fell silent
         self._waits: deque[float] = deque(maxlen=1 << 12)  # phrase mode: note-off to answer (s)
         self.journal = journal or NoteJournal()  # what was played: on disk, not in memory
+        self._metre_due: tuple[float, float, Metre] | None = None  # (at, to, metre): waits
+        self.metre_changes: list[tuple[float, float, Metre]] = []  # made: (at, to, metre)
         self.band: BandPlayer | None = None
         if band is not None and band.parts:
             self.band = BandPlayer(
@@ -332,7 +336,7 @@ class Agent:
                 group.create_task(self._conduct(), name="conductor")
                 if self._fillers:
                     group.create_task(
-                        keep_ahead(self._fillers, now, lookahead_s=0.5, period_s=0.1),
+                        keep_ahead(self._fillers, now, lookahead_s=FILL_AHEAD_S, period_s=0.1),
                         name="clock-out",
                     )
                 if self.band is not None:
@@ -386,6 +390,8 @@ class Agent:
         if change.model is not None and self._load_responder is None:
             raise ControlError("this jam cannot change its model")
         model = allowed_model(change.model, self.config.models_dir) if change.model else None
+        if change.metre is not None:
+            self._check_metre(change.metre)  # before anything of the request applies
         at = now() + self.generator.lookahead_s + 0.05  # past what is already scheduled
         if change.tempo is not None:
             if not isinstance(self.clock, InternalClock):
@@ -397,6 +403,8 @@ class Agent:
             self._set_key(change.key, at)
         if change.form is not None:
             self._set_form(change.form, at)
+        if change.metre is not None:  # past the clicks and clock already scheduled too
+            self._set_metre(change.metre, max(at, now() + FILL_AHEAD_S + 0.05))
         if change.mode is not None or change.bars is not None:
             self.config = replace(
                 self.config,
@@ -760,6 +768,8 @@ class Agent:
 
     def _step(self, event: turns.Event, beats: float | None = None) -> None:
         at = self.clock.beat_at(now()) if beats is None else beats
+        if self._metre_due is not None and at >= self._metre_due[1] - 1e-9:
+            self._switch_metre()  # whatever comes first past the change meets the new bars
         if math.isfinite(at) and not self._halted:
             self._reached = max(self._reached, at)
         before = (self.state.turn, turns.slot_at(self.state, at))
@@ -791,6 +801,8 @@ class Agent:
         end = planned.end
         if self._end_beat is not None:
             end = min(end, self._end_beat)
+        if self._metre_due is not None:  # no answer runs across a metre change
+            end = min(end, self._metre_due[0])
         if self.muted or end <= planned.start:
             return
         self._turn_count += 1
@@ -1161,6 +1173,64 @@ class Agent:
         if self.band is not None:
             self.band.replan(chorus)
         self.config = replace(self.config, form=name)
+
+    def _check_metre(self, metre: Metre) -> None:
+        """Refuse a metre change the jam cannot make, with the reason."""
+        from improv.tokens import MAX_BAR_TICKS
+
+        if not isinstance(self.clock, InternalClock):
+            raise ControlError("metre: the MIDI clock master counts the bars; start with --metre")
+        if metre.ticks_per_bar > MAX_BAR_TICKS:
+            limit = MAX_BAR_TICKS / TICKS_PER_BEAT
+            raise ControlError(f"metre {metre}: the models read bars of {limit:g} beats at most")
+        if self._metre_due is not None:
+            due = self._metre_due[2]
+            raise ControlError(f"metre: the change to {due} is due at the next bar line")
+
+    def _set_metre(self, metre: Metre, t: float) -> None:
+        """Bars of ``metre`` from the first bar line after ``t``. The jam position jumps
+        there (no time passing) to a bar line of ``metre`` where the form goes on from
+        the same bar and the trading slots from the same bar of the same player's slot,
+        so every part that counts bars from position 0 counts them right; the parts
+        that hold positions follow when the jam reaches it (:meth:`_switch_metre`)."""
+        assert isinstance(self.clock, InternalClock)
+        old, per_bar, bars = self.metre, metre.beats_per_bar, self.config.bars
+        at = max(0.0, self._next_bar_line(t))
+        slot_beats = bars * old.beats_per_bar
+        slot = math.floor(at / slot_beats + 1e-9)
+        in_slot = round((at - slot * slot_beats) / old.beats_per_bar)
+        period = 2 * bars * per_bar  # two slots: the performer's and improv's
+        residue = ((slot % 2) * bars + in_slot) * per_bar
+        to = residue + period * math.ceil((at - residue) / period - 1e-9)
+        form = self.timeline.form_at(at)
+        bar = round((at - self.timeline.chorus_start(at)) / old.beats_per_bar) % form.n_bars
+        self.timeline.set_form(form.in_metre(metre), to, origin=to - bar * per_bar)
+        self.clock.change_metre(metre, at, to)
+        self._metre_due = (at, to, metre)
+        if self.band is not None:
+            self.band.change_metre(metre, at, to)
+        if self._turn is not None and self._turn.request.end > at + 1e-9:
+            self._cut_answer("metre change", at)
+        log.info("metre: %s from beat %g (the jam goes on at %g)", metre, at, to)
+
+    def _switch_metre(self) -> None:
+        """The jam has reached a metre change: the parts that count bars take the new
+        ones; the turns start afresh on the slots of the form (as after a relocation)."""
+        assert self._metre_due is not None
+        at, to, metre = self._metre_due
+        self._metre_due = None
+        self._cut_answer("metre change", at)  # an answer up to the bar line ends in its bars
+        self.metre_changes.append((at, to, metre))
+        if self._end_beat is not None:  # --choruses: the bars left are played, in the new bars
+            bars_left = (self._end_beat - at) / self.metre.beats_per_bar
+            self._end_beat = to + bars_left * metre.beats_per_bar
+        self.metre = self.clock.metre = metre
+        self.form = self.timeline.form_at(to)
+        self.config = replace(self.config, metre=str(metre))
+        self.context.metre_change(metre, at, to)
+        self._update_lead()
+        self._step(turns.Relocate(), to)
+        self._publish_state()
 
     def _next_bar_line(self, t: float) -> float:
         beats = self.clock.beat_at(t)

@@ -104,6 +104,7 @@ class BandPlayer:
         self._programs: dict[str, int] = {}  # the program each part's channel has
         self._first_programs: dict[str, int] = {}  # the first sent: a record's tracks
         self._tempo0 = tempo
+        self._metre_due: tuple[float, float, Metre] | None = None  # (at, to, metre)
         self.notes = 0  # notes handed to the scheduler
 
     @property
@@ -128,11 +129,19 @@ class BandPlayer:
             return 0
         # a MIDI clock follower reads no further than its last tick: look ahead by tempo
         horizon = position + max(0.0, until - t) * clock.bpm_at(t) / 60.0
-        per_bar = self._metre.beats_per_bar
+        horizon = max(horizon, clock.beat_at(until))  # past a metre change's jump
         if self._next_bar is None:
             self._start(position, t)
         assert self._next_bar is not None
-        while self._next_bar * per_bar <= horizon + per_bar:  # a bar ahead of the horizon
+        while True:
+            per_bar = self._metre.beats_per_bar
+            due = self._metre_due
+            if due is not None and self._next_bar * per_bar >= due[0] - 1e-9:
+                self._metre, self._metre_due = due[2], None  # its bars from the jump
+                per_bar = due[2].beats_per_bar
+                self._next_bar = round(due[1] / per_bar)
+            if self._next_bar * per_bar > horizon + per_bar:  # a bar ahead of the horizon
+                break
             self._plan(self._next_bar, position)
             self._next_bar += 1
         return self._schedule(clock, horizon, t)
@@ -181,6 +190,21 @@ class BandPlayer:
         self._pending = [item for item in self._pending if item[0] < bar * per_bar - 1e-9]
         heapq.heapify(self._pending)
         self._next_bar = bar
+
+    def change_metre(self, metre: Metre, at: float, to: float) -> None:
+        """Bars of ``metre`` from the bar line at ``at``, where the jam position jumps to
+        ``to`` (a bar line of ``metre``): what was planned from ``at`` on goes, and the
+        bars from ``to`` are planned in the new metre."""
+        self._pending = [item for item in self._pending if item[0] < at - 1e-9]
+        heapq.heapify(self._pending)
+        when = self._clock().time_at(at)
+        if math.isfinite(when):
+            for channel in self.channels:
+                self._scheduler.cancel_after(when, channel)
+        per_bar = self._metre.beats_per_bar
+        if self._next_bar is not None and self._next_bar * per_bar > at:
+            self._next_bar = round(at / per_bar)
+        self._metre_due = (at, to, metre)
 
     def tracks(self) -> dict[str, tuple[int, int | None]]:
         """Each part's (channel, GM program) for a record of the jam: the program sent

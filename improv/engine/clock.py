@@ -82,14 +82,22 @@ class _Segment:
 
 
 class InternalClock:
-    """A clock of its own: bar 0 beat 0 at ``start_time``, at ``bpm``, in ``metre``."""
+    """A clock of its own: bar 0 beat 0 at ``start_time``, at ``bpm``, in ``metre``.
+
+    A metre change (:meth:`change_metre`) makes the jam position jump, at the bar line
+    where it lands, to a bar line of the new metre: every part that counts bars as
+    ``position // beats_per_bar`` (the turns, the models' token streams, the state) goes
+    on counting so, and no time passes in the positions jumped over (:meth:`skip`).
+    """
 
     def __init__(self, bpm: float, start_time: float, metre: Metre | None = None) -> None:
         _check_bpm(bpm)
-        self.metre = metre or Metre()
+        self.metre = metre or Metre()  # the metre now: the agent moves it at the change
         self._segments = [_Segment(start_time, 0.0, bpm)]
         self._times = [start_time]
         self._beats = [0.0]
+        self._first_metre = self.metre
+        self._metres: list[tuple[float, float, Metre]] = []  # (from, to, metre): jumps
 
     @property
     def start_time(self) -> float:
@@ -106,11 +114,45 @@ class InternalClock:
         return seg.beats + (t - seg.time) * seg.bpm / 60.0
 
     def time_at(self, beats: float) -> float:
-        seg = self._at_beat(beats)
-        return seg.time + (beats - seg.beats) * 60.0 / seg.bpm
+        index = max(0, bisect.bisect_right(self._beats, beats) - 1)
+        seg = self._segments[index]
+        t = seg.time + (beats - seg.beats) * 60.0 / seg.bpm
+        if index + 1 < len(self._segments):  # a position jumped over: when the jump is
+            t = min(t, self._segments[index + 1].time)
+        return t
 
     def bpm_at(self, t: float) -> float:
         return self._at_time(t).bpm
+
+    def metre_at(self, beats: float) -> Metre:
+        """The metre in force at jam position ``beats``."""
+        metre = self._first_metre
+        for _, to, changed in self._metres:
+            if beats >= to - 1e-9:
+                metre = changed
+        return metre
+
+    def skip(self, beats: float) -> float:
+        """``beats``, or where the jam goes on when a metre change jumped over it."""
+        for at, to, _ in self._metres:
+            if at - 1e-9 <= beats < to - 1e-9:
+                return to
+        return beats
+
+    def change_metre(self, metre: Metre, at: float, to: float) -> float:
+        """From bar line ``at`` (a position not yet reached) the jam goes on at ``to``,
+        a bar line of ``metre``, at the same moment; returns that moment. A tempo or
+        metre change planned past ``at`` is replaced."""
+        when = self.time_at(at)
+        bpm = self._at_beat(at).bpm
+        keep = bisect.bisect_left(self._beats, at)
+        del self._segments[keep:], self._times[keep:], self._beats[keep:]
+        self._metres = [m for m in self._metres if m[0] < at - 1e-9]
+        self._segments.append(_Segment(when, to, bpm))
+        self._times.append(when)
+        self._beats.append(to)
+        self._metres.append((at, to, metre))
+        return when
 
     def running_at(self, t: float) -> bool:
         return True
@@ -121,7 +163,10 @@ class InternalClock:
         Changes already planned after that bar line are replaced.
         """
         _check_bpm(bpm)
-        bar_beats = self.metre.bar_start(math.floor(self.beat_at(t) / self.metre.beats_per_bar) + 1)
+        beats = self.beat_at(t)
+        metre = self.metre_at(beats)
+        bar_beats = metre.bar_start(math.floor(beats / metre.beats_per_bar + 1e-9) + 1)
+        bar_beats = self.skip(bar_beats)  # a metre change lands there: from its new bar
         when = self.time_at(bar_beats)
         keep = bisect.bisect_left(self._beats, bar_beats)
         del self._segments[keep:], self._times[keep:], self._beats[keep:]
@@ -416,6 +461,8 @@ class ClockSender:
         """Schedule every tick up to ``until``; returns how many were scheduled."""
         count = 0
         while not self._stopped:
+            beats = _skip(self._clock, self._next_tick / PPQN)  # a metre change's jump
+            self._next_tick = max(self._next_tick, math.ceil(beats * PPQN - 1e-9))
             t = self._clock.time_at(self._next_tick / PPQN)
             if t > until:
                 break
@@ -471,8 +518,10 @@ class Metronome:
 
     def fill(self, until: float) -> int:
         count = 0
-        per_bar = self._clock.metre.beats_per_bar
         while self._until_beat is None or self._next_beat < self._until_beat - 1e-9:
+            beats = _skip(self._clock, self._next_beat)  # a metre change's jump: no clicks
+            self._next_beat = max(self._next_beat, math.ceil(beats - 1e-9))
+            per_bar = _metre_at(self._clock, self._next_beat).beats_per_bar
             t = self._clock.time_at(self._next_beat)
             if t > until:
                 break
@@ -492,6 +541,17 @@ class Metronome:
     @property
     def done(self) -> bool:
         return self._until_beat is not None and self._next_beat >= self._until_beat - 1e-9
+
+
+def _skip(clock: MusicalClock, beats: float) -> float:
+    """Where the jam goes on from ``beats`` (past a metre change's jump, if any)."""
+    skip = getattr(clock, "skip", None)
+    return float(skip(beats)) if skip is not None else beats
+
+
+def _metre_at(clock: MusicalClock, beats: float) -> Metre:
+    metre_at = getattr(clock, "metre_at", None)
+    return metre_at(beats) if metre_at is not None else clock.metre
 
 
 async def keep_ahead(

@@ -43,7 +43,9 @@ class ContextEvent:
 
     ``kind``: ``"on"`` / ``"off"`` (a note; ``velocity`` on note-ons), ``"start"`` /
     ``"end"`` (a phrase of ``role`` begins or ends), ``"key"`` (the key changes: its
-    tonic in ``pitch``). ``at`` is the jam position (beats).
+    tonic in ``pitch``), ``"metre"`` (bars of ``metre`` from the bar line at ``at``,
+    where the jam position jumps to ``to``, a bar line of it: no time passes between).
+    ``at`` is the jam position (beats).
     """
 
     kind: str
@@ -51,6 +53,8 @@ class ContextEvent:
     role: str = CALL
     pitch: int = 0
     velocity: int = 0
+    metre: Metre | None = None
+    to: float = 0.0
 
 
 _TICK = to_beats(1)
@@ -70,8 +74,18 @@ class ChordTimeline:
     def __init__(self, form: Form) -> None:
         self._segments: list[tuple[float, Form, float]] = [(-math.inf, form, 0.0)]
 
-    def set_form(self, form: Form, from_beat: float, *, keep_origin: bool = False) -> None:
-        origin = self._segment(from_beat)[2] if keep_origin else from_beat
+    def set_form(
+        self,
+        form: Form,
+        from_beat: float,
+        *,
+        keep_origin: bool = False,
+        origin: float | None = None,
+    ) -> None:
+        """``form`` from ``from_beat``: read from there (a new chorus), from the old
+        origin (``keep_origin``: the same bar goes on) or from ``origin``."""
+        if origin is None:
+            origin = self._segment(from_beat)[2] if keep_origin else from_beat
         self._segments = [s for s in self._segments if s[0] < from_beat]
         self._segments.append((from_beat, form, origin))
 
@@ -134,6 +148,7 @@ class Context:
     ) -> None:
         self.chords = chords
         self.metre = metre
+        self._keep_bars = keep_bars
         self._keep_beats = keep_bars * metre.beats_per_bar
         self._sink = sink
         self._rewind = rewind
@@ -186,6 +201,13 @@ class Context:
     def key_change(self, tonic: int, at: float) -> None:
         """The key changes at ``at`` (the responders re-key their chord input from there)."""
         self._emit(ContextEvent("key", quantize_beats(at), pitch=tonic % 12))
+
+    def metre_change(self, metre: Metre, at: float, to: float) -> None:
+        """Bars of ``metre`` from the bar line at ``at``, where the jam jumps to ``to``
+        (see :meth:`improv.engine.clock.InternalClock.change_metre`)."""
+        self.metre = metre
+        self._keep_beats = self._keep_bars * metre.beats_per_bar
+        self._emit(ContextEvent("metre", quantize_beats(at), metre=metre, to=to))
 
     def release_all(self, role: str, at: float) -> None:
         """End every open note of ``role`` (stuck notes, a vanished port, the end)."""

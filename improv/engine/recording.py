@@ -15,6 +15,7 @@ import json
 import logging
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -87,6 +88,17 @@ RECORD_PERIOD_S = 4.0
 """The record is rewritten this often: a kill loses at most this much of the jam."""
 
 
+def sounded(beats: float, jumps: Sequence[tuple[float, float, Any]]) -> float:
+    """A jam position as beats that sounded: the metre changes' jumps taken out."""
+    shift = 0.0
+    for at, to, _ in jumps:
+        if beats >= to:
+            shift += to - at
+        elif beats > at:
+            return at - shift
+    return beats - shift
+
+
 class RecordKeeper:
     """``--record``: the agent's journal rewritten as a complete MIDI file every
     :data:`RECORD_PERIOD_S` (in a thread; the loop only flushes) and once at the end.
@@ -100,6 +112,7 @@ class RecordKeeper:
         self.agent = agent
         self.tempo = tempo
         self.channel = max(1, channel_out - 1)  # 0-based, never the performer's channel
+        self.metre = agent.metre  # the first; later ones from the agent's metre changes
         self._lock = threading.Lock()
 
     async def keep(self) -> None:
@@ -132,19 +145,21 @@ class RecordKeeper:
         return True
 
     def _snapshot(self) -> tuple[Any, Any, Any, dict[str, tuple[int, int | None]]]:
-        """(chord markers so far, swing, metre, the band's (channel, program) by part),
-        read on the loop, which owns them."""
+        """(chord markers so far, swing, metre changes, the band's (channel, program) by
+        part), read on the loop, which owns them."""
         agent = self.agent
         chords = agent.timeline.changes(0.0, max(agent.journal.end, agent.form.beats))
         band = getattr(agent, "band", None)
         tracks = band.tracks() if band is not None else {}
-        return chords, agent.swing, agent.metre, tracks
+        return chords, agent.swing, list(agent.metre_changes), tracks
 
     def _write(
-        self, chords: Any, swing: Any, metre: Any, band: dict[str, tuple[int, int | None]]
+        self, chords: Any, swing: Any, jumps: Any, band: dict[str, tuple[int, int | None]]
     ) -> None:
         """The journal as a complete MIDI file (the agent's notes as they sounded, swung;
-        the band's, already at their swung positions, a track per part)."""
+        the band's, already at their swung positions, a track per part). A metre change's
+        jump in the jam positions is taken out: the file's beats are the beats that
+        sounded, with a time signature where the metre changed."""
         from improv.io.midifile import Track, write_jam
         from improv.io.synth import IMPROV, PERFORMER
 
@@ -156,14 +171,24 @@ class RecordKeeper:
             if not journal.is_file():
                 return  # the final record is written and its journal removed
             for role, n in read_journal(journal):
-                if role == "call":
-                    performer.append(n)
-                elif role in band:
-                    parts.setdefault(role, []).append(n)
+                if role == "call" or role in band:  # the band's: already swung
+                    start, end = n.onset, n.end
                 else:
                     start = swing.render(n.onset)
                     end = swing.render(n.end)
-                    played.append(Note(n.pitch, n.velocity, start, max(1e-3, end - start)))
+                start, end = sounded(start, jumps), sounded(end, jumps)
+                note = Note(n.pitch, n.velocity, start, max(1e-3, end - start))
+                if role == "call":
+                    performer.append(note)
+                elif role in band:
+                    parts.setdefault(role, []).append(note)
+                else:
+                    played.append(note)
+            chords = [
+                replace(c, onset=sounded(c.onset, jumps))
+                for c in chords
+                if not any(at <= c.onset < to for at, to, _ in jumps)
+            ]
             write_jam(
                 self.path,
                 [
@@ -175,6 +200,7 @@ class RecordKeeper:
                     ),
                 ],
                 bpm=self.tempo,
-                metre=metre,
+                metre=self.metre,
                 chords=chords,
+                metres=[(sounded(at, jumps), metre) for at, _, metre in jumps],
             )

@@ -196,6 +196,10 @@ class TokenResponder:
             elif event.kind == "key":
                 self.tonic = event.pitch
                 self._feed(encoder.change_key(event.pitch))
+            elif event.kind == "metre" and event.metre is not None:
+                self.metre = event.metre
+                self._feed(encoder.change_metre(event.metre, event.at, event.to))
+                self._grammar.change_metre(event.metre, encoder.bar - encoder.start_bar)
 
     def rewind(self) -> None:
         saved, self._saved = self._saved, None

@@ -286,7 +286,7 @@ def performance_form(config: JamConfig, performance: Performance, form_given: bo
 
 def performance_calls(config: JamConfig, performance: Performance) -> list[Call]:
     """A performer file cut into calls of ``config.bars``, moved to the jam's key."""
-    notes = _in_key(performance.notes, performance.key, config.key_obj)
+    notes = in_key(performance.notes, performance.key, config.key_obj)
     per_bar = config.metre_obj.beats_per_bar
     return calls_from_notes(notes, config.bars, per_bar, performance.source, 0.5)
 
@@ -332,7 +332,7 @@ def examples_dir() -> Path:
     return Path(improv.__file__).resolve().parents[1] / "examples"
 
 
-def _in_key(notes: Sequence[Note], played: Key, wanted: Key) -> list[Note]:
+def in_key(notes: Sequence[Note], played: Key, wanted: Key) -> list[Note]:
     """The performer's notes moved to the jam's key (by the smaller interval), as a
     player asked to take it in another key would."""
     shift = (wanted.tonic - played.tonic) % 12

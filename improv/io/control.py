@@ -17,6 +17,7 @@ from typing import Any, Final
 from improv.craft.band.section import PART_NAMES
 from improv.music.forms import get_form
 from improv.music.pitch import Key
+from improv.music.time import Metre
 
 CONTROL_SCHEMA_VERSION: Final = 1
 MAX_PAYLOAD_BYTES: Final = 4096
@@ -33,6 +34,7 @@ FIELDS: Final = (
     "tempo",
     "key",
     "form",
+    "metre",
     "mode",
     "bars",
     "temperature",
@@ -60,14 +62,15 @@ class ControlError(ValueError):
 class ControlChange:
     """A validated control request: the fields to change, None where unchanged.
 
-    The agent applies each field at a musically sensible moment (tempo and key at the
-    next bar line, form at the next chorus); ``panic`` at once.
+    The agent applies each field at a musically sensible moment (tempo, key and metre
+    at the next bar line, form at the next chorus); ``panic`` at once.
     """
 
     id: RequestId | None = None
     tempo: float | None = None
     key: Key | None = None
     form: str | None = None
+    metre: Metre | None = None
     mode: str | None = None
     bars: int | None = None
     temperature: float | None = None
@@ -86,7 +89,9 @@ class ControlChange:
                 continue
             if name == "band_mute":
                 value = dict(value)
-            out[name] = value.name if isinstance(value, Key) else value
+            if isinstance(value, Key):
+                value = value.name
+            out[name] = str(value) if isinstance(value, Metre) else value
         return out
 
 
@@ -233,6 +238,7 @@ class ControlParser:
             tempo=_number("tempo", obj["tempo"], *TEMPO_RANGE) if "tempo" in obj else None,
             key=self._key(obj["key"]) if "key" in obj else None,
             form=self._form(obj["form"]) if "form" in obj else None,
+            metre=self._metre(obj["metre"]) if "metre" in obj else None,
             mode=self._choice("mode", obj["mode"], MODES) if "mode" in obj else None,
             bars=self._bars(obj["bars"]) if "bars" in obj else None,
             temperature=(
@@ -254,6 +260,14 @@ class ControlParser:
             return Key.parse(text)
         except ValueError as exc:
             raise ControlError(f"key: {exc}") from None
+
+    @staticmethod
+    def _metre(value: object) -> Metre:
+        text = _text("metre", value)
+        try:
+            return Metre.parse(text)
+        except ValueError as exc:
+            raise ControlError(f"metre: {exc}") from None
 
     def _form(self, value: object) -> str:
         name = _text("form", value)

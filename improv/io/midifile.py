@@ -44,8 +44,10 @@ def write_jam(
     chords: Iterable[ChordChange] = (),
     title: str = "improv jam",
     ticks_per_beat: int = TICKS_PER_BEAT,
+    metres: Iterable[tuple[float, Metre]] = (),
 ) -> Path:
-    """Write a type-1 MIDI file: conductor track (tempo, metre, chord markers) + tracks."""
+    """Write a type-1 MIDI file: conductor track (tempo, metre, chord markers) + tracks;
+    ``metres``: later time signatures, (beat, metre)."""
     import mido
 
     metre = metre or Metre()
@@ -61,6 +63,11 @@ def write_jam(
             ),
         ),
     ]
+    for beat, later in metres:
+        signature = mido.MetaMessage(
+            "time_signature", numerator=later.numerator, denominator=later.denominator
+        )
+        conductor.append((max(0, round(beat * ticks_per_beat)), 0, signature))
     for change in chords:
         tick = max(0, round(change.onset * ticks_per_beat))
         conductor.append((tick, 1, mido.MetaMessage("marker", text=change.symbol)))

@@ -84,6 +84,20 @@ class Form:
         )
         return Form(self.name, self.metre, bars, tonic, self.mode)
 
+    def in_metre(self, metre: Metre) -> Form:
+        """The same bars in another metre, each chord at the same share of its bar (as
+        :meth:`parse` spreads a bar's chords); chords that would share a tick merge."""
+        if metre == self.metre:
+            return self
+        scale = metre.beats_per_bar / self.metre.beats_per_bar
+        bars: list[Bar] = []
+        for bar in self.bars:
+            placed: dict[float, str] = {}
+            for beat, symbol in bar:
+                placed[quantize(beat * scale)] = symbol  # the later chord wins a tick
+            bars.append(tuple(sorted(placed.items())))
+        return Form(self.name, metre, tuple(bars), self.key, self.mode)
+
     def transposed(self, semitones: int) -> Form:
         return self.in_key(self.key + semitones)
 

@@ -171,6 +171,29 @@ class StreamEncoder:
             return []
         return [VOCAB.key(key)]
 
+    def change_metre(self, metre: Metre, at_beats: float, to_beats: float) -> list[int]:
+        """The bar line at ``at_beats`` starts bars of ``metre``, and the caller's
+        positions go on from ``to_beats`` (a bar line of ``metre``: a metre change makes
+        the jam jump there, no time passing). A note sounding ends at the bar line; the
+        bar line's tokens come out here. No token names the metre: the bar lines do."""
+        out: list[int] = []
+        at = self._tick(at_beats)
+        self._finish_note(max(at, self._cursor), out)
+        self._flush(at + 1, out)  # the bar line (and its chord) at ``at``, in the old metre
+        tpb = _check_metre(metre)
+        to = max(self._tick(to_beats), self._cursor)
+        pos = self._pos if self._cursor == at else -1  # the bar line's chord: POS 0
+        self.metre, self._tpb = metre, tpb
+        self._bar = -(-to // tpb)  # bars count so that each bar line lies on k * tpb
+        self._cursor = self._last_end = self._polled = self._bar * tpb + max(0, pos)
+        self._pos, self._pending = pos, 0
+        keep = [i for i in range(self._ci, len(self._cticks)) if self._cticks[i] >= self._cursor]
+        self._cticks = [self._cticks[i] for i in keep]
+        self._ctoks = [self._ctoks[i] for i in keep]
+        self._cchords = [self._cchords[i] for i in keep]
+        self._ci = 0
+        return out
+
     def advance(self, to_beats: float) -> list[int]:
         """Time has reached ``to_beats``: bar lines and chord changes before it."""
         out: list[int] = []

@@ -124,6 +124,21 @@ class GrammarState:
             setattr(new, name, getattr(self, name))
         return new
 
+    def change_metre(self, metre: Metre, bar: int) -> None:
+        """Bars of ``metre`` from the bar line just fed, which is bar ``bar`` of the
+        stream in the new metre (its :meth:`StreamEncoder.change_metre` numbering): ticks
+        keep counting from the stream start, so decoded positions stay the caller's."""
+        tpb = _check_metre(metre)
+        shift = bar * tpb - self.bar * self.ticks_per_bar
+        self.metre, self.ticks_per_bar = metre, tpb
+        self.phrase_bar += bar - self.bar
+        self.bar = bar
+        self.tick += shift
+        self.phrase_tick += shift
+        self.note_end += shift
+        if self.note_tick >= 0:
+            self.note_tick += shift
+
     def first_note_pos(self) -> int:
         """Smallest POS value where a new note may start in this bar (may be past the bar)."""
         return max(self.pos + 1, self.note_end - self.bar * self.ticks_per_bar)
