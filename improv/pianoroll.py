@@ -166,7 +166,7 @@ def plot_jam(midi: Path, out: _Out) -> _Out:
     (its drums, whose keys are no pitches, left out), a chorus to a row when the chord
     markers repeat, else 12 bars; bad input is a one-line error."""
     from improv.errors import UsageError
-    from improv.io.midifile import read_jam
+    from improv.io.midi.files import read_jam
 
     jam = read_jam(midi)
     tracks = [t for t in jam.tracks if t.channel != DRUM_CHANNEL]  # drum keys are no pitches

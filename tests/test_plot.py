@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from improv.cli import main
-from improv.io.midifile import Track, write_jam
+from improv.io.midi.files import Track, write_jam
 from improv.music.chords import parse_chord
 from improv.music.notes import ChordChange, Note
 from improv.pianoroll import BAR_INCHES, COLOURS, DPI, ROW_INCHES, chorus_bars

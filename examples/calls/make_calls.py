@@ -7,7 +7,7 @@ calls are in F, on the first bars of a 12-bar blues, one per file, with chord ma
 from pathlib import Path
 
 from improv.craft.rules import BluesGenerator, Voice
-from improv.io.midifile import Track, write_jam
+from improv.io.midi.files import Track, write_jam
 from improv.music.forms import get_form
 from improv.music.pitch import Key
 

@@ -3,7 +3,7 @@
 The period bounds the quantisation JACK's MIDI transport adds (an event waits for the
 next process cycle), so the report states it next to the measured transport latency.
 Port connections tell when a spawned agent has attached to the harness's ports.
-Uses the libjack :mod:`improv.io.jackmon` loads, so both speak to the same server.
+Uses the libjack :mod:`improv.io.midi.jackmon` loads, so both speak to the same server.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from improv.io import jackmon
+from improv.io.midi import jackmon
 
 _NO_START_SERVER = 0x01
 

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from improv.bench.mosquitto import Mosquitto
-from improv.io.mqtt_settings import MqttSettings
+from improv.io.mqtt.settings import MqttSettings
 
 if TYPE_CHECKING:
     from improv.io.mqtt import MqttBridge
@@ -106,8 +106,8 @@ async def jam_once(
 
     from improv.engine.config import JamConfig
     from improv.engine.session import Ports, Session, generated_calls
+    from improv.io.midi.loopback import RecordingOutput, loopback
     from improv.io.mqtt import MqttBridge
-    from improv.io.transport import RecordingOutput, loopback
 
     config = JamConfig(tempo=tempo, choruses=choruses, model=model, count_in=0, seed=1)
     performer_out, agent_in = loopback("performer")

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from improv.io.midi import CLOCK, MidiOutput, now
-from improv.io.transport import NullOutput
+from improv.io.midi.loopback import NullOutput
 
 if TYPE_CHECKING:  # the scheduler pulls in numpy: not at ``improv --help`` time
     from improv.output.scheduler import Scheduler

@@ -56,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
     from improv.errors import UsageError
     from improv.io.synth import find_soundfont
-    from improv.io.synth_process import delay_figures
+    from improv.io.synth.process import delay_figures
 
     if args.rounds < 1 or not 1.0 <= args.seconds <= 600.0 or not 30 <= args.tempo <= 400:
         raise UsageError("--rounds at least 1, --seconds 1 to 600, --tempo 30 to 400")
@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
 def _start_synth(soundfont: Path, driver: str | None, folder: Path) -> tuple[Any, str]:
     """The synth with an audio output; the file driver where none opens (said so)."""
     from improv.io.synth import SynthUnavailable
-    from improv.io.synth_process import SynthProcess
+    from improv.io.synth.process import SynthProcess
 
     try:
         synth = SynthProcess(soundfont, [driver] if driver else None).start()
@@ -131,7 +131,7 @@ def _start_synth(soundfont: Path, driver: str | None, folder: Path) -> tuple[Any
 def _round(synth: Any, bpm: float, seconds: float) -> list[float]:
     """One round through a real sender process; its send errors (seconds)."""
     from improv.io.midi import now
-    from improv.io.synth_process import PERFORMER_CHANNELS
+    from improv.io.synth.process import PERFORMER_CHANNELS
     from improv.output.sender import OutputSpec, ProcessScheduler
 
     spec = OutputSpec(discard=True, synth=synth.address if synth is not None else None)

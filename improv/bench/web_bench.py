@@ -141,7 +141,7 @@ async def jam_once(
 
     from improv.engine.config import JamConfig
     from improv.engine.session import Ports, Session, generated_calls
-    from improv.io.transport import RecordingOutput, loopback
+    from improv.io.midi.loopback import RecordingOutput, loopback
     from improv.io.web import WebServer, WebSettings
     from improv.output.sender import OutputSpec
 

@@ -163,7 +163,7 @@ def run(args: argparse.Namespace) -> int:
 def _write_listening(report: Any, folder: Path) -> int:
     """For each kept pair: ``pair-NN.mid`` (call and answer tracks, chord markers) and
     ``pair-NN.png`` (their piano roll over the chords). Returns how many pairs."""
-    from improv.io.midifile import Track, write_jam
+    from improv.io.midi.files import Track, write_jam
     from improv.pianoroll import piano_roll
 
     for number, (task, answer) in enumerate(report.examples, start=1):

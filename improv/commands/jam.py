@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from improv.commands.jam_sound import add_sound_arguments  # light: no FluidSynth
-from improv.io.mqtt_settings import add_mqtt_arguments  # light: no aiomqtt
+from improv.io.mqtt.settings import add_mqtt_arguments  # light: no aiomqtt
 
 log = logging.getLogger(__name__)
 

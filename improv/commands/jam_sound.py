@@ -2,7 +2,7 @@
 piano roll written beside the record.
 
 ``--synth`` plays the performer, improv and the metronome through the built-in
-FluidSynth (:mod:`improv.io.synth_process`), and a missing piece is an error;
+FluidSynth (:mod:`improv.io.synth.process`), and a missing piece is an error;
 ``--demo`` at a terminal tries it by itself and, when a SoundFont or an audio output
 is missing, says so in one line and jams on silently (``--no-synth``: not even the
 try).
@@ -57,7 +57,7 @@ def start_synth(args: argparse.Namespace, interactive: bool | None = None) -> An
     default whether stderr is one), not for scripts and tests. Blocks while the
     SoundFont loads: call it in a thread."""
     from improv.io.synth import SynthUnavailable, find_soundfont
-    from improv.io.synth_process import SynthProcess
+    from improv.io.synth.process import SynthProcess
 
     if interactive is None:
         interactive = sys.stderr.isatty()

@@ -54,7 +54,7 @@ def render_file(midi: Path, out: Path, soundfont: Path, console: Any) -> Any:
     """Render with a progress bar when the music is long and the console a terminal."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-    from improv.io.render import render_midi
+    from improv.io.synth.render import render_midi
 
     if not console.is_terminal:
         return render_midi(midi, out, soundfont)

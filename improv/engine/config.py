@@ -277,7 +277,7 @@ def _pitch(text: str) -> int:
 
 _FIELDS = {f.name for f in fields(JamConfig)}
 _PATHS = {"record"}
-_OTHER_TABLES = {"mqtt"}  # ``[mqtt]``: see improv.io.mqtt_settings.mqtt_table
+_OTHER_TABLES = {"mqtt"}  # ``[mqtt]``: see improv.io.mqtt.settings.mqtt_table
 
 
 def load_toml(path: Path) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from typing import Any, cast
 
 from improv.engine.agent import Agent, JamObserver
 from improv.io.mqtt import MqttBridge
-from improv.io.mqtt_payloads import JamState, TurnMetrics
+from improv.io.mqtt.payloads import JamState, TurnMetrics
 from improv.music.notes import Phrase
 
 log = logging.getLogger(__name__)

@@ -3,7 +3,7 @@ and a crash or a kill keeps the jam.
 
 The agent appends each finished note to a journal (one JSON line);
 ``improv jam --record`` turns the journal into a complete MIDI file every few seconds
-and at exit (:func:`improv.io.midifile.write_jam`, atomically), so at most the last
+and at exit (:func:`improv.io.midi.files.write_jam`, atomically), so at most the last
 few seconds are missing after a SIGKILL, and the journal beside the file holds even
 those. Without ``--record`` the journal only counts.
 """
@@ -160,7 +160,7 @@ class RecordKeeper:
         the band's, already at their swung positions, a track per part). A metre change's
         jump in the jam positions is taken out: the file's beats are the beats that
         sounded, with a time signature where the metre changed."""
-        from improv.io.midifile import Track, write_jam
+        from improv.io.midi.files import Track, write_jam
         from improv.io.synth import IMPROV, PERFORMER
 
         performer: list[Note] = []

@@ -34,7 +34,7 @@ from improv.engine.responders import (
     rules_answer,
 )
 from improv.io.midi import MidiInput, MidiOutput, open_input
-from improv.io.transport import loopback
+from improv.io.midi.loopback import loopback
 from improv.music.forms import Form
 from improv.music.notes import Note
 from improv.music.pitch import Key
@@ -42,7 +42,7 @@ from improv.output.sender import OutputSpec
 
 if TYPE_CHECKING:
     from improv.io.mqtt import MqttBridge
-    from improv.io.synth_process import SynthProcess
+    from improv.io.synth.process import SynthProcess
     from improv.io.web.server import WebServer
 
 log = logging.getLogger(__name__)
@@ -83,9 +83,9 @@ def feed_synth(
     """``ports`` with the built-in synth fed from them: improv's sender process hands it
     what it sent (improv on ``channel_out``, 0-15, the clicks, the ``band``'s channels)
     once the messages due together have gone out, the input each of the performer's
-    messages as it arrives (see :mod:`improv.io.synth_process`); with ``thru`` the
+    messages as it arrives (see :mod:`improv.io.synth.process`); with ``thru`` the
     performer's messages reach it through the sender instead, so none is heard twice."""
-    from improv.io.synth_process import PERFORMER_CHANNELS, sender_channels
+    from improv.io.synth.process import PERFORMER_CHANNELS, sender_channels
 
     tap = getattr(ports.midi_in, "add_tap", None)
     if tap is not None and not thru:
@@ -294,7 +294,7 @@ def performance_calls(config: JamConfig, performance: Performance) -> list[Call]
 def demo_calls(config: JamConfig) -> list[Call]:
     """The demo's calls: the first bars of each file in ``examples/calls/``, or, where
     the examples are not installed, :func:`generated_calls`."""
-    from improv.io.midifile import read_take
+    from improv.io.midi.files import read_take
 
     per_bar = config.metre_obj.beats_per_bar
     folder = examples_dir() / "calls"

@@ -46,8 +46,8 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 from improv.errors import ImprovError
-from improv.io.messages import Throttled
 from improv.io.midi import now
+from improv.io.midi.messages import Throttled
 from improv.output.commands import Call as CallCommand
 from improv.output.commands import (
     CancelAfter,
@@ -107,7 +107,7 @@ class OutputSpec:
 
     def open(self) -> Any:
         if self.discard:
-            from improv.io.transport import NullOutput
+            from improv.io.midi.loopback import NullOutput
 
             return NullOutput()
         from improv.io.midi import open_output
@@ -429,7 +429,7 @@ def _reporting(sent: deque[tuple[bytes, float, float]]) -> SentCallback:
 class _SynthTee:
     """Hands what was sent to the built-in synth, a burst at a time: the messages due
     together (a chord and its click) go out to the port first, then to the synth in one
-    datagram that never waits (:mod:`improv.io.synth_process`), when the loop has
+    datagram that never waits (:mod:`improv.io.synth.process`), when the loop has
     nothing due within the spin window; measured by ``improv bench synth``."""
 
     def __init__(self, feed: Any, sent: deque[tuple[bytes, float, float]]) -> None:
@@ -439,7 +439,7 @@ class _SynthTee:
 
     @classmethod
     def connect(cls, spec: OutputSpec, sent: deque[tuple[bytes, float, float]]) -> _SynthTee | None:
-        from improv.io.synth_process import IMPROV_CHANNELS, SynthFeed
+        from improv.io.synth.process import IMPROV_CHANNELS, SynthFeed
 
         assert spec.synth is not None
         try:
@@ -626,7 +626,7 @@ def _lock_memory() -> None:
 def _warm_up(spin_s: float) -> None:
     """Run the send path a few hundred times into nowhere, so the first real message
     finds its code and data warm (Python specialises bytecode as it runs)."""
-    from improv.io.transport import NullOutput
+    from improv.io.midi.loopback import NullOutput
 
     scheduler = Scheduler(NullOutput(), spin_s=spin_s, capacity=512, switch_interval_s=None)
     scheduler.start_inline()

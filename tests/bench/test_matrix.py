@@ -12,7 +12,7 @@ from improv.bench.calls import FileCalls, GeneratedCalls, call_limits, fit_call,
 from improv.bench.matrix import Base, expand, parse_matrix, rounds
 from improv.bench.procs import summary_from_stdout
 from improv.errors import UsageError
-from improv.io.midifile import Track, write_jam
+from improv.io.midi.files import Track, write_jam
 from improv.music.notes import Note
 from improv.music.time import Metre
 

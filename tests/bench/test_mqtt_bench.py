@@ -7,7 +7,7 @@ import pytest
 
 from improv.bench.mosquitto import Mosquitto
 from improv.bench.mqtt_bench import round_trip
-from improv.io.mqtt_settings import MqttSettings
+from improv.io.mqtt.settings import MqttSettings
 
 pytestmark = pytest.mark.mqtt
 

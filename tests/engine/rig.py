@@ -20,7 +20,7 @@ from improv.engine.responders import Responders, RulesResponder
 from improv.engine.session import Ports, Session
 from improv.io import midi
 from improv.io.midi import MidiEvent, MidiInput, MidiOutput, now
-from improv.io.transport import loopback
+from improv.io.midi.loopback import loopback
 from improv.music.notes import Note, Phrase
 from improv.output.scheduler import Scheduler
 from improv.output.sender import OutputSpec

@@ -29,7 +29,7 @@ async def test_one_unterminated_sysex_does_not_make_improv_deaf(
 ) -> None:
     """``F0 01 02`` and nothing more: the next call is heard, answered and counted."""
     call = call_notes(6.0)
-    with caplog.at_level(logging.WARNING, logger="improv.io.messages"):
+    with caplog.at_level(logging.WARNING, logger="improv.io.midi.messages"):
         async with Rig(**wiring) as rig:
             rig.performer_out.send(bytes([0xF0, 0x01, 0x02]))
             rig.play(call, at_beat=16.0)  # the performer's slot, bars 4-5: no F7 follows

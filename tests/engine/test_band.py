@@ -21,10 +21,10 @@ from improv.engine.config import JamConfig
 from improv.engine.mqtt_observer import attach
 from improv.engine.responders import RulesResponder, rules_answer
 from improv.io.control import ControlChange
-from improv.io.messages import CLOCK, START, STOP
 from improv.io.midi import MidiEvent, now
+from improv.io.midi.loopback import RecordingOutput, loopback
+from improv.io.midi.messages import CLOCK, START, STOP
 from improv.io.mqtt import MqttBridge, MqttSettings
-from improv.io.transport import RecordingOutput, loopback
 from improv.output.scheduler import Scheduler
 from tests.engine.rig import unpaired
 from tests.fixtures.mqtt import Listener

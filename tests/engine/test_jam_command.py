@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from improv.cli import main
-from improv.io.midifile import read_take
+from improv.io.midi.files import read_take
 
 KEYS = {
     "turns",

@@ -9,7 +9,7 @@ import tracemalloc
 from pathlib import Path
 
 from improv.engine.recording import NoteJournal, journal_path, read_journal
-from improv.io.midifile import read_take
+from improv.io.midi.files import read_take
 from improv.music.notes import Note
 from tests.watching import watch_until
 

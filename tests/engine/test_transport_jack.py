@@ -22,7 +22,7 @@ import pytest
 
 from improv.io import midi
 from improv.io.midi import MidiEvent, now
-from improv.io.transport import RecordingOutput
+from improv.io.midi.loopback import RecordingOutput
 from improv.output.sender import OutputSpec
 from tests.engine.master import Master
 from tests.engine.rig import Listening, Rig, unpaired

@@ -8,7 +8,7 @@ import mido
 import pytest
 
 from improv.errors import UsageError
-from improv.io.midifile import Track, read_take, write_jam
+from improv.io.midi.files import Track, read_take, write_jam
 from improv.music.notes import ChordChange, Note
 from improv.music.time import Metre
 

@@ -26,7 +26,7 @@ import pytest
 from improv.bench.mosquitto import Mosquitto
 from improv.io.control import ControlChange, ControlError
 from improv.io.mqtt import MqttBridge, MqttSettings
-from improv.io.mqtt_payloads import SCHEMAS, JamState, TurnMetrics, schema_for_topic
+from improv.io.mqtt.payloads import SCHEMAS, JamState, TurnMetrics, schema_for_topic
 from improv.music.notes import ChordChange, Note, Phrase
 from tests.fixtures.mqtt import Listener, TlsFiles
 

@@ -18,7 +18,7 @@ from improv.io.control import (
     ControlParser,
     request_id,
 )
-from improv.io.mqtt_payloads import schema
+from improv.io.mqtt.payloads import schema
 from improv.music.pitch import Key
 
 FORMS = ("blues", "jazz-blues", "minor-blues")

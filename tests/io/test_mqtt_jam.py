@@ -30,9 +30,9 @@ from improv.engine.responders import (
     build_responders,
 )
 from improv.engine.session import Ports, Session
+from improv.io.midi.loopback import RecordingOutput, loopback
 from improv.io.mqtt import MqttBridge, MqttSettings
-from improv.io.mqtt_payloads import schema_for_topic
-from improv.io.transport import RecordingOutput, loopback
+from improv.io.mqtt.payloads import schema_for_topic
 from improv.music.forms import get_form
 from improv.music.notes import Note
 from improv.music.pitch import Key

@@ -21,8 +21,8 @@ from improv.engine.context import ChordTimeline
 from improv.engine.generator import AnswerRequest
 from improv.engine.responders import Responders, TokenResponder, build_responders
 from improv.engine.session import Ports, Session
+from improv.io.midi.loopback import RecordingOutput, loopback
 from improv.io.mqtt import MqttBridge, MqttSettings
-from improv.io.transport import RecordingOutput, loopback
 from improv.music.forms import get_form
 from improv.music.notes import Note
 from improv.music.time import Metre

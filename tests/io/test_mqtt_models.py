@@ -22,8 +22,8 @@ from improv.engine.generator import Responder
 from improv.engine.mqtt_observer import attach
 from improv.engine.responders import RulesResponder, responder_loader, rules_answer
 from improv.io.control import ControlChange, ControlError
+from improv.io.midi.loopback import RecordingOutput, loopback
 from improv.io.mqtt import MqttBridge, MqttSettings
-from improv.io.transport import RecordingOutput, loopback
 from tests.fixtures.mqtt import Listener
 
 ROOT = Path(__file__).resolve().parents[2]

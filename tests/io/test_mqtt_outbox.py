@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from improv.io.mqtt_outbox import Kind, Outbox, Outgoing
-from improv.io.mqtt_settings import OutboxLimits
+from improv.io.mqtt.outbox import Kind, Outbox, Outgoing
+from improv.io.mqtt.settings import OutboxLimits
 
 
 def msg(kind: Kind, n: int = 0) -> Outgoing:

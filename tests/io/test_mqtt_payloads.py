@@ -8,7 +8,7 @@ import jsonschema
 import numpy as np
 import pytest
 
-from improv.io.mqtt_payloads import (
+from improv.io.mqtt.payloads import (
     SCHEMAS,
     encode,
     envelope,

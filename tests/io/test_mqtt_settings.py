@@ -9,7 +9,7 @@ import pytest
 
 from improv.errors import UsageError
 from improv.io.mqtt import bridge_from_args
-from improv.io.mqtt_settings import (
+from improv.io.mqtt.settings import (
     PASSWORD_ENV,
     MqttSettings,
     add_mqtt_arguments,

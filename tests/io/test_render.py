@@ -16,9 +16,9 @@ import pytest
 
 from improv.cli import main
 from improv.errors import UsageError
-from improv.io.midifile import Track, write_jam
-from improv.io.render import FLUID_BLOCK, render_midi
+from improv.io.midi.files import Track, write_jam
 from improv.io.synth import IMPROV, PERFORMER, Synth, SynthUnavailable, find_soundfont
+from improv.io.synth.render import FLUID_BLOCK, render_midi
 from improv.music.notes import Note
 
 try:

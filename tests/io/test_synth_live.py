@@ -17,9 +17,9 @@ import pytest
 from improv.cli import main
 from improv.engine.session import Ports, feed_synth
 from improv.io.midi import now
+from improv.io.midi.loopback import loopback
 from improv.io.synth import SynthUnavailable, find_soundfont
-from improv.io.synth_process import PERFORMER_CHANNELS, SynthProcess
-from improv.io.transport import loopback
+from improv.io.synth.process import PERFORMER_CHANNELS, SynthProcess
 from improv.output.sender import OutputSpec, ProcessScheduler
 
 try:
@@ -126,7 +126,7 @@ def test_the_demo_says_in_one_line_what_is_missing(
 
 def test_what_the_sender_sends_plays_on_its_part() -> None:
     from improv.io.synth import DRUM_CHANNEL, IMPROV, PERFORMER
-    from improv.io.synth_process import sender_channels
+    from improv.io.synth.process import sender_channels
 
     channels = sender_channels(3, band=(2, 9))  # improv on MIDI channel 4, a bass on 3
     assert channels[3] == IMPROV.channel

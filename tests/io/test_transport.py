@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from improv.io.midi import PortClosedError, note_on, now
-from improv.io.transport import RecordingOutput, loopback
+from improv.io.midi.loopback import RecordingOutput, loopback
 
 
 async def test_loopback_delivers_in_order_with_times() -> None:

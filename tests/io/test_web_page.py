@@ -25,8 +25,8 @@ from improv.engine.performer import Call
 from improv.engine.responders import Responders, RulesResponder
 from improv.engine.session import Ports, Session
 from improv.io.control import ControlChange
+from improv.io.midi.loopback import RecordingOutput, loopback
 from improv.io.mqtt import MqttBridge, MqttSettings
-from improv.io.transport import RecordingOutput, loopback
 from improv.io.web import WebServer, WebSettings
 from improv.music.notes import Note
 from tests.fixtures.mqtt import Listener

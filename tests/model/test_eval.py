@@ -173,7 +173,7 @@ def test_report_has_the_answering_measures(report: EvalReport) -> None:
 def test_eval_command_listen_writes_midi_and_piano_rolls(
     generated_corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from improv.io.midifile import read_take
+    from improv.io.midi.files import read_take
 
     folder = tmp_path / "listen"
     args = ["eval", "--model", "markov", "--data", str(generated_corpus), "--max-pairs", "4"]

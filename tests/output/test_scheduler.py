@@ -17,7 +17,7 @@ from improv.io.midi import (
     note_on,
     now,
 )
-from improv.io.transport import RecordingOutput
+from improv.io.midi.loopback import RecordingOutput
 from improv.output.scheduler import Scheduler
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from improv.io.midi import control_change, now
-from improv.io.transport import NullOutput
+from improv.io.midi.loopback import NullOutput
 from improv.output.scheduler import Scheduler, realtime_priority
 from improv.output.sender import OutputSpec, ProcessScheduler, _Loop, _Pipe
 

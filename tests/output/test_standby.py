@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from improv.io.midi import control_change, now
-from improv.io.transport import RecordingOutput
+from improv.io.midi.loopback import RecordingOutput
 from improv.output.scheduler import Scheduler
 from improv.output.standby import MARGIN_S, Standby, split_cpus
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from improv.io.mqtt_settings import OutboxLimits
+from improv.io.mqtt.settings import OutboxLimits
 
 
 class Kind(StrEnum):

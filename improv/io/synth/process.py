@@ -1,6 +1,6 @@
 """The live synth in a process of its own, fed from the very sends that go to the MIDI port.
 
-``improv jam --synth`` starts this process (``python -m improv.io.synth_process``): it
+``improv jam --synth`` starts this process (``python -m improv.io.synth.process``): it
 loads the SoundFont, opens an audio output (FluidSynth renders in a native thread of
 its own) and listens on a Unix datagram socket. Whoever plays feeds it through a
 :class:`SynthFeed`, one datagram per message, sent without waiting:
@@ -156,7 +156,7 @@ class SynthProcess:
         open. What stops it is raised as its one line (:class:`SynthUnavailable`)."""
         ours, theirs = socket.socketpair()
         self._process = subprocess.Popen(
-            [sys.executable, "-m", "improv.io.synth_process", str(theirs.fileno())],
+            [sys.executable, "-m", "improv.io.synth.process", str(theirs.fileno())],
             pass_fds=(theirs.fileno(),),
             stdin=subprocess.DEVNULL,
         )

@@ -54,7 +54,7 @@ def render_midi(
 ) -> Rendered:
     """Render ``midi_path`` to ``out`` (WAV) with ``soundfont``; bad input is a one-line
     :class:`UsageError`."""
-    from improv.io.midifile import load_midi
+    from improv.io.midi.files import load_midi
 
     midi = load_midi(midi_path, "MIDI file")
     events = _timed_messages(midi, midi_path)

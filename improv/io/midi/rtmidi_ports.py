@@ -1,324 +1,30 @@
-"""MIDI ports: real ones through python-rtmidi, and the interface every port offers.
-
-Input reaches the asyncio loop through a bounded buffer: a poller thread drains rtmidi's
-queue (the driver's real-time thread never waits for the GIL), timestamps
-(``time.monotonic()``) and parses each packet, appends it, and wakes the loop with at
-most one pending ``call_soon_threadsafe``, so a flood (a sysex storm, a stalled loop)
-drops and counts instead of growing memory. Ports survive their peer: a watchdog
-thread re-opens a vanished port by name and, after a JACK server restart, re-creates
-the clients, while the port objects the engine holds (and its clock) carry on.
-
-The message type and helpers live in :mod:`improv.io.messages` and are re-exported
-here, so ``improv.io.midi`` is the one import for MIDI.
-
-One packet must not make an input deaf: after a sysex without its final 0xF7,
-rtmidi's JACK back end treats every following event as its continuation and delivers
-nothing until an event ends in 0xF7. So every JACK input has a guard, an output client
-of ours connected to it, and when nothing has come in for ``GUARD_S`` the poller sends
-:data:`~improv.io.messages.EOX_PROBE` through it: a stuck input then delivers what it
-held (the parser drops the unterminated sysex at the next status byte, counted and
-logged, and keeps the notes after it, timed at the probe) and a free one drops the
-probe. rtmidi always passes sysex up; ``ignore_sysex`` drops it in the parser. A cost:
-a sysex sent in several JACK events more than ``GUARD_S`` apart is cut at the gap.
-"""
+"""MIDI ports through python-rtmidi: the APIs, listing and matching ports, the rtmidi
+clients behind a port, and the poller that drains rtmidi's queue (see the package)."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ctypes
 import ctypes.util
 import functools
 import logging
-import os
 import threading
 import time
-from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from improv.errors import ImprovError, UsageError
-from improv.io.jackmon import client_lock
-from improv.io.messages import (
-    ACTIVE_SENSING as ACTIVE_SENSING,
-)
-from improv.io.messages import (
-    CC_ALL_NOTES_OFF as CC_ALL_NOTES_OFF,
-)
-from improv.io.messages import (
-    CC_ALL_SOUND_OFF as CC_ALL_SOUND_OFF,
-)
-from improv.io.messages import (
-    CC_RESET_CONTROLLERS as CC_RESET_CONTROLLERS,
-)
-from improv.io.messages import (
-    CC_SUSTAIN as CC_SUSTAIN,
-)
-from improv.io.messages import (
-    CHANNEL_PRESSURE as CHANNEL_PRESSURE,
-)
-from improv.io.messages import (
-    CLOCK as CLOCK,
-)
-from improv.io.messages import (
-    CONTINUE as CONTINUE,
-)
-from improv.io.messages import (
-    CONTROL_CHANGE as CONTROL_CHANGE,
-)
-from improv.io.messages import (
-    EOX as EOX,
-)
-from improv.io.messages import (
-    EOX_PROBE as EOX_PROBE,
-)
-from improv.io.messages import (
-    NOTE_OFF as NOTE_OFF,
-)
-from improv.io.messages import (
-    NOTE_ON as NOTE_ON,
-)
-from improv.io.messages import (
-    PITCH_BEND as PITCH_BEND,
-)
-from improv.io.messages import (
-    POLY_PRESSURE as POLY_PRESSURE,
-)
-from improv.io.messages import (
-    PROGRAM_CHANGE as PROGRAM_CHANGE,
-)
-from improv.io.messages import (
-    RESET as RESET,
-)
-from improv.io.messages import (
-    SONG_POSITION as SONG_POSITION,
-)
-from improv.io.messages import (
-    START as START,
-)
-from improv.io.messages import (
-    STOP as STOP,
-)
-from improv.io.messages import (
-    SYSEX as SYSEX,
-)
-from improv.io.messages import (
-    MidiEvent as MidiEvent,
-)
-from improv.io.messages import (
-    MidiParser as MidiParser,
-)
-from improv.io.messages import (
-    NoteTracker as NoteTracker,
-)
-from improv.io.messages import (
-    Throttled,
-)
-from improv.io.messages import (
-    control_change as control_change,
-)
-from improv.io.messages import (
-    data_length as data_length,
-)
-from improv.io.messages import (
-    note_off as note_off,
-)
-from improv.io.messages import (
-    note_on as note_on,
-)
-from improv.io.messages import (
-    now as now,
-)
-from improv.io.messages import (
-    song_position as song_position,
-)
+from improv.io.midi.jackmon import client_lock
+from improv.io.midi.messages import EOX_PROBE, Throttled, now
+from improv.io.midi.ports import BufferedInput, PortStats, StatusListener
+from improv.io.midi.watchdog import watchdog
 
 log = logging.getLogger(__name__)
 
 GUARD_S = 0.03
 """An input silent this long gets an :data:`EOX_PROBE` (JACK): the bound on deafness."""
 
-
-# --- ports --------------------------------------------------------------------------
-
-
-class PortClosedError(ImprovError):
-    """Raised by ``receive`` once a port is closed and its buffer is empty."""
-
-
-@dataclass(slots=True)
-class PortStats:
-    """Counters of one port; read them from any thread (plain ints, updated in place)."""
-
-    received: int = 0
-    dropped: int = 0  # input: buffer full; output: port disconnected
-    malformed: int = 0
-    sent: int = 0
-    send_errors: int = 0
-    reconnects: int = 0
-
-
-class MidiInput(Protocol):
-    """What the engine reads from: real ports and the in-process loopback alike."""
-
-    name: str
-    stats: PortStats
-
-    @property
-    def connected(self) -> bool: ...
-
-    def poll(self) -> MidiEvent | None: ...
-
-    async def receive(self) -> MidiEvent: ...
-
-    def __aiter__(self) -> AsyncIterator[MidiEvent]: ...
-
-    def add_status_listener(self, listener: StatusListener) -> None: ...
-
-    def close(self) -> None: ...
-
-
-class MidiOutput(Protocol):
-    """What the scheduler writes to. ``send`` never raises: it returns False and counts."""
-
-    name: str
-    stats: PortStats
-
-    @property
-    def connected(self) -> bool: ...
-
-    def send(self, data: bytes) -> bool: ...
-
-    def close(self) -> None: ...
-
-
-StatusListener = Callable[[bool], None]
-
-
-class BufferedInput:
-    """An input whose producer (any thread) hands events to the asyncio loop.
-
-    ``_push`` runs on the producer's thread: it parses, appends to a bounded deque and
-    schedules one wake-up of the loop unless one is already pending. ``receive`` and
-    ``poll`` run on the loop. A port may be opened before the loop runs; it binds to
-    the loop of its first ``receive``.
-    """
-
-    def __init__(
-        self, name: str, capacity: int = 4096, max_sysex: int = 1024, ignore_sysex: bool = False
-    ) -> None:
-        self.name = name
-        self.stats = PortStats()
-        self._capacity = capacity
-        self._buffer: deque[MidiEvent] = deque()
-        self._parser = MidiParser(max_sysex, name, ignore_sysex=ignore_sysex)
-        self._drops = Throttled()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._wakeup = asyncio.Event()
-        self._wake_pending = False
-        self._closed = False
-        self._listeners: list[StatusListener] = []
-        self._tap: Callable[[bytes, float], None] | None = None
-
-    @property
-    def connected(self) -> bool:
-        return not self._closed
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    def add_status_listener(self, listener: StatusListener) -> None:
-        """Call ``listener(connected)`` (from the watchdog thread) when the peer comes or goes."""
-        self._listeners.append(listener)
-
-    def add_tap(self, tap: Callable[[bytes, float], None]) -> None:
-        """Call ``tap(data, time)`` with each message as it arrives, on the producer's
-        thread, before the loop sees it: for a monitor that must not wait for the loop
-        (the built-in synth, which plays the performer). It must not block."""
-        self._tap = tap
-
-    def _notify(self, connected: bool) -> None:
-        for listener in self._listeners:
-            try:
-                listener(connected)
-            except Exception:
-                log.exception("port status listener failed")
-
-    def _push(self, packet: bytes, t: float) -> None:
-        messages = self._parser.parse(packet)
-        self.stats.malformed = self._parser.malformed
-        for data in messages:
-            if len(self._buffer) >= self._capacity:
-                self.stats.dropped += 1
-                self._drops(
-                    "MIDI in %r: buffer full (%d), event dropped", self.name, self._capacity
-                )
-                continue
-            self._buffer.append(MidiEvent(data, t))
-            self.stats.received += 1
-            if self._tap is not None:
-                self._tap(data, t)
-        if messages:
-            self._wake()
-
-    def _wake(self) -> None:
-        loop = self._loop
-        if loop is None or self._wake_pending:
-            return
-        self._wake_pending = True
-        try:
-            loop.call_soon_threadsafe(self._on_wake)
-        except RuntimeError:  # the loop has closed
-            self._wake_pending = False
-
-    def _on_wake(self) -> None:
-        self._wake_pending = False
-        self._wakeup.set()
-
-    def poll(self) -> MidiEvent | None:
-        """The oldest buffered event, or None; never waits."""
-        try:
-            return self._buffer.popleft()
-        except IndexError:
-            return None
-
-    def pending(self) -> int:
-        return len(self._buffer)
-
-    async def receive(self) -> MidiEvent:
-        """Wait for the next event; raises :class:`PortClosedError` once closed and drained."""
-        if self._loop is None:
-            self._loop = asyncio.get_running_loop()
-        while True:
-            try:
-                return self._buffer.popleft()
-            except IndexError:
-                pass
-            if self._closed:
-                raise PortClosedError(f"MIDI input {self.name!r} is closed")
-            self._wakeup.clear()
-            if self._buffer or self._closed:
-                continue
-            await self._wakeup.wait()
-
-    def __aiter__(self) -> AsyncIterator[MidiEvent]:
-        return self._iterate()
-
-    async def _iterate(self) -> AsyncIterator[MidiEvent]:
-        while True:
-            try:
-                yield await self.receive()
-            except PortClosedError:
-                return
-
-    def close(self) -> None:
-        self._closed = True
-        self._wake()
-
-
-# --- rtmidi back end ----------------------------------------------------------------
 
 API_NAMES = ("alsa", "jack", "coremidi", "winmm")
 
@@ -371,7 +77,7 @@ def compiled_apis() -> list[str]:
 def _client_works(api: str) -> bool:
     rtmidi = _rtmidi()
     if api == "jack":
-        from improv.io import jackmon
+        from improv.io.midi import jackmon
 
         return jackmon.server_running()
     with client_lock:
@@ -428,7 +134,7 @@ def _list_api(name: str) -> PortList:
     entry = PortList(name)
     with client_lock:
         if name == "jack":
-            from improv.io import jackmon
+            from improv.io.midi import jackmon
 
             if not jackmon.server_running():
                 entry.error = "JACK server not running"
@@ -470,7 +176,7 @@ class _RtMidiPort:
     """Owns one rtmidi client and keeps it connected (driven by the watchdog).
 
     Client management (create, connect, close, delete) runs under the process-wide
-    :data:`~improv.io.jackmon.client_lock`: libjack's client side is shared by all
+    :data:`~improv.io.midi.jackmon.client_lock`: libjack's client side is shared by all
     clients of a process and does not survive them opening and closing on several
     threads at once. ``lock`` only keeps a send away from a client being replaced.
     """
@@ -772,135 +478,6 @@ class RtMidiOutput:
                 listener(connected)
             except Exception:
                 log.exception("port status listener failed")
-
-
-class _Watchdog:
-    """One daemon thread that keeps every open port connected, a few checks a second.
-
-    On JACK it also holds a :class:`~improv.io.jackmon.Monitor`: when the server goes,
-    every JACK client of the process is torn down before any is created again, since
-    libjack cannot mix clients of a dead server with those of its successor.
-    """
-
-    def __init__(self, interval_s: float = 0.2) -> None:
-        self.interval_s = interval_s
-        self._ports: list[RtMidiInput | RtMidiOutput] = []
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-        self._wake = threading.Event()
-        self._monitor: Any = None  # jackmon.Monitor while JACK ports are open
-        self.threaded = True  # False: the process's own loop calls check_now()
-
-    def open(self, port: RtMidiInput | RtMidiOutput, wait_s: float) -> None:
-        """Open ``port`` (under the client lock, JACK monitor first) and watch it."""
-        with client_lock:
-            if port.port.api == "jack" and self._monitor is None:
-                from improv.io.jackmon import Monitor
-
-                self._monitor = Monitor.open(self._wake.set)
-            port.port.open(wait_s)
-        port.name = port.port.describe()
-        with self._lock:
-            self._ports.append(port)
-            if not self.threaded:
-                return
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(
-                    target=self._run, name="improv-midi-watchdog", daemon=True
-                )
-                self._thread.start()
-
-    def remove(self, port: RtMidiInput | RtMidiOutput) -> None:
-        """Stop watching ``port`` and close its client (and the monitor after the last).
-
-        All at once, on the caller's thread: a JACK client closing while its server
-        shuts down can hang both, so none may linger after the last port closed.
-        """
-        with self._lock:
-            if port in self._ports:
-                self._ports.remove(port)
-            jack_left = any(p.port.api == "jack" for p in self._ports)
-        with client_lock:
-            port.port.teardown()
-            if not jack_left:
-                self._close_monitor()
-        self._wake.set()
-
-    def _run(self) -> None:
-        while True:
-            with self._lock:
-                ports = list(self._ports)
-                if not ports:
-                    self._thread = None
-                    with client_lock:
-                        self._close_monitor()
-                    return
-            self.check(ports)
-            self._wake.wait(self.interval_s)
-            self._wake.clear()
-
-    def check_now(self) -> None:
-        """One round of checks on the caller's thread (the inline mode's tick)."""
-        with self._lock:
-            ports = list(self._ports)
-        if ports:
-            self.check(ports)
-
-    def check(self, ports: list[RtMidiInput | RtMidiOutput]) -> None:
-        changes: list[tuple[RtMidiInput | RtMidiOutput, bool]] = []
-        with client_lock:
-            jack_ports = [p for p in ports if p.port.api == "jack"]
-            jack_up = self._check_jack(jack_ports) if jack_ports else True
-            for port in ports:
-                if port.port.api == "jack" and not jack_up:
-                    continue
-                changed = port.port.check()
-                if changed is not None:
-                    changes.append((port, changed))
-            if not jack_ports:
-                self._close_monitor()
-        for port, changed in changes:  # listeners run without the client lock
-            port._status_changed(changed)
-
-    def _check_jack(self, ports: list[RtMidiInput | RtMidiOutput]) -> bool:
-        """Whether the JACK server is up; tears every JACK client down when it went."""
-        from improv.io.jackmon import Monitor
-
-        if self._monitor is not None and not self._monitor.alive:
-            log.warning("JACK server gone: MIDI ports wait for it")
-            for port in ports:
-                was = port.port.connected
-                port.port.teardown()
-                if was:
-                    port._status_changed(False)
-            self._close_monitor()
-        if self._monitor is None:
-            self._monitor = Monitor.open(self._wake.set)
-        return self._monitor is not None
-
-    def _close_monitor(self) -> None:
-        monitor, self._monitor = self._monitor, None
-        if monitor is not None:
-            monitor.close()
-
-
-@functools.cache
-def watchdog() -> _Watchdog:
-    """The process's one port watchdog, made on first use (``IMPROV_MIDI_WATCHDOG_S``
-    sets its interval: read then, not at import)."""
-    return _Watchdog(float(os.environ.get("IMPROV_MIDI_WATCHDOG_S", "0.2")))
-
-
-def watch_ports_inline() -> tuple[Callable[[], None], float]:
-    """Keep this process's ports connected from its own loop instead of a thread.
-
-    For a process with one busy thread (the MIDI sender process): call before
-    opening ports, then call the returned check every returned interval (seconds), at
-    moments when it may take a millisecond or two (it asks the MIDI system for ports).
-    """
-    dog = watchdog()
-    dog.threaded = False
-    return dog.check_now, dog.interval_s
 
 
 def open_input(

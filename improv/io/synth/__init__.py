@@ -1,9 +1,9 @@
 """The built-in synth: FluidSynth with a General MIDI SoundFont, for those with no sound module.
 
 One :class:`Synth` wraps pyfluidsynth for both uses: live (an audio driver of
-FluidSynth's own plays in a native thread; :mod:`improv.io.synth_process` feeds it) and
+FluidSynth's own plays in a native thread; :mod:`improv.io.synth.process` feeds it) and
 offline (:meth:`Synth.samples` renders blocks on the caller's thread; see
-:mod:`improv.io.render`). Each part of a jam has its own channel and instrument
+:mod:`improv.io.synth.render`). Each part of a jam has its own channel and instrument
 (:data:`PARTS`): the performer on 1, improv on 2, a band's parts on 3 to 9, the
 metronome on the General MIDI drum channel 10; a jam's record carries the same
 programs (performer on channel 1, improv on its own), so it renders with the

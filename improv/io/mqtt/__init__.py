@@ -2,7 +2,7 @@
 control requests, without ever holding up the music.
 
 The agent calls plain, constant-time methods (:meth:`MqttBridge.publish_beat` and
-friends) that only put into a bounded :class:`~improv.io.mqtt_outbox.Outbox`; the
+friends) that only put into a bounded :class:`~improv.io.mqtt.outbox.Outbox`; the
 bridge's own task encodes and publishes, and survives a slow, absent or restarting
 broker: it reconnects with capped, jittered backoff and re-announces ``status`` and the
 retained ``state`` once back. ``docs/mqtt.md`` documents the topics.
@@ -33,8 +33,8 @@ from paho.mqtt.properties import Properties
 from improv import __version__
 from improv.io.control import ControlHandler
 from improv.io.control_desk import ControlDesk
-from improv.io.mqtt_outbox import Kind, Outbox, Outgoing
-from improv.io.mqtt_payloads import (
+from improv.io.mqtt.outbox import Kind, Outbox, Outgoing
+from improv.io.mqtt.payloads import (
     JamState,
     Role,
     TurnMetrics,
@@ -43,7 +43,7 @@ from improv.io.mqtt_payloads import (
     metrics_body,
     phrase_body,
 )
-from improv.io.mqtt_settings import MqttSettings, settings_from_args
+from improv.io.mqtt.settings import MqttSettings, settings_from_args
 from improv.music.notes import Phrase
 
 __all__ = ["BridgeStats", "MqttBridge", "MqttSettings", "bridge_from_args"]
