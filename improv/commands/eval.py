@@ -33,10 +33,11 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument(
         "--split",
-        choices=("all", "val", "train"),
+        choices=("all", "val", "train", "selection"),
         default="all",
         help="judge all solos, or only the validation (or training) tunes of the folder's "
-        "split by tune (default all)",
+        "split by tune, or the selection set carved out of the training tunes (where "
+        "options are chosen, as train --selection does) (default all)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--plot", type=Path, help="write a PNG of the distributions here")
@@ -190,11 +191,16 @@ def _write_listening(report: Any, folder: Path) -> int:
 
 def _select(solos: list[Any], split: str, val_tunes: list[str] | None) -> list[Any]:
     """The solos of a split: the validation tunes the checkpoint names, when it names
-    them, else those of the split by tune."""
+    them, else those of the split by tune; ``selection`` the training tunes' own
+    held-out share (:data:`improv.model.dataset.SELECTION_SALT`)."""
     from improv.corpus.split import split_by_tune, tune_key
+    from improv.model.dataset import SELECTION_SALT
 
     if split == "all":
         return solos
+    if split == "selection":
+        train = _select(solos, "train", val_tunes)
+        return list(split_by_tune(train, salt=SELECTION_SALT).validation)
     if val_tunes is not None:
         held = set(val_tunes)
         return [s for s in solos if (tune_key(s) in held) == (split == "val")]

@@ -7,9 +7,12 @@ continue after the seed's last note, so the answer takes something and changes t
 
 The transforms (:data:`TRANSFORMS`):
 
-- ``sequence``: the cell moved onto the chord in force at the answer's start, chord tones
-  kept chord tones of the same degree (the 3rd stays a 3rd), other notes moved by the
-  cell's own intervals into the new chord's scale.
+- ``sequence``: the cell moved onto the chord in force at the answer's start, its first
+  note on the same chord degree (the 3rd stays a 3rd). A real sequence (the cell's exact
+  intervals, heard as the same cell) where every note then lies in its chord's scale or
+  the key's blue notes and no chord tone of the call on a strong beat becomes another
+  note; else a tonal one: chord tones kept chord tones, other notes moved by the cell's
+  own intervals into the new chord's scale.
 - ``transpose``: the cell moved exactly by the root motion between the two chords (by
   a chord tone when the chord stays).
 - ``invert``: the intervals mirrored, from the same kind of chord tone, each landing in
@@ -36,6 +39,7 @@ from improv.craft.situation import Situation
 from improv.music.chords import Chord
 from improv.music.notes import Note
 from improv.music.time import Metre, quantize_beats, to_beats, to_ticks
+from improv.music.transforms import is_strong_beat
 
 TRANSFORMS = (
     "sequence",
@@ -46,6 +50,18 @@ TRANSFORMS = (
     "diminish",
     "displace",
 )
+WEIGHTS = {
+    "sequence": 2.0,
+    "transpose": 2.0,
+    "displace": 2.0,
+    "augment": 1.0,
+    "diminish": 1.0,
+    "invert": 0.5,
+    "retrograde": 0.5,
+}
+"""How often each transform is tried, relatively: sequences and displacements are the
+jazz player's everyday development, a cell heard again; inversion and retrograde are
+rarer and harder to hear as the same cell."""
 MIN_CELL, MAX_CELL = 2, 5
 GROUP_REST = 0.5
 """A rest of this many beats (or a note of a beat or longer) ends a group of the call."""
@@ -192,6 +208,33 @@ def _follow(
     return pitches
 
 
+def _fits(pitch: int, chord: Chord | None, blue: frozenset[int]) -> bool:
+    """Whether a pitch lies in the chord's scale or among the key's blue notes."""
+    if chord is None:
+        return True
+    pc = pitch % 12
+    return pc in measures.scale_of(chord) or pc in blue or chord.contains(pitch)
+
+
+def _real(
+    cell: Sequence[Note], first: int, onsets: Sequence[float], situation: Situation
+) -> list[int] | None:
+    """The cell's exact intervals from ``first`` (a real sequence), when every note then
+    lies in the scale of the chord under it or among the key's blue notes, and a chord
+    tone of the call landing on a strong beat is still one; else None."""
+    pitches = [first + n.pitch - cell[0].pitch for n in cell]
+    blue = measures.blues_scale(situation.key)
+    for old, pitch, onset in zip(cell, pitches, onsets, strict=True):
+        chord = _chord_under(situation, onset)
+        if not _fits(pitch, chord, blue):
+            return None
+        if chord is not None and is_strong_beat(situation.metre, onset):
+            was = _chord_under(situation, old.onset)
+            if was is not None and was.contains(old.pitch) and not chord.contains(pitch):
+                return None
+    return pitches
+
+
 def _register(situation: Situation) -> float:
     """Where the answer starts: the call's last note (the handover), else mid-range."""
     if situation.call:
@@ -283,7 +326,9 @@ def _sequenced(
     start = _start(cell, situation, delay)
     onsets = [start + o for o in offsets]
     first = _anchor(cell, situation, start)
-    pitches = _follow(cell, first, onsets, situation, measures.intervals(cell))
+    pitches = _real(cell, first, onsets, situation) or _follow(
+        cell, first, onsets, situation, measures.intervals(cell)
+    )
     return _build(cell, situation, pitches, onsets, durations)
 
 
@@ -391,13 +436,16 @@ def develop(
 
 
 def seeds(situation: Situation, rng: np.random.Generator, count: int) -> list[Seed]:
-    """Up to ``count`` seeds: cells of the call (the more telling more often) developed
-    by transforms in a random order, each (cell, transform) once."""
+    """Up to ``count`` seeds: cells of the call (the more telling more often; cells of
+    three notes or more where the call has them, one interval being chance) developed by
+    transforms (as often as :data:`WEIGHTS` says) in a random order, each (cell,
+    transform) once."""
     found = cells(situation.call, situation.metre)
+    found = [c for c in found if len(c) > MIN_CELL] or found  # one interval is chance
     if not found or count <= 0 or situation.length <= 0:
         return []
     pairs = [(i, t) for i in range(len(found)) for t in TRANSFORMS]
-    weights = np.array([1.0 / (i + 1) for i, _ in pairs])
+    weights = np.array([WEIGHTS[t] / (i + 1) for i, t in pairs])
     keys = rng.random(len(pairs)) ** (1.0 / weights)  # a weighted random order
     out: list[Seed] = []
     for k in np.argsort(-keys):

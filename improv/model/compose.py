@@ -47,6 +47,11 @@ log = logging.getLogger(__name__)
 FREE = "free"
 """The ``transform`` of a candidate that starts from no seed."""
 
+FREE_EVERY = 4
+"""One draft in this many starts free, the others continue a motif seed (when the call
+gives any): chosen on the selection set (models/README.md), half and half left the
+critic's choice free a third of the time and the answers hardly nearer their call
+than to any other."""
 BATCH_SIZES = (1, 2, 4, 8, 16, 32)
 MAX_TOKENS = 2048  # bounds a misbehaving model's answer
 
@@ -416,7 +421,7 @@ def compose(
     constraints = constraints or answer_constraints(situation)
     beats = situation.length
     seeds = list(craft.seeds(situation, rng, 4)) if craft.seeds is not None else []
-    parity = int(rng.integers(2))  # which of every two candidates continues a seed
+    free = int(rng.integers(FREE_EVERY))  # which of every FREE_EVERY drafts starts free
     best: tuple[float, str, tuple[Note, ...], Any] | None = None
     drafted = batches = 0
     while drafted < max_candidates:
@@ -426,8 +431,8 @@ def compose(
             break
         plans: list[tuple[str, Sequence[Note]]] = []
         for index in range(drafted, drafted + size):
-            if seeds and (index + parity) % 2 == 1:  # every other one continues a seed
-                seed = seeds[(index // 2) % len(seeds)]
+            if seeds and index % FREE_EVERY != free:
+                seed = seeds[index % len(seeds)]
                 plans.append((str(seed.transform), tuple(seed.notes)))
             else:
                 plans.append((FREE, ()))

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+from collections import Counter
+from dataclasses import replace
 from itertools import pairwise
 
 import numpy as np
 import pytest
 
 from improv.craft import measures
-from improv.craft.motif import TRANSFORMS, Seed, cells, develop, seeds
+from improv.craft.motif import TRANSFORMS, WEIGHTS, Seed, cells, develop, seeds
+from improv.craft.situation import Situation
 from improv.music.chords import parse_chord
 from improv.music.notes import Note
 from improv.music.time import Metre
 
-from .hand import CALL, notes, situation
+from .hand import CALL, change, notes, situation
 
 CELL = CALL[:4]  # E G A G over C7: 3rd, 5th, 6th, 5th
 F7 = parse_chord("F7")
@@ -120,3 +123,56 @@ def test_seeds_fit_the_window_range_and_are_monophonic(seed_value: int) -> None:
 def test_no_call_no_seeds() -> None:
     assert seeds(situation(call=()), np.random.default_rng(0), 4) == []
     assert seeds(situation(), np.random.default_rng(0), 0) == []
+
+
+def _over(first: str, second: str) -> Situation:
+    return replace(situation(), chords=(change(0.0, first), change(8.0, second)))
+
+
+def test_a_sequence_keeps_the_cells_intervals_where_they_fit_the_new_chord() -> None:
+    cell = notes((62, 0.0, 0.5), (64, 0.5, 0.5), (67, 1.0, 1.0))  # D E G over C7: 9th, 3rd, 5th
+    seed = develop(cell, "sequence", _over("C7", "F7"), np.random.default_rng(0))
+    assert seed is not None
+    assert measures.intervals(seed.notes) == [2, 3]  # a real sequence: G A C or F G Bb
+    assert all(n.pitch % 12 in measures.scale_of(F7) for n in seed.notes)
+
+
+def test_a_sequence_goes_tonal_where_the_exact_intervals_leave_the_scale() -> None:
+    s = _over("C7", "Dm7")  # E G A G: 3rd, 5th, 6th, 5th; a G# would not fit D dorian
+    seed = develop(CELL, "sequence", s, np.random.default_rng(0))
+    assert seed is not None
+    assert measures.intervals(seed.notes) != measures.intervals(CELL)
+    dm7 = parse_chord("Dm7")
+    for old, new in zip(CELL, seed.notes, strict=True):
+        assert C7.contains(old.pitch) == dm7.contains(new.pitch)
+
+
+def test_seeds_develop_cells_of_three_notes_or_more_when_the_call_has_them() -> None:
+    call = notes(
+        (60, 0.0, 1.0),
+        (64, 2.0, 0.5),
+        (67, 2.5, 1.0),
+        *[(p, 4 + i * 0.5, 0.5) for i, p in enumerate((67, 69, 70, 69))],
+    )
+    assert any(len(c) == 2 for c in cells(call, Metre()))
+    found = seeds(situation(call), np.random.default_rng(0), 6)
+    assert found and all(len(f.cell) >= 3 for f in found)
+    two = notes((64, 0.0, 0.5), (67, 0.5, 1.0))  # a call of one interval still gives seeds
+    assert seeds(situation(two), np.random.default_rng(0), 2)
+
+
+def test_sequences_and_displacements_come_before_inversions() -> None:
+    counts = Counter(
+        f.transform for k in range(60) for f in seeds(situation(), np.random.default_rng(k), 2)
+    )
+    heard = counts["sequence"] + counts["transpose"] + counts["displace"]
+    assert heard > 3 * (counts["invert"] + counts["retrograde"]) > 0
+    assert set(WEIGHTS) == set(TRANSFORMS)
+
+
+def test_a_real_sequence_never_turns_a_strong_beats_chord_tone_into_another_note() -> None:
+    cell = notes((64, 0.0, 2.0), (70, 2.0, 1.0))  # E then Bb on beat 3: 3rd, b7 of C7
+    seed = develop(cell, "sequence", _over("C7", "Dm7"), np.random.default_rng(0))
+    assert seed is not None and seed.notes[1].onset == 10.0  # beat 3 again
+    # exactly a tritone up from F would be B, in D dorian but not a tone of Dm7
+    assert parse_chord("Dm7").contains(seed.notes[1].pitch)

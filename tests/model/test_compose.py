@@ -14,6 +14,7 @@ from improv.craft.situation import Situation
 from improv.model.build import build_model, stream_for
 from improv.model.compose import (
     FREE,
+    FREE_EVERY,
     Composition,
     Craft,
     Pace,
@@ -226,3 +227,29 @@ def test_the_dynamics_shape_the_winner_once() -> None:
     )
     assert composition is not None and len(calls) == 1
     assert {n.velocity for n in composition.notes} == {60}
+
+
+def test_one_draft_in_four_starts_free_the_others_from_a_seed() -> None:
+    start, situation = _setup()
+    seed = Seed(
+        "sequence", (Note(65, 90, 8.0, 0.5), Note(69, 80, 8.5, 0.5), Note(72, 90, 9.0, 1.0))
+    )
+    seeded: list[bool] = []
+
+    def score(notes: Sequence[Note], _: Situation) -> Scores:
+        first = [(n.pitch, n.onset) for n in notes[:3]]
+        seeded.append(first == [(n.pitch, n.onset) for n in seed.notes])
+        return Scores(0.0, {})
+
+    composition = compose(
+        start,
+        situation,
+        batch_for=batch_maker(start.lm),
+        craft=Craft(score=score, seeds=lambda s, rng, count: [seed]),
+        options=SamplingOptions(),
+        rng=np.random.default_rng(3),
+        until=1e9,
+        max_candidates=2 * FREE_EVERY,
+    )
+    assert composition is not None and composition.candidates == len(seeded) == 2 * FREE_EVERY
+    assert seeded.count(False) == 2

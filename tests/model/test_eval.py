@@ -240,3 +240,18 @@ def test_eval_command_refuses_bad_options(generated_corpus: Path, tmp_path: Path
     assert main(["eval", "--model", "markov", "--data", str(tmp_path / "nowhere")]) == 2
     missing = str(tmp_path / "none.pt")
     assert main(["eval", "--model", missing, "--data", str(generated_corpus)]) == 2
+
+
+def test_the_selection_split_is_held_out_of_the_training_tunes_not_the_validation() -> None:
+    from types import SimpleNamespace
+
+    from improv.commands.eval import _select
+
+    solos = [SimpleNamespace(title=f"tune {i} blues", source="") for i in range(200)]
+    val = _select(solos, "val", None)
+    train = _select(solos, "train", None)
+    selection = _select(solos, "selection", None)
+    assert selection and len(selection) < len(train)
+    assert {id(s) for s in selection} <= {id(s) for s in train}
+    named = _select(solos, "selection", [s.title for s in val])  # as a checkpoint lists them
+    assert [s.title for s in named] == [s.title for s in selection]
