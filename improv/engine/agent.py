@@ -137,6 +137,7 @@ class JamSummary:
     send_failures: int = 0
     malformed_in: int = 0
     dropped_in: int = 0
+    input_queue_full: int = 0  # rtmidi's own queue found full: input may have been lost
     notes_coalesced: int = 0  # input notes too dense for the models (engine.context)
     model: str = ""
     tempo: float = 0.0
@@ -1061,6 +1062,7 @@ class Agent:
         s.transform = dict(gen.transforms)
         s.malformed_in = self.midi_in.stats.malformed
         s.dropped_in = self.midi_in.stats.dropped
+        s.input_queue_full = self.midi_in.stats.queue_full
         s.notes_coalesced = self.context.coalesced
         s.tempo = self.config.tempo
         s.mode = self.config.mode

@@ -236,3 +236,26 @@ async def test_ports_survive_a_jack_server_restart(
     performer.send(note_on(0, 65, 100))
     (event,) = await receive_n(midi_in, 1)
     assert event.pitch == 65
+
+
+async def test_a_full_rtmidi_queue_is_counted(
+    ports: list[RtMidiInput | RtMidiOutput], caplog: pytest.LogCaptureFixture
+) -> None:
+    """rtmidi drops what comes while its own queue is full and says so on stderr only:
+    a burst larger than the queue, delivered in one JACK cycle, is counted and logged."""
+    midi_in = midi.open_input(virtual=True, api="jack", client_name="small", capacity=16)
+    ports.append(midi_in)
+    out = midi.open_output("small", api="jack", client_name="burst")
+    ports.append(out)
+    burst = 200
+    for i in range(burst):  # far faster than a JACK cycle: one cycle delivers them all
+        out.send(note_on(0, i % 128, 1 + i % 127))
+    heard = [await asyncio.wait_for(midi_in.receive(), 5.0)]
+    while len(heard) < burst:
+        try:
+            heard.append(await asyncio.wait_for(midi_in.receive(), 0.5))
+        except TimeoutError:  # nothing more is coming: the rest was lost
+            break
+    assert len(heard) < burst  # the queue of 16 could not hold the burst
+    assert midi_in.stats.queue_full >= 1
+    assert "rtmidi's queue was full" in caplog.text

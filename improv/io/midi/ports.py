@@ -26,6 +26,7 @@ class PortStats:
 
     received: int = 0
     dropped: int = 0  # input: buffer full; output: port disconnected
+    queue_full: int = 0  # input: times the back end's own queue was found full (see rtmidi)
     malformed: int = 0
     sent: int = 0
     send_errors: int = 0

@@ -370,6 +370,7 @@ class RtMidiInput(BufferedInput):
         self.poll_s = poll_s
         self._last_time = 0.0
         self._poller: threading.Thread | None = None
+        self._overflows = Throttled()
         port.configure = self._configure
 
     def _configure(self, rt: Any) -> None:
@@ -387,6 +388,7 @@ class RtMidiInput(BufferedInput):
         port = self.port
         batch: list[tuple[list[int], float]] = []
         heard = now()  # when rtmidi last delivered (or the guard last probed)
+        backlog = 0  # messages taken since rtmidi's queue was last found empty
         while not self._closed:
             with port.lock:  # the watchdog swaps clients under this lock
                 rt = port.rt
@@ -394,8 +396,12 @@ class RtMidiInput(BufferedInput):
                     while len(batch) < 256:
                         message = rt.get_message()
                         if message is None:
+                            backlog = 0
                             break
                         batch.append(message)
+                        backlog += 1
+                        if backlog == port.queue_size - 1:
+                            self._queue_full()
                 if not batch and port.guard is not None and now() - heard >= GUARD_S:
                     heard = now()
                     with contextlib.suppress(Exception):
@@ -412,6 +418,18 @@ class RtMidiInput(BufferedInput):
                 self._last_time = max(self._last_time, at)
                 self._push(bytes(data), self._last_time)
             batch.clear()
+
+    def _queue_full(self) -> None:
+        """rtmidi's queue holds ``queue_size - 1`` messages and drops (with a line on
+        stderr only) what comes while it is full; it cannot say how many. So a drain
+        that takes that many without once finding it empty is counted and logged: the
+        input may have lost messages there (a flood faster than the poller drains)."""
+        self.stats.queue_full += 1
+        self._overflows(
+            "MIDI in %r: rtmidi's queue was full (%d messages): input may have been lost",
+            self.name,
+            self.port.queue_size - 1,
+        )
 
     @property
     def connected(self) -> bool:
