@@ -38,10 +38,9 @@ The parts and their weights:
   below, 0.5 for wall to wall; in ``phrase`` mode the span over the call's, 0.6 to 1.4.
   Answers over four beats need a rest of half a beat or more (0.3 of the part).
 
-:func:`score` takes about 0.34 ms of CPU for a 30-note answer on this project's
-machine (``tests/craft/test_critic.py::test_score_speed``, measured under a load
-average of 5 on 2 cores), so 32 candidates cost about 11 ms; :func:`choose` reads the
-call once for all of them.
+:func:`score` runs once per candidate inside the answer's deadline, so it must stay
+well under a millisecond for a 30-note answer (``test_score_speed``); :func:`choose`
+reads the call once for all of them.
 """
 
 from __future__ import annotations

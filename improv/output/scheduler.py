@@ -3,15 +3,14 @@
 The engine decides *what* to play well ahead; the scheduler decides nothing but *when*.
 Events wait in a heap keyed by their absolute ``time.monotonic()`` deadline. A
 dedicated sender thread (neither the event loop's nor the model's) sleeps on a
-condition until ``spin_s`` before the next deadline, then spin-waits the rest.
-Measured (``improv bench scheduler``, JACK, 240 BPM with MIDI clock): without the spin
-p50/p99 are 0.1/0.2 ms; a 0.5 ms spin gives 0.02/0.05 ms for about 5 % of a core, and
-1 ms buys nothing more. A thread waking from its sleep needs the GIL, which a busy
-Python thread keeps for up to ``sys.getswitchinterval()`` (5 ms by default), so the
-scheduler shortens that interval while it runs; even so a busy Python thread in the
-same process costs milliseconds at p99. For real ports use
-:class:`improv.output.sender.ProcessScheduler`, the same scheduler in a process of its
-own (p99 about 0.06 ms under the same load).
+condition until ``spin_s`` before the next deadline, then spin-waits the rest: a
+sleep wakes late by the kernel's timer slack, a short spin does not (what the spin buys
+and costs: ``improv bench scheduler``, docs/realtime-io.md). A thread waking from its
+sleep needs the GIL, which a busy Python thread keeps for up to
+``sys.getswitchinterval()``, so the scheduler shortens that interval while it runs; even
+so a busy Python thread in the same process costs milliseconds at the tail. For real
+ports use :class:`improv.output.sender.ProcessScheduler`, the same scheduler in a
+process of its own.
 
 Send error (send time minus scheduled time) is recorded for every message into a
 preallocated ring (a plain ``array``: the sender process never imports numpy, whose

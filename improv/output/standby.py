@@ -1,16 +1,14 @@
 """A standby sender: a second thread, on another CPU, for when the sender's CPU stalls.
 
 On a virtual machine a vCPU is now and then not run by the host for milliseconds; a
-sender sleeping on it wakes that much late, whatever its code (measured on the
-development VM: about one wake-up in 4,000 more than 2 ms late). Stalls mostly hit one
+sender sleeping on it wakes that much late, whatever its code. Stalls mostly hit one
 vCPU at a time. So the sender process pins its sending thread to one CPU and runs this
 thread, pinned to another, which sleeps until each message's time plus a margin and
 sends whatever is then still unsent (:meth:`Scheduler.serve_overdue`). It sleeps in
 ``clock_nanosleep`` through ctypes, which lets go of the GIL, and holds the GIL only
 for the few microseconds of a look at the heap: the sending thread, woken on time,
-never waits for it. Measured with two threads timing the same 4 ms deadlines, 15,000
-each, on the two-vCPU VM: one thread alone 0.5 to 1.96 ms at most, the earlier of two
-0.37 to 1.09 ms. Linux only (``clock_nanosleep`` with an absolute monotonic time, CPU
+never waits for it (what it buys: docs/realtime-io.md, "What each measure buys").
+Linux only (``clock_nanosleep`` with an absolute monotonic time, CPU
 affinity); elsewhere, or with one CPU, there is no standby.
 """
 

@@ -349,8 +349,7 @@ class RtMidiInput(BufferedInput):
     """A MIDI input port through python-rtmidi (see :func:`open_input`).
 
     rtmidi's callback mode calls Python from the driver's real-time thread, which then
-    waits for the GIL; under load, JACK input then arrives duplicated and lost (2000
-    notes sent beside a busy Python thread: 1647 duplicates). Instead rtmidi queues in
+    waits for the GIL; under load, JACK input then arrives duplicated and lost. Instead rtmidi queues in
     C, never touching the GIL, and a
     poller thread of ours drains that queue every ``poll_s``. Each event's time is
     rebuilt from rtmidi's exact inter-event deltas, anchored at the poll that found
