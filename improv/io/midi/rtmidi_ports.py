@@ -349,9 +349,9 @@ class RtMidiInput(BufferedInput):
     """A MIDI input port through python-rtmidi (see :func:`open_input`).
 
     rtmidi's callback mode calls Python from the driver's real-time thread, which then
-    waits for the GIL; under load, JACK input then arrives duplicated and lost. Instead rtmidi queues in
-    C, never touching the GIL, and a
-    poller thread of ours drains that queue every ``poll_s``. Each event's time is
+    waits for the GIL; under load, JACK input then arrives duplicated and lost. Instead
+    rtmidi queues in C, never touching the GIL, and a poller thread of ours drains that
+    queue every ``poll_s``. Each event's time is
     rebuilt from rtmidi's exact inter-event deltas, anchored at the poll that found
     it, so its error is at most one poll interval (plus the poller's wake-up).
     """
