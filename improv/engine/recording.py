@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -85,7 +86,12 @@ def read_journal(path: Path) -> Iterator[tuple[str, Note]]:
 
 
 RECORD_PERIOD_S = 4.0
-"""The record is rewritten this often: a kill loses at most this much of the jam."""
+"""The record is rewritten this often at least: a kill loses at most this much of the
+jam (the journal beside it keeps even that)."""
+
+RECORD_WORK_SHARE = 0.1
+"""A rewrite costs time in proportion to the jam so far (a long gig's file takes
+seconds); the period grows so that rewriting takes at most this share of the time."""
 
 
 def sounded(beats: float, jumps: Sequence[tuple[float, float, Any]]) -> float:
@@ -101,7 +107,8 @@ def sounded(beats: float, jumps: Sequence[tuple[float, float, Any]]) -> float:
 
 class RecordKeeper:
     """``--record``: the agent's journal rewritten as a complete MIDI file every
-    :data:`RECORD_PERIOD_S` (in a thread; the loop only flushes) and once at the end.
+    :data:`RECORD_PERIOD_S` or longer (:data:`RECORD_WORK_SHARE`; in a thread, the loop
+    only flushes) and once at the end.
 
     One writer at a time: a periodic write still running in its thread when the jam
     ends reads the journal and writes under the lock, so the last write holds everything.
@@ -118,11 +125,15 @@ class RecordKeeper:
     async def keep(self) -> None:
         """Rewrite the record periodically until cancelled; a full disk is said once."""
         failing = False
+        period = RECORD_PERIOD_S
         while True:
-            await asyncio.sleep(RECORD_PERIOD_S)
+            await asyncio.sleep(period)
             try:
                 self.agent.journal.flush()
+                started = time.perf_counter()
                 await asyncio.to_thread(self._write, *self._snapshot())
+                took = time.perf_counter() - started
+                period = max(RECORD_PERIOD_S, took / RECORD_WORK_SHARE)
             except (OSError, ImprovError) as exc:
                 if not failing:
                     log.error("--record %s: cannot write (%s); trying again", self.path, exc)
