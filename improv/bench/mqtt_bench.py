@@ -252,14 +252,14 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         "model": args.model,
         "extra_hz": args.extra_hz,
         "subscriber": args.subscriber,
-        **_pooled([r for r in runs if not r["mqtt"]], "without_mqtt"),
-        **_pooled([r for r in runs if r["mqtt"]], "with_mqtt"),
+        **pooled_send_errors([r for r in runs if not r["mqtt"]], "without_mqtt"),
+        **pooled_send_errors([r for r in runs if r["mqtt"]], "with_mqtt"),
         **trip,
         "runs": [{k: v for k, v in r.items() if k != "errors"} for r in runs],
     }
 
 
-def _pooled(runs: list[dict[str, Any]], suffix: str) -> dict[str, Any]:
+def pooled_send_errors(runs: list[dict[str, Any]], suffix: str) -> dict[str, Any]:
     """Send error over every message of the runs of one kind, and their deadline misses."""
     import numpy as np
 

@@ -29,6 +29,8 @@ from improv.engine.agent import JamObserver
 if TYPE_CHECKING:
     from improv.engine.agent import Agent
 
+from improv.bench.mqtt_bench import pooled_send_errors
+
 log = logging.getLogger(__name__)
 
 CHROMIUM = "/usr/bin/chromium"
@@ -236,8 +238,8 @@ async def bench(args: argparse.Namespace) -> dict[str, Any]:
         "sender": args.sender,
         "kind": kind,
         "clients": args.clients,
-        **_pooled([r for r in runs if not r["clients"]], "without_page"),
-        **_pooled([r for r in runs if r["clients"]], "with_page"),
+        **pooled_send_errors([r for r in runs if not r["clients"]], "without_page"),
+        **pooled_send_errors([r for r in runs if r["clients"]], "with_page"),
         "runs": [{k: v for k, v in r.items() if k != "errors"} for r in runs],
     }
 
@@ -248,20 +250,6 @@ def _have_browser() -> bool:
     except ImportError:
         return False
     return shutil.which(CHROMIUM) is not None
-
-
-def _pooled(runs: list[dict[str, Any]], suffix: str) -> dict[str, Any]:
-    """Send error over every message of the runs of one kind, and their deadline misses."""
-    import numpy as np
-
-    errors = np.concatenate([r["errors"] for r in runs])
-    return {
-        f"send_error_ms_p50_{suffix}": round(float(np.percentile(errors, 50)), 4),
-        f"send_error_ms_p99_{suffix}": round(float(np.percentile(errors, 99)), 4),
-        f"send_error_ms_max_{suffix}": round(float(errors.max()), 4),
-        f"deadline_misses_{suffix}": sum(r["deadline_misses"] for r in runs),
-        f"messages_{suffix}": int(errors.size),
-    }
 
 
 def report(result: dict[str, Any]) -> None:

@@ -19,6 +19,7 @@ import pytest
 import pytest_asyncio
 
 from improv.bench.mosquitto import Mosquitto
+from improv.bench.web_bench import CHROMIUM, CHROMIUM_ARGS
 from improv.engine.agent import Agent, JamObserver, JamSummary
 from improv.engine.config import JamConfig
 from improv.engine.performer import Call
@@ -31,17 +32,6 @@ from improv.io.web import WebServer, WebSettings
 from improv.music.notes import Note
 from tests.fixtures.mqtt import Listener
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 CALL = Call(tuple(Note(60 + (i * 5) % 12, 90, i * 0.5, 0.4) for i in range(12)), "test")
 
 pytestmark = [
@@ -56,7 +46,7 @@ pytestmark = [
 async def browser() -> AsyncIterator[Any]:
     playwright_api = pytest.importorskip("playwright.async_api")
     async with playwright_api.async_playwright() as p:
-        launched = await p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        launched = await p.chromium.launch(executable_path=CHROMIUM, args=list(CHROMIUM_ARGS))
         try:
             yield launched
         finally:
