@@ -53,7 +53,22 @@ class StatusLog:
 
 
 async def receive_n(port: RtMidiInput, n: int, timeout: float = 5.0) -> list[MidiEvent]:
-    return [await asyncio.wait_for(port.receive(), timeout) for _ in range(n)]
+    events: list[MidiEvent] = []
+    try:
+        while len(events) < n:
+            events.append(await asyncio.wait_for(port.receive(), timeout))
+    except TimeoutError:
+        raise AssertionError(f"{len(events)} of {n} events came: {events}; {port.stats}") from None
+    return events
+
+
+async def connected(midi_in: RtMidiInput, out: RtMidiOutput) -> None:
+    """Return once a message from ``out`` has come through ``midi_in``: the connection
+    is live in JACK's graph, so what the test sends next is not sent into a port that is
+    not yet connected."""
+    assert out.send(bytes([0x80, 0, 0]))
+    (event,) = await receive_n(midi_in, 1)
+    assert event.data == bytes([0x80, 0, 0])
 
 
 async def test_round_trip_through_virtual_ports(
@@ -102,6 +117,7 @@ async def test_malformed_input_is_counted_not_fatal(
     ports.append(midi_in)
     rogue = midi.open_output("improv-in", api="jack", client_name="rogue")
     ports.append(rogue)
+    await connected(midi_in, rogue)
     garbage = [
         bytes([0x3C, 0x64]),  # running status with no status before it
         bytes([0x90, 60]),  # truncated
