@@ -171,12 +171,12 @@ class RecordKeeper:
         the band's, already at their swung positions, a track per part). A metre change's
         jump in the jam positions is taken out: the file's beats are the beats that
         sounded, with a time signature where the metre changed."""
-        from improv.io.midi.files import Track, write_jam
+        from improv.io.midi.files import NoteColumns, Track, write_jam
         from improv.io.synth import IMPROV, PERFORMER
 
-        performer: list[Note] = []
-        played: list[Note] = []
-        parts: dict[str, list[Note]] = {}
+        performer = NoteColumns()
+        played = NoteColumns()
+        parts: dict[str, NoteColumns] = {part: NoteColumns() for part in band}
         with self._lock:
             journal = journal_path(self.path)
             if not journal.is_file():
@@ -188,13 +188,13 @@ class RecordKeeper:
                     start = swing.render(n.onset)
                     end = swing.render(n.end)
                 start, end = sounded(start, jumps), sounded(end, jumps)
-                note = Note(n.pitch, n.velocity, start, max(1e-3, end - start))
+                end = max(end, start + 1e-3)
                 if role == "call":
-                    performer.append(note)
+                    performer.append(n.pitch, n.velocity, start, end)
                 elif role in band:
-                    parts.setdefault(role, []).append(note)
+                    parts[role].append(n.pitch, n.velocity, start, end)
                 else:
-                    played.append(note)
+                    played.append(n.pitch, n.velocity, start, end)
             chords = [
                 replace(c, onset=sounded(c.onset, jumps))
                 for c in chords
@@ -206,7 +206,7 @@ class RecordKeeper:
                     Track("performer", performer, channel=0, program=PERFORMER.program),
                     Track("improv", played, channel=self.channel, program=IMPROV.program),
                     *(
-                        Track(part, parts.get(part, []), channel=channel, program=program)
+                        Track(part, parts[part], channel=channel, program=program)
                         for part, (channel, program) in band.items()
                     ),
                 ],

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import mido
 import pytest
 
 from improv.errors import UsageError
-from improv.io.midi.files import Track, read_take, write_jam
+from improv.io.midi.files import NoteColumns, Track, read_take, write_jam
 from improv.music.notes import ChordChange, Note
 from improv.music.time import Metre
 
@@ -36,6 +37,67 @@ def test_jam_file_has_conductor_and_player_tracks(tmp_path: Path) -> None:
     assert names == ["performer", "improv"]
     agent_channels = {m.channel for m in midi.tracks[2] if m.type.startswith("note")}
     assert agent_channels == {1}
+
+
+def mido_reference(notes: list[Note], channel: int, tpb: int = 480) -> list[mido.Message]:
+    """A track's note messages as mido would write them: sorted by tick, note-offs
+    before note-ons at one tick, deltas in ticks."""
+    events = []
+    for note in notes:
+        on = max(0, round(note.onset * tpb))
+        off = max(on + 1, round(note.end * tpb))
+        events.append(
+            (
+                on,
+                2,
+                mido.Message("note_on", channel=channel, note=note.pitch, velocity=note.velocity),
+            )
+        )
+        events.append((off, 1, mido.Message("note_off", channel=channel, note=note.pitch)))
+    out, last = [], 0
+    for tick, _order, message in sorted(events, key=lambda e: (e[0], e[1])):
+        out.append(message.copy(time=tick - last))
+        last = tick
+    return out
+
+
+def test_encoded_tracks_read_back_as_mido_writes_them(tmp_path: Path) -> None:
+    """The file's bytes come from improv's own encoder: every note message, delta
+    (one to four bytes) and tie order as mido's writer gives them."""
+    rng = random.Random(1)
+    notes = [
+        Note(rng.randrange(128), rng.randrange(1, 128), onset, rng.choice([0.001, 0.01, 0.5, 3.0]))
+        for onset in sorted(
+            rng.choice([0.0, 0.25, 1.0, 40.0, 300.0]) * rng.random() for _ in range(500)
+        )
+    ]
+    notes += [Note(60, 90, 0.0, 1.0), Note(62, 90, 1.0, 1.0), Note(64, 90, 300_000.0, 1.0)]
+    path = write_jam(
+        tmp_path / "jam.mid",
+        [
+            Track("a", notes, channel=2, program=33),
+            Track("b", NoteColumns.of(notes[:9]), channel=9),
+        ],
+        bpm=97.0,
+        chords=CHORDS,
+        metres=[(8.0, Metre(3, 4))],
+    )
+    midi = mido.MidiFile(path)
+    for track, (expected, channel) in zip(
+        midi.tracks[1:], [(notes, 2), (notes[:9], 9)], strict=True
+    ):
+        got = [m for m in track if not m.is_meta and m.type != "program_change"]
+        assert got == mido_reference(expected, channel)
+    programs = [m.program for m in midi.tracks[1] if m.type == "program_change"]
+    assert programs == [33]
+    tick, conductor = 0, []
+    for message in midi.tracks[0]:
+        tick += message.time
+        conductor.append((tick, message.type))
+    assert conductor[:3] == [(0, "track_name"), (0, "set_tempo"), (0, "time_signature")]
+    assert conductor[3:-1] == [(0, "marker"), (4 * 480, "marker"), (8 * 480, "time_signature")]
+    assert conductor[-1] == (8 * 480, "end_of_track")
+    assert Note(64, 90, 300_000.0, 1.0) in read_take(path, channel=2).notes
 
 
 def test_round_trip_keeps_notes_in_beats(tmp_path: Path) -> None:
