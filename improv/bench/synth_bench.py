@@ -10,6 +10,16 @@ every beat (the metronome), and, in the synth's rounds, a performer's eighth not
 from this process as an input's tap would. It reports per variant the send error
 (p50/p99/max, messages over 1 ms late) and, for the synth, how late each part's
 messages reached it.
+
+Then it measures the **audio onset error**: when each of improv's notes is heard in the
+synth's audio against the time it was scheduled for. The audio must be captured to
+be measured, so this round always uses FluidSynth's file driver, at 48 kHz in blocks of
+48 frames (1 ms, the driver's timer keeping real time; a live output's blocks are 64
+frames). improv's notes, one at a time (one pitch, so every attack has the same shape),
+are sent by the real sender process into the synth; their onsets are found in the file
+(the first sample at a tenth of the hit's peak after silence). The file's start is not
+known to the millisecond, so the errors are reported about their median (the
+constant latency taken out): ``audio_onset`` in the JSON.
 """
 
 from __future__ import annotations
@@ -26,6 +36,16 @@ from typing import Any
 VARIANTS = ("without synth", "with synth")
 FILE_SETTINGS: dict[str, int | float | str] = {"audio.period-size": 441}
 """A 10 ms period: the file driver's millisecond timer then keeps real time."""
+ONSET_SETTINGS: dict[str, int | float | str] = {
+    "synth.sample-rate": 48000.0,
+    "audio.period-size": 48,
+    "synth.reverb.active": 0,
+    "synth.chorus.active": 0,
+}
+"""The onset round's file driver: blocks of 1 ms, which its timer keeps in real time;
+no reverb or chorus, whose tails would hide where the next hit begins."""
+ONSET_HITS = 60
+ONSET_SPACING_S = 0.25
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +103,21 @@ def run(args: argparse.Namespace) -> int:
                         delays.setdefault(part, []).extend(values)
                     cpu.append(cpu_percent)
                 console.print(f"round {number + 1}/{args.rounds}: {variant}", style="dim")
+        console.print("audio onsets: improv's notes into the file driver", style="dim")
+        onsets = audio_onsets(soundfont, Path(folder))
     delivery = {**delay_figures(delays), "cpu_percent": round(sum(cpu) / len(cpu), 1)}
     figures = [_figures(v, errors[v]) for v in VARIANTS]
     if args.json:
-        print(json.dumps({"audio": audio, "send": [asdict(f) for f in figures], "synth": delivery}))
+        print(
+            json.dumps(
+                {
+                    "audio": audio,
+                    "send": [asdict(f) for f in figures],
+                    "synth": delivery,
+                    "audio_onset": onsets,
+                }
+            )
+        )
         return 0
     table = Table(title=f"send error, {args.rounds} x {args.seconds:g} s each, audio: {audio}")
     for column in ("variant", "messages", "p50 ms", "p99 ms", "max ms", "over 1 ms"):
@@ -109,7 +140,94 @@ def run(args: argparse.Namespace) -> int:
         )  # fmt: skip
     console.print(parts)
     console.print(f"the synth's process used {delivery.get('cpu_percent', 0.0)} % of one core")
+    console.print(
+        f"audio onset error (file driver, 1 ms blocks; about the median latency): "
+        f"{onsets['found']} of {onsets['notes']} notes found, "
+        f"|error| p50 {onsets['error_ms_p50']} / p99 {onsets['error_ms_p99']} / "
+        f"max {onsets['error_ms_max']} ms"
+    )
     return 0
+
+
+def audio_onsets(soundfont: Path, folder: Path) -> dict[str, Any]:
+    """improv's notes through the real sender into a synth writing a file in real
+    time; each one's onset in the audio against its time."""
+    from improv.io.midi import now
+    from improv.io.synth.process import SynthProcess
+    from improv.output.sender import OutputSpec, ProcessScheduler
+
+    wav = folder / "onsets.wav"
+    synth = SynthProcess(soundfont, ["file"], {**ONSET_SETTINGS, "audio.file.name": str(wav)})
+    synth.start()
+    try:
+        sender = ProcessScheduler(OutputSpec(discard=True, synth=synth.address)).start()
+        try:
+            start = now() + 0.5
+            times = [start + i * ONSET_SPACING_S for i in range(ONSET_HITS)]
+            for t in times:  # one note again and again: every attack the same shape
+                sender.schedule_note(64, 100, t, t + 0.06, channel=0)
+            time.sleep(max(0.0, times[-1] + 0.4 - now()))
+        finally:
+            sender.close()
+    finally:
+        synth.close()
+    found = find_onsets(wav)
+    return onset_figures(found, times)
+
+
+def find_onsets(wav: Path) -> list[float]:
+    """Seconds from the file's start where a hit begins: the first sample at a tenth of
+    the loudest hit's peak after 40 ms under a fortieth of it (up to 5 ms before: the
+    attack's own rise)."""
+    import wave
+
+    import numpy as np
+
+    with wave.open(str(wav), "rb") as handle:
+        rate = handle.getframerate()
+        channels = handle.getnchannels()
+        frames = handle.readframes(handle.getnframes())
+    samples = np.frombuffer(frames, dtype="<i2").reshape(-1, channels).astype(np.float32)
+    level = np.abs(samples).max(axis=1)
+    if not len(level) or level.max() == 0:
+        return []
+    threshold, quiet = level.max() / 10.0, level.max() / 40.0
+    loud = np.flatnonzero(level >= threshold)
+    onsets: list[float] = []
+    window, rise = int(0.04 * rate), int(0.005 * rate)
+    last = -window
+    for index in loud:
+        before = level[max(0, index - window) : max(0, index - rise)]
+        if index - last > window and (not len(before) or before.max() < quiet):
+            onsets.append(float(index) / rate)
+        last = index
+    return onsets
+
+
+def onset_figures(onsets: list[float], times: list[float]) -> dict[str, Any]:
+    """Each onset matched to its scheduled time (in order, when every hit was found);
+    the errors about their median, in ms."""
+    import numpy as np
+
+    figures: dict[str, Any] = {
+        "notes": len(times),
+        "found": len(onsets),
+        "block_ms": 1.0,
+        "error_ms_p50": None,
+        "error_ms_p99": None,
+        "error_ms_max": None,
+    }
+    if len(onsets) != len(times):
+        return figures  # a hit lost or doubled: no pairing to trust
+    offsets = (np.asarray(onsets) - (np.asarray(times) - times[0])) * 1e3
+    median = float(np.median(offsets))
+    errors = np.abs(offsets - median)
+    figures.update(
+        error_ms_p50=round(float(np.percentile(errors, 50)), 3),
+        error_ms_p99=round(float(np.percentile(errors, 99)), 3),
+        error_ms_max=round(float(errors.max()), 3),
+    )
+    return figures
 
 
 def _start_synth(soundfont: Path, driver: str | None, folder: Path) -> tuple[Any, str]:
