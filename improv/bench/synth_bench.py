@@ -196,7 +196,7 @@ def find_onsets(wav: Path) -> list[float]:
     onsets: list[float] = []
     window, rise = int(0.04 * rate), int(0.005 * rate)
     last = -window
-    for index in loud:
+    for index in loud.tolist():
         before = level[max(0, index - window) : max(0, index - rise)]
         if index - last > window and (not len(before) or before.max() < quiet):
             onsets.append(float(index) / rate)
