@@ -562,6 +562,13 @@ class Generator:
         """Use another responder from the next answer on."""
         self.primary = responder
 
+    @property
+    def composing(self) -> bool:
+        """Whether an answer is being drafted now (not yet chosen): while it is, other
+        work of this process should leave the CPU (and the GIL) to the model thread."""
+        current = self.current
+        return current is not None and not current.finished and not current.chosen.is_set()
+
     def answer(
         self,
         request: AnswerRequest,

@@ -93,6 +93,10 @@ RECORD_WORK_SHARE = 0.1
 """A rewrite costs time in proportion to the jam so far (a long gig's file takes
 seconds); the period grows so that rewriting takes at most this share of the time."""
 
+QUIET_WAIT_S = 4.0
+"""A rewrite waits this long at most for the answer being drafted to be chosen."""
+QUIET_POLL_S = 0.02
+
 
 def sounded(beats: float, jumps: Sequence[tuple[float, float, Any]]) -> float:
     """A jam position as beats that sounded: the metre changes' jumps taken out."""
@@ -128,6 +132,7 @@ class RecordKeeper:
         period = RECORD_PERIOD_S
         while True:
             await asyncio.sleep(period)
+            await self._until_quiet()
             try:
                 self.agent.journal.flush()
                 started = time.perf_counter()
@@ -140,6 +145,16 @@ class RecordKeeper:
                 failing = True
             else:
                 failing = False
+
+    async def _until_quiet(self) -> None:
+        """Wait (at most :data:`QUIET_WAIT_S`) while an answer is being drafted: the
+        rewrite's thread holds the GIL in bursts, and a draft that loses a tenth of a
+        second to it at 240 BPM misses its deadline (the fallback then plays)."""
+        generator = getattr(self.agent, "generator", None)
+        waited = 0.0
+        while generator is not None and generator.composing and waited < QUIET_WAIT_S:
+            await asyncio.sleep(QUIET_POLL_S)  # polling a state that has no event
+            waited += QUIET_POLL_S
 
     def finish(self) -> bool:
         """The final write (the journal is removed once it is in the file); whether it

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
+import threading
 import tracemalloc
 from pathlib import Path
+from typing import Any
 
-from improv.engine.recording import NoteJournal, journal_path, read_journal
+import pytest
+
+from improv.engine import recording
+from improv.engine.recording import NoteJournal, RecordKeeper, journal_path, read_journal
 from improv.io.midi.files import read_take
 from improv.music.notes import Note
 from tests.watching import watch_until
@@ -66,3 +72,50 @@ def test_journal_keeps_notes_on_disk_and_skips_a_cut_line(tmp_path: Path) -> Non
     notes = list(read_journal(path))
     assert len(notes) == 50_000 and notes[-1] == ("call", Note(67, 90, 24_999.5, 0.25))
     journal.close()
+
+
+class Drafting:
+    """A generator whose answer is being drafted until :meth:`choose`; it tells each
+    time it is asked."""
+
+    def __init__(self) -> None:
+        self.drafting = True
+        self.asked = 0
+        self.asked_thrice = threading.Event()
+
+    @property
+    def composing(self) -> bool:
+        self.asked += 1
+        if self.asked >= 3:
+            self.asked_thrice.set()
+        return self.drafting
+
+
+async def test_a_rewrite_waits_while_an_answer_is_drafted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The rewrite (a thread that holds the GIL in bursts) starts only once the answer
+    being drafted is chosen: the model thread keeps the CPU to meet its deadline."""
+    monkeypatch.setattr(recording, "RECORD_PERIOD_S", 0.0)
+    generator = Drafting()
+    agent: Any = type("Agent", (), {"generator": generator, "metre": None})()
+    agent.journal = NoteJournal()
+    keeper = RecordKeeper(tmp_path / "jam.mid", agent, 120.0, 2)
+    written = threading.Event()
+    drafting_when_written: list[bool] = []
+
+    def write(*_: object) -> None:
+        drafting_when_written.append(generator.drafting)
+        written.set()
+
+    monkeypatch.setattr(keeper, "_snapshot", lambda: ((), None, [], {}))
+    monkeypatch.setattr(keeper, "_write", write)
+    task = asyncio.create_task(keeper.keep())
+    try:
+        assert await asyncio.to_thread(generator.asked_thrice.wait, 5.0)
+        assert not written.is_set()  # asked three times while drafting: no write yet
+        generator.drafting = False
+        assert await asyncio.to_thread(written.wait, 5.0)
+    finally:
+        task.cancel()
+    assert drafting_when_written[0] is False
