@@ -8,7 +8,9 @@ and sends ``N`` messages as fast as JACK takes them: random bytes, sysex cut sho
 performer plays a normal call. The figures: the flood's rate, what the input dropped,
 found malformed and coalesced, the jam's resident memory before, at the peak and
 after, and whether the model itself (not a fallback) answered the call after the
-flood, the first call it could.
+flood, the first call it could. ``--rounds R`` floods R times, a call after each, and
+gives the memory after each round: bounded input structures show as a growth that
+stops (``rss_mb_by_round``), a leak as one that does not.
 """
 
 from __future__ import annotations
@@ -23,12 +25,13 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from improv.engine.agent import Agent, JamObserver
 from improv.engine.config import JamConfig
 from improv.engine.session import Ports, Session
+from improv.engine.turns import slot_at
 from improv.io import midi
 from improv.music.notes import Note, Phrase
 from improv.output.scheduler import Scheduler
@@ -103,7 +106,8 @@ class FuzzFigures:
     answer_notes_before: int = 0  # of the answer to the same call before the flood
     answer_notes: int = 0  # of the first answer after the flood
     answer_fallback_notes: int = 0
-    answered_by_model: bool = False
+    answered_by_model: bool = False  # every round's call (the first it could) by the model
+    rss_mb_by_round: list[float] = field(default_factory=list)  # after each flood + call
 
 
 class _Turns(JamObserver):
@@ -135,7 +139,7 @@ def call_notes(bar_beats: float) -> list[Note]:
 
 
 async def run(
-    messages: int, model: str = "markov", seed: int = 1, tempo: float = 160.0
+    messages: int, model: str = "markov", seed: int = 1, tempo: float = 160.0, rounds: int = 1
 ) -> FuzzFigures:
     """The whole benchmark on the JACK server ``$JACK_DEFAULT_SERVER`` names."""
     config = JamConfig(tempo=tempo, bars=2, count_in=0, model=model, seed=seed)
@@ -163,34 +167,12 @@ async def run(
         gc.collect()
         figures.py_blocks_before = sys.getallocatedblocks()
         figures.rss_mb_before = figures.rss_mb_peak = rss_mb()
-        child = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "improv.bench.fuzz",
-                "--child",
-                "improv-in:in",
-                "--messages",
-                str(messages),
-                "--seed",
-                str(seed),
-            ],
-            stdout=subprocess.PIPE,
-        )
-        while child.poll() is None:
-            figures.rss_mb_peak = max(figures.rss_mb_peak, rss_mb())
-            await asyncio.sleep(0.25)
-        out, _ = child.communicate()
-        sent = json.loads(out.decode().strip().splitlines()[-1])
-        figures.messages_sent = int(sent["sent"])
-        figures.refused_by_jack = int(sent["refused"])
-        figures.flood_seconds = round(sent["seconds"], 2)
-        figures.messages_per_s = round(sent["sent"] / max(1e-9, sent["seconds"]))
-        turn, notes = await _call_and_answer(agent, player, turns, per_bar)
-        metrics = turns.metrics.get(turn, {})
-        figures.answer_notes = int(metrics.get("notes_out", notes))
-        figures.answer_fallback_notes = int(metrics.get("fallback_notes", 0))
-        figures.answered_by_model = figures.answer_notes > 0 and figures.answer_fallback_notes == 0
+        figures.answered_by_model = True  # each round's call, by the model
+        for _ in range(rounds):
+            await _flood_and_call(agent, player, turns, per_bar, figures, messages, seed)
+            seed += 1
+            gc.collect()
+            figures.rss_mb_by_round.append(round(rss_mb(), 1))
         gc.collect()
         figures.py_blocks_after = sys.getallocatedblocks()
         figures.rss_mb_after = rss_mb()
@@ -211,6 +193,56 @@ async def run(
     return figures
 
 
+async def _flood_and_call(
+    agent: Agent,
+    player: Scheduler,
+    turns: _Turns,
+    per_bar: float,
+    figures: FuzzFigures,
+    messages: int,
+    seed: int,
+) -> None:
+    """One round: the flood from a child process, then a call; the figures add up."""
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "improv.bench.fuzz",
+            "--child",
+            "improv-in:in",
+            "--messages",
+            str(messages),
+            "--seed",
+            str(seed),
+        ],
+        stdout=subprocess.PIPE,
+    )
+    while child.poll() is None:
+        figures.rss_mb_peak = max(figures.rss_mb_peak, rss_mb())
+        await asyncio.sleep(0.25)
+    out, _ = child.communicate()
+    sent = json.loads(out.decode().strip().splitlines()[-1])
+    figures.messages_sent += int(sent["sent"])
+    figures.refused_by_jack += int(sent["refused"])
+    figures.flood_seconds = round(figures.flood_seconds + sent["seconds"], 2)
+    figures.messages_per_s = round(figures.messages_sent / max(1e-9, figures.flood_seconds))
+    turn, notes = await _call_and_answer(agent, player, turns, per_bar)
+    metrics = turns.metrics.get(turn, {})
+    figures.answer_notes = int(metrics.get("notes_out", notes))
+    fallback = int(metrics.get("fallback_notes", 0))
+    figures.answer_fallback_notes += fallback
+    figures.answered_by_model &= figures.answer_notes > 0 and fallback == 0
+
+
+def _next_call_bar(agent: Agent, per_bar: float) -> int:
+    """The first bar at least a bar away that begins one of the performer's slots."""
+    bars = agent.config.bars
+    bar = int(agent.position() // per_bar) + 1
+    while bar % bars or slot_at(agent.state, bar * per_bar)[0] != "performer":
+        bar += 1
+    return bar
+
+
 async def _call_and_answer(
     agent: Agent, player: Scheduler, turns: _Turns, per_bar: float
 ) -> tuple[int, int]:
@@ -219,8 +251,7 @@ async def _call_and_answer(
     while agent.state.turn == "answering":  # an answer (to the flood) is still playing
         turns.answered.clear()
         await asyncio.wait_for(turns.answered.wait(), 30.0)
-    now_beats = agent.position()
-    bar = int(now_beats // per_bar) + 2
+    bar = _next_call_bar(agent, per_bar)
     start = bar * per_bar
     for note in call_notes(start):
         player.schedule_note(
@@ -234,7 +265,7 @@ async def _call_and_answer(
         turns.answered.clear()
         await asyncio.wait_for(turns.answered.wait(), 60.0)
         phrase, turn = turns.answers[-1]
-        if phrase.start_bar >= bar + 2:
+        if phrase.start_bar >= bar + agent.config.bars:
             return turn, len(phrase.notes)
 
 
@@ -243,6 +274,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--messages", type=int, default=1_000_000)
     parser.add_argument("--model", default="markov")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--rounds", type=int, default=1, help="floods, a call after each")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.add_argument("--child", metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -250,7 +282,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         print(json.dumps(flood(args.child, args.messages, args.seed)), flush=True)
         return 0
-    figures = asyncio.run(run(args.messages, args.model, args.seed))
+    figures = asyncio.run(run(args.messages, args.model, args.seed, rounds=args.rounds))
     if args.json:
         print(json.dumps(asdict(figures)))
     else:
