@@ -175,12 +175,14 @@ def plot_jam(midi: Path, out: _Out) -> _Out:
     names = [t.name for t in tracks]
     if len(set(names)) < len(names):  # two tracks of one name: number them
         names = [f"{name} ({i})" for i, name in enumerate(names, start=1)]
-    named = dict(zip(names, tracks, strict=True))
-    conversation = {n: t.notes for n, t in named.items() if n in CONVERSATION}
+    named = {
+        n: t.notes for n, t in zip(names, tracks, strict=True) if isinstance(t.notes, Sequence)
+    }
+    conversation = {n: notes for n, notes in named.items() if n in CONVERSATION}
     if not conversation:  # not a jam's record: every track is a voice
-        conversation, band = {n: t.notes for n, t in named.items()}, {}
+        conversation, band = dict(named), {}
     else:
-        band = {n: t.notes for n, t in named.items() if n not in CONVERSATION}
+        band = {n: notes for n, notes in named.items() if n not in CONVERSATION}
     per_bar = jam.metre.beats_per_bar
     return piano_roll(
         out,

@@ -29,6 +29,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "improv.io": ("torch", "improv.model"),
     "improv.output": ("torch", "aiomqtt", "improv.model", "improv.engine", "improv.craft"),
     "improv.engine.turns": ("torch", "mido", "rtmidi", "aiomqtt", "improv.model"),
+    "improv.timebase": (*PURE, "improv.io", "improv.output", "improv.engine", "improv.model"),
 }
 
 

@@ -20,7 +20,7 @@ Life cycle of a run (:func:`run`):
    sampled for memory and CPU all along.
 
 Every message in either direction is timed on one clock, ``time.monotonic()``
-(:func:`improv.io.midi.now`): on the sender's thread right after the send, and on
+(:func:`improv.timebase.now`): on the sender's thread right after the send, and on
 receipt from the MIDI driver's own arrival times (:class:`~improv.bench.listen.Listener`).
 The analysis lives in :mod:`improv.bench.measure`.
 """
@@ -53,12 +53,12 @@ from improv.io.midi import (
     PortStats,
     RtMidiOutput,
     note_on,
-    now,
     open_output,
 )
 from improv.music.notes import Note
 from improv.music.time import Metre
 from improv.output.scheduler import Scheduler
+from improv.timebase import now
 
 log = logging.getLogger(__name__)
 

@@ -23,8 +23,9 @@ from typing import Any
 
 from improv.bench.measure import Event
 from improv.errors import ImprovError, UsageError
-from improv.io.midi import CLOCK, MidiParser, match_port, now
+from improv.io.midi import CLOCK, MidiParser, match_port
 from improv.io.midi.jackmon import client_lock
+from improv.timebase import now
 
 _APIS = {"alsa": "API_LINUX_ALSA", "jack": "API_UNIX_JACK", "coremidi": "API_MACOSX_CORE"}
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from improv.errors import UsageError
-from improv.io.midi import now
+from improv.timebase import now
 
 log = logging.getLogger(__name__)
 

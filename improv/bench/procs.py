@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import IO, Any
 
-from improv.io.midi import now
+from improv.timebase import now
 
 log = logging.getLogger(__name__)
 

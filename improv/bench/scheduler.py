@@ -21,8 +21,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from improv.io.midi import CLOCK, MidiOutput, now
+from improv.io.midi import CLOCK, MidiOutput
 from improv.io.midi.loopback import NullOutput
+from improv.timebase import now
 
 if TYPE_CHECKING:  # the scheduler pulls in numpy: not at ``improv --help`` time
     from improv.output.scheduler import Scheduler

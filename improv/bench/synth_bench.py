@@ -152,9 +152,9 @@ def run(args: argparse.Namespace) -> int:
 def audio_onsets(soundfont: Path, folder: Path) -> dict[str, Any]:
     """improv's notes through the real sender into a synth writing a file in real
     time; each one's onset in the audio against its time."""
-    from improv.io.midi import now
     from improv.io.synth.process import SynthProcess
     from improv.output.sender import OutputSpec, ProcessScheduler
+    from improv.timebase import now
 
     wav = folder / "onsets.wav"
     synth = SynthProcess(soundfont, ["file"], {**ONSET_SETTINGS, "audio.file.name": str(wav)})
@@ -248,9 +248,9 @@ def _start_synth(soundfont: Path, driver: str | None, folder: Path) -> tuple[Any
 
 def _round(synth: Any, bpm: float, seconds: float) -> list[float]:
     """One round through a real sender process; its send errors (seconds)."""
-    from improv.io.midi import now
     from improv.io.synth.process import PERFORMER_CHANNELS
     from improv.output.sender import OutputSpec, ProcessScheduler
+    from improv.timebase import now
 
     spec = OutputSpec(discard=True, synth=synth.address if synth is not None else None)
     sender = ProcessScheduler(spec).start()
@@ -283,7 +283,7 @@ def _round(synth: Any, bpm: float, seconds: float) -> list[float]:
 
 def _play_performer(feed: Any, start: float, step_s: float, stop: threading.Event) -> None:
     """Eighth notes into the synth, as a performer's arrive through the input's tap."""
-    from improv.io.midi import now
+    from improv.timebase import now
 
     step = 0
     while not stop.is_set():

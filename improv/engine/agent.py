@@ -64,13 +64,13 @@ from improv.io.midi import (
     MidiOutput,
     control_change,
     note_off,
-    now,
 )
 from improv.music.notes import Note, Phrase
 from improv.music.pitch import Key
 from improv.music.time import TICKS_PER_BEAT, Metre, Swing, quantize_beats
 from improv.output.scheduler import OutputScheduler, Scheduler
 from improv.output.sender import OutputSpec, ProcessScheduler
+from improv.timebase import now
 
 log = logging.getLogger(__name__)
 

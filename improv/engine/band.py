@@ -29,11 +29,12 @@ from improv.craft.band import (
 from improv.engine.clock import MusicalClock
 from improv.engine.context import ChordTimeline
 from improv.engine.recording import NoteJournal
-from improv.io.midi import CC_ALL_NOTES_OFF, control_change, now
+from improv.io.midi import CC_ALL_NOTES_OFF, control_change
 from improv.io.midi.messages import PROGRAM_CHANGE
 from improv.music.notes import Note
 from improv.music.time import Metre
 from improv.output.scheduler import OutputScheduler
+from improv.timebase import now
 
 log = logging.getLogger(__name__)
 

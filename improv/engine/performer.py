@@ -23,12 +23,13 @@ from pathlib import Path
 
 from improv.engine.agent import Agent, JamObserver
 from improv.errors import UsageError
-from improv.io.midi import MidiOutput, now
+from improv.io.midi import MidiOutput
 from improv.music.forms import Form
 from improv.music.notes import Note, Phrase
 from improv.music.pitch import Key
 from improv.music.time import Metre
 from improv.output.scheduler import Scheduler
+from improv.timebase import now
 
 log = logging.getLogger(__name__)
 

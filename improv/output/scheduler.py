@@ -39,8 +39,8 @@ from improv.io.midi import (
     NoteTracker,
     note_off,
     note_on,
-    now,
 )
+from improv.timebase import now
 
 if TYPE_CHECKING:
     import numpy as np

@@ -46,7 +46,6 @@ from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
 from improv.errors import ImprovError
-from improv.io.midi import now
 from improv.io.midi.messages import Throttled
 from improv.output.commands import Call as CallCommand
 from improv.output.commands import (
@@ -76,6 +75,7 @@ from improv.output.scheduler import (
     try_realtime_priority,
 )
 from improv.output.standby import Standby, pin_this_thread, split_cpus
+from improv.timebase import now
 
 if TYPE_CHECKING:
     import numpy as np

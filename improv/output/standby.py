@@ -21,8 +21,8 @@ import sys
 import threading
 from collections.abc import Callable
 
-from improv.io.midi import now
 from improv.output.scheduler import Scheduler, try_realtime_priority
+from improv.timebase import now
 
 log = logging.getLogger(__name__)
 

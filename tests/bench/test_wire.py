@@ -10,7 +10,7 @@ import pytest
 from improv.bench.latency import Settings, _Target
 from improv.bench.matrix import Base, expand, parse_matrix
 from improv.bench.measure import Event, Grid, Turn, analyse, answer_state, pair_notes
-from improv.io.midi import now
+from improv.timebase import now
 
 BEAT = 0.25  # 240 BPM
 GRID = Grid(origin=50.0, beat_s=BEAT)

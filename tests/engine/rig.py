@@ -19,11 +19,12 @@ from improv.engine.recording import NoteJournal
 from improv.engine.responders import Responders, RulesResponder
 from improv.engine.session import Ports, Session
 from improv.io import midi
-from improv.io.midi import MidiEvent, MidiInput, MidiOutput, now
+from improv.io.midi import MidiEvent, MidiInput, MidiOutput
 from improv.io.midi.loopback import loopback
 from improv.music.notes import Note, Phrase
 from improv.output.scheduler import Scheduler
 from improv.output.sender import OutputSpec
+from improv.timebase import now
 
 FAST = {"tempo": 300.0, "bars": 2, "count_in": 0, "model": "rules", "seed": 3}
 

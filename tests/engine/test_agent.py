@@ -13,9 +13,10 @@ import pytest
 from improv.engine import turns
 from improv.engine.agent import JamObserver, collisions
 from improv.io.control import ControlChange
-from improv.io.midi import CLOCK, START, now
+from improv.io.midi import CLOCK, START
 from improv.music.notes import Note
 from improv.music.pitch import Key
+from improv.timebase import now
 from tests.engine.rig import Rig, call_notes, is_cc123, unpaired
 
 BEAT_S = 0.2  # 300 BPM

@@ -19,8 +19,9 @@ from improv.engine.context import ANSWER, CALL, ChordTimeline
 from improv.engine.recording import NoteJournal, read_journal
 from improv.engine.responders import TokenResponder, _markov_from_rules
 from improv.io import midi
-from improv.io.midi import note_off, note_on, now
+from improv.io.midi import note_off, note_on
 from improv.music.notes import Note
+from improv.timebase import now
 from tests.engine.rig import FAST, Listening, Rig, call_notes, is_cc123, spawn_jam, unpaired
 
 

@@ -21,11 +21,12 @@ from improv.engine.config import JamConfig
 from improv.engine.mqtt_observer import attach
 from improv.engine.responders import RulesResponder, rules_answer
 from improv.io.control import ControlChange
-from improv.io.midi import MidiEvent, now
+from improv.io.midi import MidiEvent
 from improv.io.midi.loopback import RecordingOutput, loopback
 from improv.io.midi.messages import CLOCK, START, STOP
 from improv.io.mqtt import MqttBridge, MqttSettings
 from improv.output.scheduler import Scheduler
+from improv.timebase import now
 from tests.engine.rig import unpaired
 from tests.fixtures.mqtt import Listener
 

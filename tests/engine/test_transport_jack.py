@@ -21,9 +21,10 @@ import numpy as np
 import pytest
 
 from improv.io import midi
-from improv.io.midi import MidiEvent, now
+from improv.io.midi import MidiEvent
 from improv.io.midi.loopback import RecordingOutput
 from improv.output.sender import OutputSpec
+from improv.timebase import now
 from tests.engine.master import Master
 from tests.engine.rig import Listening, Rig, unpaired
 

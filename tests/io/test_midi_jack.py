@@ -13,6 +13,7 @@ from improv.cli import main
 from improv.errors import UsageError
 from improv.io import midi
 from improv.io.midi import MidiEvent, RtMidiInput, RtMidiOutput, note_on
+from improv.timebase import now
 from tests.fixtures.jack import JackServer
 
 pytestmark = pytest.mark.jack
@@ -80,7 +81,7 @@ async def test_round_trip_through_virtual_ports(
     ports.append(out)
     sent_at = []
     for pitch in (60, 64, 67):
-        sent_at.append(midi.now())
+        sent_at.append(now())
         assert out.send(note_on(0, pitch, 100))
         await asyncio.sleep(0.01)
     events = await receive_n(midi_in, 3)
@@ -184,8 +185,8 @@ async def test_sysex_flood_is_bounded(ports: list[RtMidiInput | RtMidiOutput]) -
     ports.append(flood)
     sysex = bytes([0xF0, *([0x11] * 200), 0xF7])
     # nothing reads while the flood arrives: the buffer must hold at most its capacity
-    deadline = midi.now() + 10
-    while midi_in.stats.dropped == 0 and midi.now() < deadline:
+    deadline = now() + 10
+    while midi_in.stats.dropped == 0 and now() < deadline:
         for _ in range(20):  # what the sender's JACK ring buffer takes per period
             flood.send(sysex)
         await asyncio.sleep(0.005)

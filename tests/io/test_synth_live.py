@@ -16,11 +16,11 @@ import pytest
 
 from improv.cli import main
 from improv.engine.session import Ports, feed_synth
-from improv.io.midi import now
 from improv.io.midi.loopback import loopback
 from improv.io.synth import SynthUnavailable, find_soundfont
 from improv.io.synth.process import PERFORMER_CHANNELS, SynthProcess
 from improv.output.sender import OutputSpec, ProcessScheduler
+from improv.timebase import now
 
 try:
     SOUNDFONT = find_soundfont()

@@ -7,8 +7,9 @@ import threading
 
 import pytest
 
-from improv.io.midi import PortClosedError, note_on, now
+from improv.io.midi import PortClosedError, note_on
 from improv.io.midi.loopback import RecordingOutput, loopback
+from improv.timebase import now
 
 
 async def test_loopback_delivers_in_order_with_times() -> None:

@@ -15,10 +15,10 @@ from improv.io.midi import (
     control_change,
     note_off,
     note_on,
-    now,
 )
 from improv.io.midi.loopback import RecordingOutput
 from improv.output.scheduler import Scheduler
+from improv.timebase import now
 
 
 class SignalOutput(RecordingOutput):

@@ -13,6 +13,7 @@ from improv.io import midi
 from improv.io.midi import MidiEvent, NoteTracker, RtMidiInput
 from improv.output.scheduler import Scheduler
 from improv.output.sender import OutputSpec, ProcessScheduler
+from improv.timebase import now
 
 pytestmark = pytest.mark.jack
 
@@ -41,7 +42,7 @@ async def test_in_process_scheduler_through_jack(listener: RtMidiInput) -> None:
     out = midi.open_output("listener", api="jack")
     try:
         with Scheduler(out) as scheduler:
-            start = midi.now() + 0.05
+            start = now() + 0.05
             times = [start + i * 0.0125 for i in range(16)]
             for t in times:
                 scheduler.schedule_note(60, 100, t, t + 0.006)
@@ -63,7 +64,7 @@ async def test_process_scheduler_sends_on_time_and_reports(listener: RtMidiInput
 
     with ProcessScheduler(OutputSpec("listener", api="jack"), on_sent=on_sent) as scheduler:
         assert "listener:in" in scheduler.name
-        start = midi.now() + 0.05
+        start = now() + 0.05
         times = [start + i * 0.0125 for i in range(16)]
         for i, t in enumerate(times):
             scheduler.schedule_note(60 + i, 100, t, t + 0.006, channel=3)
@@ -79,17 +80,17 @@ async def test_process_scheduler_sends_on_time_and_reports(listener: RtMidiInput
 
 async def test_process_scheduler_barge_in_and_panic(listener: RtMidiInput) -> None:
     scheduler = ProcessScheduler(OutputSpec("listener", api="jack"))
-    start = midi.now() + 1.0
+    start = now() + 1.0
     scheduler.schedule_note(50, 100, start - 0.9, start + 5.0)  # before start(): kept
     scheduler.start()
     try:
         scheduler.schedule_note(52, 100, start + 1.0, start + 2.0)  # never starts
         (first,) = await receive_n(listener, 1)
         assert first.is_note_on and first.pitch == 50
-        scheduler.cancel_after(midi.now())  # posted: the note-off is what says it was done
+        scheduler.cancel_after(now())  # posted: the note-off is what says it was done
         (off,) = await receive_n(listener, 1)
         assert off.is_note_off and off.pitch == 50
-        scheduler.schedule_note(55, 100, midi.now(), midi.now() + 10.0)
+        scheduler.schedule_note(55, 100, now(), now() + 10.0)
         await receive_n(listener, 1)
         scheduler.stop(release=False)  # the engine's order: stop, then panic
         scheduler.panic()  # posted

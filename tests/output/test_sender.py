@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from improv.io.midi import control_change, now
+from improv.io.midi import control_change
 from improv.io.midi.loopback import NullOutput
 from improv.output.scheduler import Scheduler, realtime_priority
 from improv.output.sender import OutputSpec, ProcessScheduler, _Loop, _Pipe
+from improv.timebase import now
 
 
 def test_calls_are_answered_while_messages_are_due_every_two_milliseconds() -> None:

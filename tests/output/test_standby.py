@@ -8,10 +8,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from improv.io.midi import control_change, now
+from improv.io.midi import control_change
 from improv.io.midi.loopback import RecordingOutput
 from improv.output.scheduler import Scheduler
 from improv.output.standby import MARGIN_S, Standby, split_cpus
+from improv.timebase import now
 
 pytestmark = pytest.mark.skipif(split_cpus() is None, reason="needs two CPUs")
 

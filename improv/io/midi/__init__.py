@@ -114,9 +114,6 @@ from improv.io.midi.messages import (
     note_on as note_on,
 )
 from improv.io.midi.messages import (
-    now as now,
-)
-from improv.io.midi.messages import (
     song_position as song_position,
 )
 from improv.io.midi.ports import (

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import threading
 
-from improv.io.midi import BufferedInput, MidiEvent, PortStats, now
+from improv.io.midi import BufferedInput, MidiEvent, PortStats
+from improv.timebase import now
 
 
 class LoopbackInput(BufferedInput):

@@ -10,14 +10,10 @@ turns whatever arrives on a wire into well-formed messages without ever raising,
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any
 
 log = logging.getLogger(__name__)
-
-now = time.monotonic
-"""The one clock of improv: every event time and schedule is in these seconds."""
 
 # --- the protocol as data -----------------------------------------------------------
 

@@ -16,9 +16,10 @@ from typing import Any
 
 from improv.errors import ImprovError, UsageError
 from improv.io.midi.jackmon import client_lock
-from improv.io.midi.messages import EOX_PROBE, Throttled, now
+from improv.io.midi.messages import EOX_PROBE, Throttled
 from improv.io.midi.ports import BufferedInput, PortStats, StatusListener
 from improv.io.midi.watchdog import watchdog
+from improv.timebase import now
 
 log = logging.getLogger(__name__)
 
