@@ -112,6 +112,11 @@ class BandPlayer:
     def channels(self) -> list[int]:
         return [self.settings.channel(part) for part in self.section.parts]
 
+    @property
+    def metre(self) -> Metre:
+        """The metre of the bars it plans: a change's metre from its jump on."""
+        return self._metre
+
     # --- what the agent calls ------------------------------------------------------------
 
     def hear(self, pitch: int, velocity: int, at: float) -> None:
@@ -164,6 +169,11 @@ class BandPlayer:
             )
         log.info("band: %s %s from beat %g", part, "muted" if muted else "unmuted", at)
         return at
+
+    def mute_changes(self, part: str) -> tuple[tuple[float, bool], ...]:
+        """``part``'s latest (jam position, muted) changes, oldest first: where the last
+        :meth:`set_mute` (asked for over MQTT, say) takes effect."""
+        return tuple(self._mutes[part])
 
     def muted(self, part: str, at: float) -> bool:
         """Whether ``part`` is muted at jam position ``at``."""

@@ -154,11 +154,11 @@ async def test_muting_a_part_through_mqtt_silences_it_from_the_next_beat(
         await heard.publish("control/set", json.dumps({"id": "m", "band_mute": {"drums": True}}))
         muted = await heard.wait_for("control/result", lambda p: p["id"] == "m")
         assert agent.band is not None
-        mute_beat = agent.band._mutes["drums"][-1][0]
+        mute_beat, _ = agent.band.mute_changes("drums")[-1]
         await until(lambda: agent.position() >= mute_beat + 4.0)
         await heard.publish("control/set", json.dumps({"id": "u", "band_mute": {"drums": False}}))
         await heard.wait_for("control/result", lambda p: p["id"] == "u")
-        unmute_beat = agent.band._mutes["drums"][-1][0]
+        unmute_beat, _ = agent.band.mute_changes("drums")[-1]
         await until(lambda: agent.position() >= unmute_beat + 2.0)
         await heard.publish("control/set", json.dumps({"id": "x", "band_mute": {"tuba": True}}))
         refused = await heard.wait_for("control/result", lambda p: p["id"] == "x")

@@ -124,7 +124,7 @@ async def test_the_band_plays_the_new_bars_from_the_jump_and_no_beat_twice() -> 
         await until(lambda: agent.position() >= to + 6.0)
         agent.request_stop("test")
         await jam.task
-    assert agent.band is not None and agent.band._metre == THREE
+    assert agent.band is not None and agent.band.metre == THREE
     times = [e.time for e in jam.note_ons(BASS)]
     jump = agent.clock.time_at(to)
     assert any(t < jump for t in times) and sum(t >= jump for t in times) >= 6
