@@ -597,6 +597,7 @@ class MarkovModel:
             "nodes": self._trie.nodes,
             "prune_threshold": self._trie.threshold,
             "session_tokens": self._stm.tokens,
+            "session_contexts": len(self._stm.contexts),  # bounded: SESSION_CONTEXTS
             **self.info,
         }
 

@@ -25,8 +25,8 @@ def test_the_context_keeps_a_bounded_history_even_of_a_flood() -> None:
 
 def test_the_markov_session_model_stays_bounded() -> None:
     rng = random.Random(0)
-    model = MarkovModel.from_sequences([[1, 2, 3, 4] * 20], 64, order=3)
+    model = MarkovModel.from_sequences([[1, 2, 3, 4] * 20], 64, order=3)  # session order 3 too
     for call in [50] * 4000 + [20_000] * 3:  # 200k tokens of calls, then floods
         model.learn([rng.randrange(64) for _ in range(call)])
-        contexts = len(model._stm.contexts)
-        assert contexts <= SESSION_CONTEXTS + SESSION_TOKENS * (model._stm.order + 1)
+        contexts = model.describe()["session_contexts"]
+        assert contexts <= SESSION_CONTEXTS + SESSION_TOKENS * (model.order + 1)
