@@ -229,6 +229,11 @@ class ProcessScheduler:
     def running(self) -> bool:
         return self._process is not None and self._process.poll() is None
 
+    @property
+    def sender_pid(self) -> int | None:
+        """The sender process's id (None until started), to watch it from outside."""
+        return self._process.pid if self._process is not None else None
+
     def add_status_listener(self, listener: Callable[[bool], None]) -> None:
         """Call ``listener(connected)`` (from a reader thread) when the child's port peer
         comes or goes, and with False if the child itself dies."""
