@@ -167,6 +167,11 @@ class TokenResponder:
         model.reset()
         self._feed(self._encoder.header())
 
+    @property
+    def chords(self) -> ChordTimeline:
+        """The chord timeline it reads: a jam around it must play these same changes."""
+        return self._chords
+
     def _chord_in_force(self, beats: float) -> ChordChange | None:
         symbol = self._chords.symbol_at(beats)
         return ChordChange(beats, symbol, self._chords.chord_at(beats))

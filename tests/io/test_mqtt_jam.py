@@ -59,7 +59,7 @@ async def jam(
     jam_config = JamConfig(**options)  # type: ignore[arg-type]
     timeline = ChordTimeline(jam_config.form_obj())
     if isinstance(primary, TokenResponder):
-        timeline = primary._chords  # the models read the jam's own chords
+        timeline = primary.chords  # the models read the jam's own chords
     performer_out, agent_in = loopback("performer")
     settings = MqttSettings(host=broker.host, port=broker.port, agent_id="jam")
     async with MqttBridge(settings) as bridge:
