@@ -108,6 +108,11 @@ class TreeSampler:
         self._thread.start()
         return self
 
+    @property
+    def sampling(self) -> bool:
+        """Whether its thread still samples: it ends with the process, or on :meth:`stop`."""
+        return self._thread.is_alive()
+
     def sample(self) -> bool:
         """One sample now; False when the process is gone."""
         pids = tree_pids(self.pid)
@@ -256,6 +261,11 @@ class Burner:
         self.count = processes or os.cpu_count() or 1
         self._procs: list[subprocess.Popen[bytes]] = []
         self.running = False
+
+    @property
+    def pids(self) -> list[int]:
+        """Its processes' ids, to watch them from outside (none before ``set(True)``)."""
+        return [proc.pid for proc in self._procs]
 
     def set(self, on: bool) -> None:
         if on == self.running:
