@@ -168,6 +168,19 @@ class _Recorder:
         self.output.close()
 
 
+def jam_argv(settings: Settings, config: Configuration, client: str, mqtt_prefix: str) -> list[str]:
+    """The ``improv jam`` arguments of a spawned agent on ``client``'s ports: the
+    harness's own, then the configuration's, then the user's (after ``--``)."""
+    argv = ["jam", "--in", f"{client}:to-agent", "--out", f"{client}-listen:from-agent"]
+    argv += ["--midi-api", settings.api, "--tempo", f"{config.tempo:g}", "--mode", config.mode]
+    argv += ["--bars", str(config.bars), "--json"]
+    if config.send_clock:
+        argv += ["--clock", "midi"]
+    if settings.mqtt:
+        argv += ["--mqtt", settings.mqtt, "--mqtt-prefix", mqtt_prefix]
+    return argv + config.jam_options() + list(settings.jam_args)
+
+
 class _Target:
     """One configuration's agent, live: its ports, scheduler, clock and grid."""
 
@@ -206,7 +219,9 @@ class _Target:
             self.listener = Listener(
                 s.api, port=None, client_name=client + "-listen", port_name="from-agent"
             )
-            self.agent = SpawnedAgent(improv_command(self._jam_argv(client, run_id)), self.name)
+            argv = jam_argv(s, self.config, client, self.mqtt_prefix(run_id))
+            self.data.agent_command = ["improv", *argv]
+            self.agent = SpawnedAgent(improv_command(argv), self.name)
         else:
             assert s.agent_in is not None and s.agent_out is not None
             wait_s = max(5.0, s.count_in_wait_s or 0.0)  # the agent may start after us
@@ -222,19 +237,6 @@ class _Target:
             )
         self.recorder = _Recorder(self.midi_out, self.data.sent)
         self.scheduler = Scheduler(self.recorder).start()
-
-    def _jam_argv(self, client: str, run_id: str) -> list[str]:
-        s, c = self.settings, self.config
-        argv = ["jam", "--in", f"{client}:to-agent", "--out", f"{client}-listen:from-agent"]
-        argv += ["--midi-api", s.api, "--tempo", f"{c.tempo:g}", "--mode", c.mode]
-        argv += ["--bars", str(c.bars), "--json"]
-        if c.send_clock:
-            argv += ["--clock", "midi"]
-        if s.mqtt:
-            argv += ["--mqtt", s.mqtt, "--mqtt-prefix", self.mqtt_prefix(run_id)]
-        argv += c.jam_options() + list(s.jam_args)
-        self.data.agent_command = ["improv", *argv]
-        return argv
 
     def mqtt_prefix(self, run_id: str) -> str:
         if self.settings.spawn:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from improv.bench.calls import FileCalls, plan_calls
-from improv.bench.latency import _call_source, _Target
+from improv.bench.latency import jam_argv
 from improv.cli import build_parser
 from improv.commands.bench_latency import settings_from_args
 from improv.music.time import Metre
@@ -22,10 +22,8 @@ def _settings(*argv: str) -> object:
 
 
 def _argv(settings: object) -> list[str]:
-    """The spawned jam's command line, and the calls the harness would play."""
-    config = settings.configs[0]  # type: ignore[attr-defined]
-    target = _Target(settings, config, _call_source(settings, config))  # type: ignore[arg-type]
-    return target._jam_argv("c", "r")
+    """The spawned jam's command line."""
+    return jam_argv(settings, settings.configs[0], "c", "r")  # type: ignore[arg-type,attr-defined]
 
 
 def test_the_files_tempo_key_metre_and_changes_are_played(tmp_path: Path) -> None:
