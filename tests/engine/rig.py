@@ -147,6 +147,13 @@ class Rig(Listening):
         await self.drain()
         return summary
 
+    def take_task(self) -> asyncio.Task[Any]:
+        """The running session's task, for a caller that awaits its end itself (an
+        error, say): :meth:`stop` no longer waits for it."""
+        task, self._task = self._task, None
+        assert task is not None, "the session is not running"
+        return task
+
     def time_at(self, beats: float) -> float:
         return self.agent.clock.time_at(beats)
 

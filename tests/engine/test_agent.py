@@ -219,10 +219,8 @@ async def test_an_exception_releases_everything_and_sends_cc123(
     rig.agent.observers.append(_Failing())
     async with rig:
         rig.play(call_notes(6.0))
-        task, rig._task = rig._task, None
-        assert task is not None
         with pytest.raises(ExceptionGroup):
-            await asyncio.wait_for(task, 8.0)
+            await asyncio.wait_for(rig.take_task(), 8.0)
         await rig.receive_until(lambda e: is_cc123(e) and e.time > rig.time_at(8.0))
         await rig.drain()
     assert rig.agent.summary.stopped_by == "error"
