@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
-import multiprocessing
 import os
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -103,44 +101,20 @@ def test_the_sending_thread_runs_at_the_set_realtime_priority(
     assert param.sched_priority == 3
 
 
-@contextlib.contextmanager
-def _sender_loop(check_ports: Callable[[Scheduler], None]) -> Iterator[Scheduler]:
-    """The sender process's loop on a thread, its scheduler's port a null one and
-    ``check_ports`` its port check, every round; the block's end closes its pipe,
-    which ends it."""
+def _loop_with(check_ports: Callable[[], None]) -> tuple[_Loop, Scheduler]:
     scheduler = Scheduler(NullOutput(), switch_interval_s=None).start_inline()
-    parent, child = multiprocessing.Pipe()
-    loop = _Loop(_Pipe(child), scheduler, deque(), lambda: check_ports(scheduler), check_every=0.0)
-    thread = threading.Thread(target=loop.run, name="test-sender-loop")
-    thread.start()
-    try:
-        yield scheduler
-    finally:
-        parent.close()
-        thread.join(5.0)
-        child.close()
-    assert not thread.is_alive()
-
-
-def _until_late(scheduler: Scheduler) -> None:
-    deadline = time.monotonic() + 5.0
-    while not scheduler.late and time.monotonic() < deadline:
-        time.sleep(0.001)
+    loop = _Loop(_Pipe(None), scheduler, deque(), check_ports, check_every=0.0)  # type: ignore[arg-type]
+    return loop, scheduler
 
 
 def test_a_message_late_for_the_loops_own_work_is_logged_with_that_work(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    stalled = threading.Event()
-
-    def stalling(scheduler: Scheduler) -> None:  # the first port check stalls ...
-        if not stalled.is_set():
-            stalled.set()
-            scheduler.schedule(now() + 0.001, control_change(0, 1, 0))  # ... past this
-            time.sleep(0.004)
-
-    with _sender_loop(stalling) as scheduler:
-        _until_late(scheduler)
+    loop, scheduler = _loop_with(lambda: time.sleep(0.004))  # a port check that stalls
+    scheduler.schedule(now() + 0.001, control_change(0, 1, 0))
+    loop._chores()  # the message falls due during the port check
+    scheduler.serve_due()
+    loop._explain_late()
     assert scheduler.late == 1
     assert "ms late: the sender was busy with a port check" in caplog.text
 
@@ -148,12 +122,11 @@ def test_a_message_late_for_the_loops_own_work_is_logged_with_that_work(
 def test_a_message_late_with_no_work_in_the_way_is_put_down_to_the_host(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    checked = threading.Event()
-    with _sender_loop(lambda _: checked.set()) as scheduler:
-        assert checked.wait(5.0)
-        time.sleep(0.005)  # the loop's chores are over: it sleeps till the next, 20 ms on
-        # a message behind its back: it wakes after its time, as when the host held it
-        scheduler.schedule(now(), control_change(0, 1, 0))
-        _until_late(scheduler)
+    loop, scheduler = _loop_with(lambda: None)
+    loop._chores()
+    scheduler.schedule(now() + 0.002, control_change(0, 1, 0))
+    time.sleep(0.005)  # the process wakes 3 ms late (the host ran something else)
+    scheduler.serve_due()
+    loop._explain_late()
     assert scheduler.late == 1
     assert "the sender was not running (host)" in caplog.text
