@@ -30,6 +30,7 @@ FORBIDDEN: dict[str, tuple[str, ...]] = {
     "improv.output": ("torch", "aiomqtt", "improv.model", "improv.engine", "improv.craft"),
     "improv.engine.turns": ("torch", "mido", "rtmidi", "aiomqtt", "improv.model"),
     "improv.timebase": (*PURE, "improv.io", "improv.output", "improv.engine", "improv.model"),
+    "improv.smf": (*PURE, "improv"),  # the byte format: nothing of the project
 }
 
 
