@@ -186,8 +186,9 @@ class RecordKeeper:
         the band's, already at their swung positions, a track per part). A metre change's
         jump in the jam positions is taken out: the file's beats are the beats that
         sounded, with a time signature where the metre changed."""
-        from improv.io.midi.files import NoteColumns, Track, write_jam
+        from improv.io.midi.files import Track, write_jam
         from improv.io.synth import IMPROV, PERFORMER
+        from improv.smf import NoteColumns
 
         performer = NoteColumns()
         played = NoteColumns()

@@ -9,9 +9,10 @@ import mido
 import pytest
 
 from improv.errors import UsageError
-from improv.io.midi.files import NoteColumns, Track, read_take, write_jam
+from improv.io.midi.files import Track, read_take, write_jam
 from improv.music.notes import ChordChange, Note
 from improv.music.time import Metre
+from improv.smf import NoteColumns
 
 PERFORMER = [Note(60, 100, 0.0, 1.0), Note(64, 90, 1.5, 0.5), Note(67, 80, 2.0, 2.0)]
 AGENT = [Note(72, 70, 4.0, 0.25), Note(72, 75, 4.25, 0.75)]  # same pitch, back to back

@@ -13,8 +13,9 @@ protocol table, the parser, the message type), :mod:`~improv.io.midi.ports` (the
 interface and the loop-side buffer), :mod:`~improv.io.midi.rtmidi_ports` (rtmidi),
 :mod:`~improv.io.midi.watchdog`, :mod:`~improv.io.midi.jackmon` (JACK server
 life), :mod:`~improv.io.midi.loopback` (the in-process transport) and
-:mod:`~improv.io.midi.files` (MIDI files). The names a user of ports needs are
-re-exported here, so ``improv.io.midi`` is the one import for live MIDI.
+:mod:`~improv.io.midi.files` (jam and take files; their bytes are :mod:`improv.smf`'s).
+The names a user of ports needs are re-exported here, so ``improv.io.midi`` is the one
+import for live MIDI.
 
 One packet must not make an input deaf: after a sysex without its final 0xF7,
 rtmidi's JACK back end treats every following event as its continuation and delivers

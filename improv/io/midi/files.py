@@ -10,52 +10,37 @@ beat grid), the first tempo, the time signature and the marker texts.
 from __future__ import annotations
 
 import logging
-import struct
-from array import array
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import numpy as np
 
 from improv.errors import ImprovError, UsageError
-from improv.files import MIDI_LIMIT, atomic_output, check_input
+from improv.files import atomic_output
 from improv.music.notes import ChordChange, Note
 from improv.music.time import Metre
+from improv.smf import (
+    MARKER,
+    NOTE_OFF,
+    NOTE_ON,
+    PROGRAM_CHANGE,
+    SET_TEMPO,
+    TIME_SIGNATURE,
+    TRACK_NAME,
+    Event,
+    MidiFileError,
+    NoteColumns,
+    Smf,
+    encode_track,
+    load_midi,
+    tempo_event,
+    text_event,
+    time_signature_event,
+    write_smf,
+)
 
 log = logging.getLogger(__name__)
 
 TICKS_PER_BEAT = 480
-
-
-class NoteColumns:
-    """Notes as four packed columns (pitch, velocity, onset and end in beats): a long
-    jam's record is read into these at about 18 bytes a note, not as objects."""
-
-    __slots__ = ("end", "onset", "pitch", "velocity")
-
-    def __init__(self) -> None:
-        self.pitch = array("B")
-        self.velocity = array("B")
-        self.onset = array("d")
-        self.end = array("d")
-
-    def append(self, pitch: int, velocity: int, onset: float, end: float) -> None:
-        self.pitch.append(pitch)
-        self.velocity.append(velocity)
-        self.onset.append(onset)
-        self.end.append(end)
-
-    def __len__(self) -> int:
-        return len(self.pitch)
-
-    @classmethod
-    def of(cls, notes: Iterable[Note]) -> NoteColumns:
-        columns = cls()
-        for note in notes:
-            columns.append(note.pitch, note.velocity, note.onset, note.end)
-        return columns
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,112 +67,45 @@ def write_jam(
     """Write a type-1 MIDI file: conductor track (tempo, metre, chord markers) + tracks;
     ``metres``: later time signatures, (beat, metre).
 
-    Encoded here, a track's events as numpy columns, rather than as mido messages: a
-    long jam's record is rewritten every few seconds, and mido's objects cost about a
-    kilobyte and 50 microseconds a note (1.8 KB and 8 s for two tracks of 80,000).
+    A long jam's record is rewritten every few seconds, so its tracks are encoded from
+    :class:`~improv.smf.NoteColumns` by numpy (:func:`~improv.smf.encode_track`).
     """
     metre = metre or Metre()
-    tempo = round(60_000_000 / bpm)
-    conductor: list[tuple[int, bytes]] = [
-        (0, _meta(0x03, title.encode("latin-1", "replace"))),
-        (0, _meta(0x51, tempo.to_bytes(3, "big"))),
-        (0, _time_signature(metre)),
+    conductor = [
+        text_event(0, TRACK_NAME, title),
+        tempo_event(0, round(60_000_000 / bpm)),
+        time_signature_event(0, metre.numerator, metre.denominator),
     ]
-    for beat, later in metres:
-        conductor.append((max(0, round(beat * ticks_per_beat)), _time_signature(later)))
-    for change in chords:
-        tick = max(0, round(change.onset * ticks_per_beat))
-        conductor.append((tick, _meta(0x06, change.symbol.encode("latin-1", "replace"))))
-    conductor.sort(key=lambda e: e[0])  # stable: at one tick, signatures before markers
-    chunks = [_track_chunk(_meta_events(conductor))]
-    for track in tracks:
-        head = [(0, _meta(0x03, track.name.encode("latin-1", "replace")))]
-        if track.program is not None:
-            head.append((0, bytes((0xC0 | track.channel, track.program & 0x7F))))
-        columns = (
-            track.notes if isinstance(track.notes, NoteColumns) else NoteColumns.of(track.notes)
+    conductor += [
+        time_signature_event(
+            max(0, round(beat * ticks_per_beat)), later.numerator, later.denominator
         )
-        body = _meta_events(head) + _note_events(columns, track.channel, ticks_per_beat)
-        chunks.append(_track_chunk(body))
-    header = b"MThd" + struct.pack(">IHHH", 6, 1, len(chunks), ticks_per_beat)
+        for beat, later in metres
+    ]
+    conductor += [  # after the signatures: at one tick, signatures before markers
+        text_event(max(0, round(change.onset * ticks_per_beat)), MARKER, change.symbol)
+        for change in chords
+    ]
+    try:
+        chunks = [encode_track(conductor)]
+        for track in tracks:
+            head = [text_event(0, TRACK_NAME, track.name)]
+            if track.program is not None:
+                head.append(
+                    Event(0, PROGRAM_CHANGE | track.channel, bytes((track.program & 0x7F,)))
+                )
+            columns = (
+                track.notes if isinstance(track.notes, NoteColumns) else NoteColumns.of(track.notes)
+            )
+            chunks.append(
+                encode_track(head, columns, channel=track.channel, ticks_per_beat=ticks_per_beat)
+            )
+    except MidiFileError as exc:
+        raise ImprovError(f"{exc}: the jam is too long to write") from None
     target = Path(path)
-    with atomic_output(target, "--record") as tmp, open(tmp, "wb") as out:
-        out.write(header)
-        for chunk in chunks:
-            out.write(chunk)
+    with atomic_output(target, "--record") as tmp:
+        write_smf(tmp, chunks, ticks_per_beat=ticks_per_beat)
     return target
-
-
-_END_OF_TRACK = b"\x00\xff\x2f\x00"
-
-
-def _meta(kind: int, data: bytes) -> bytes:
-    return bytes((0xFF, kind)) + _vlq(len(data)) + data
-
-
-def _time_signature(metre: Metre) -> bytes:
-    power = metre.denominator.bit_length() - 1
-    return _meta(0x58, bytes((metre.numerator, power, 24, 8)))
-
-
-def _vlq(value: int) -> bytes:
-    """A MIDI variable-length quantity (7 bits a byte, the high bit: more follow)."""
-    out = [value & 0x7F]
-    value >>= 7
-    while value:
-        out.append(0x80 | (value & 0x7F))
-        value >>= 7
-    return bytes(reversed(out))
-
-
-def _meta_events(events: list[tuple[int, bytes]]) -> bytes:
-    """Events at absolute ticks (sorted) as delta-timed bytes."""
-    out = bytearray()
-    last = 0
-    for tick, data in events:
-        out += _vlq(tick - last) + data
-        last = tick
-    return bytes(out)
-
-
-def _note_events(columns: NoteColumns, channel: int, tpb: int) -> bytes:
-    """A track's notes as delta-timed note-on/note-off messages, in time order (at one
-    tick, note-offs before note-ons), the deltas from the track's head at tick 0."""
-    count = len(columns)
-    if count == 0:
-        return b""
-    on = np.maximum(0, np.rint(np.frombuffer(columns.onset, dtype=np.float64) * tpb))
-    off = np.maximum(on + 1, np.rint(np.frombuffer(columns.end, dtype=np.float64) * tpb))
-    ticks = np.concatenate((on, off)).astype(np.int64)
-    is_on = np.concatenate((np.ones(count, np.int8), np.zeros(count, np.int8)))
-    order = np.lexsort((is_on, ticks))  # stable: notes in their given order at one tick
-    ticks = ticks[order]
-    pitch = np.frombuffer(columns.pitch, dtype=np.uint8)
-    status = np.where(is_on, 0x90 | channel, 0x80 | channel).astype(np.uint8)[order]
-    first = np.concatenate((pitch, pitch))[order]
-    second = np.concatenate(
-        (np.frombuffer(columns.velocity, dtype=np.uint8), np.full(count, 64, np.uint8))
-    )[order]
-    deltas = np.diff(ticks, prepend=0)
-    sizes = 1 + (deltas >= 1 << 7) + (deltas >= 1 << 14) + (deltas >= 1 << 21)
-    if (deltas >= 1 << 28).any():
-        raise ImprovError("a MIDI delta time over 2**28 ticks: the jam is too long to write")
-    starts = np.concatenate(([0], np.cumsum(sizes + 3)[:-1]))
-    out = np.empty(int((sizes + 3).sum()), np.uint8)
-    for k in range(4):  # the delta's bytes, most significant first
-        has = sizes > k
-        shift = 7 * (sizes[has] - 1 - k)
-        more = np.where(k < sizes[has] - 1, 0x80, 0)
-        out[starts[has] + k] = ((deltas[has] >> shift) & 0x7F) | more
-    out[starts + sizes] = status
-    out[starts + sizes + 1] = first
-    out[starts + sizes + 2] = second
-    return out.tobytes()
-
-
-def _track_chunk(body: bytes) -> bytes:
-    body += _END_OF_TRACK
-    return b"MTrk" + struct.pack(">I", len(body)) + body
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,13 +126,14 @@ def read_take(path: str | Path, channel: int | None = None) -> Take:
     file; zero-length notes get one tick. Unreadable files are a usage error.
     """
     source = Path(path)
-    midi = load_midi(source)
-    tpb = midi.ticks_per_beat or TICKS_PER_BEAT
+    midi = _load(source)
+    tpb = midi.ticks_per_beat
     meta = _Meta(source, tpb)
     notes: list[Note] = []
     end_tick = 0
     for track in midi.tracks:
-        played, end_tick = _track_notes(_timed(track, meta), tpb, source, channel, end_tick)
+        meta.take(track)
+        played, end_tick = _track_notes(track, tpb, source, channel, end_tick)
         notes += played
     notes.sort(key=lambda n: (n.onset, n.pitch))
     return Take(
@@ -243,19 +162,19 @@ def read_jam(path: str | Path) -> JamFile:
     from improv.music.chords import parse_chord
 
     source = Path(path)
-    midi = load_midi(source)
-    tpb = midi.ticks_per_beat or TICKS_PER_BEAT
+    midi = _load(source)
+    tpb = midi.ticks_per_beat
     meta = _Meta(source, tpb)
     tracks: list[Track] = []
     end_tick = 0
     for number, track in enumerate(midi.tracks, start=1):
-        events = list(_timed(track, meta))
-        notes, end_tick = _track_notes(events, tpb, source, None, end_tick)
+        meta.take(track)
+        notes, end_tick = _track_notes(track, tpb, source, None, end_tick)
         if not notes:
             continue
-        name = next((m.name for _, m in events if m.type == "track_name"), "") or f"track {number}"
-        channel = next((m.channel for _, m in events if m.type == "note_on"), 0)
-        program = next((m.program for _, m in events if m.type == "program_change"), None)
+        name = next((e.text for e in track if e.meta == TRACK_NAME), "") or f"track {number}"
+        channel = next((e.channel for e in track if e.status & 0xF0 == NOTE_ON), 0)
+        program = next((e.data[0] for e in track if e.status & 0xF0 == PROGRAM_CHANGE), None)
         notes.sort(key=lambda n: (n.onset, n.pitch))
         tracks.append(Track(name.strip(), tuple(notes), channel, program))
     chords = tuple(
@@ -266,8 +185,17 @@ def read_jam(path: str | Path) -> JamFile:
     )
 
 
+def _load(source: Path) -> Smf:
+    """A type 0 or 1 file with ticks per beat; anything else (too large, not MIDI,
+    type 2, SMPTE time) is a one-line :class:`UsageError`."""
+    try:
+        return load_midi(source)
+    except MidiFileError as exc:
+        raise UsageError(f"cannot read MIDI file {exc}") from None
+
+
 class _Meta:
-    """What the meta messages of a file say: first tempo, first metre, markers."""
+    """What the meta events of a file say: first tempo, first metre, markers."""
 
     def __init__(self, source: Path, tpb: int) -> None:
         self.source = source
@@ -276,34 +204,24 @@ class _Meta:
         self.metre: Metre | None = None
         self.markers: list[tuple[float, str]] = []
 
-    def take(self, tick: int, message: Any) -> None:
-        import mido
-
-        if message.type == "set_tempo" and self.bpm is None:
-            if message.tempo <= 0:
-                raise UsageError(f"MIDI file {self.source}: tempo 0 (set_tempo 0)")
-            self.bpm = mido.tempo2bpm(message.tempo)
-        elif message.type == "time_signature" and self.metre is None:
-            try:
-                self.metre = Metre(message.numerator, message.denominator)
-            except ValueError as exc:
-                log.warning("%s: %s; using 4/4", self.source, exc)
-        elif message.type == "marker" and message.text.strip():
-            self.markers.append((tick / self.tpb, message.text.strip()))
-
-
-def _timed(track: Any, meta: _Meta) -> Iterator[tuple[int, Any]]:
-    """(absolute tick, message) of a track; its meta messages are told to ``meta``."""
-    tick = 0
-    for message in track:
-        tick += message.time
-        if message.is_meta:
-            meta.take(tick, message)
-        yield tick, message
+    def take(self, track: Iterable[Event]) -> None:
+        for event in track:
+            if event.meta == SET_TEMPO and self.bpm is None:
+                try:
+                    self.bpm = 60_000_000 / event.tempo
+                except MidiFileError as exc:
+                    raise UsageError(f"cannot read MIDI file {self.source}: {exc}") from None
+            elif event.meta == TIME_SIGNATURE and self.metre is None:
+                try:  # a bad denominator, or a signature too short to read
+                    self.metre = Metre(*event.time_signature)
+                except ValueError as exc:
+                    log.warning("%s: %s; using 4/4", self.source, exc)
+            elif event.meta == MARKER and event.text.strip():
+                self.markers.append((event.tick / self.tpb, event.text.strip()))
 
 
 def _track_notes(
-    events: Iterable[tuple[int, Any]],
+    events: Iterable[Event],
     tpb: int,
     source: Path,
     channel: int | None,
@@ -314,16 +232,17 @@ def _track_notes(
     notes: list[Note] = []
     sounding: dict[tuple[int, int], tuple[int, int]] = {}  # (ch, pitch) -> (tick, vel)
     tick = 0
-    for tick, message in events:
-        if message.type not in ("note_on", "note_off"):
+    for event in events:
+        tick = event.tick
+        if event.status & 0xF0 not in (NOTE_ON, NOTE_OFF):
             continue
-        if channel is not None and message.channel != channel:
+        if channel is not None and event.channel != channel:
             continue
-        key = (message.channel, message.note)
-        if message.type == "note_on" and message.velocity > 0:
+        key = (event.channel, event.data[0])
+        if event.is_note_on:
             if key in sounding:
                 notes.append(_note(key[1], *sounding.pop(key), tick, tpb))
-            sounding[key] = (tick, message.velocity)
+            sounding[key] = (tick, event.data[1])
         elif key in sounding:
             notes.append(_note(key[1], *sounding.pop(key), tick, tpb))
     end_tick = max(end_floor, tick)
@@ -331,23 +250,6 @@ def _track_notes(
         log.warning("%s: note %d at tick %d has no note-off; ends the file", source, pitch, start)
         notes.append(_note(pitch, start, velocity, end_tick, tpb))
     return notes, end_tick
-
-
-def load_midi(source: Path, what: str = "MIDI file") -> Any:
-    """A ``mido.MidiFile`` of type 0 or 1 with ticks per beat; anything else (too large,
-    not MIDI, type 2, SMPTE time) is a one-line :class:`UsageError`."""
-    import mido
-
-    check_input(source, MIDI_LIMIT, what)
-    try:
-        midi = mido.MidiFile(source, clip=True)
-    except (OSError, ValueError, EOFError, KeyError, IndexError) as exc:
-        raise UsageError(f"cannot read {what} {source}: {exc}") from exc
-    if midi.type == 2:
-        raise UsageError(f"{what} {source} is type 2 (independent songs): not supported")
-    if midi.ticks_per_beat < 0:
-        raise UsageError(f"{what} {source}: SMPTE time (no ticks per beat) is unsupported")
-    return midi
 
 
 def _note(pitch: int, start: int, velocity: int, end: int, tpb: int) -> Note:

@@ -2,13 +2,13 @@
 
 The built-in synth (:class:`~improv.io.synth.Synth`, the same parts and instruments as
 ``improv jam --synth``) renders on this thread, as fast as the CPU goes: the file's
-messages in time order (tempo changes applied by mido), the audio up to each message's
-sample rendered before it is played. FluidSynth works in blocks of 64 frames
-(:data:`FLUID_BLOCK`) and a message takes effect at the start of a block, so each is
-played at the block boundary nearest its time: at most half a block (0.7 ms at
-44.1 kHz) early or late, never a whole block late. The WAV is 16-bit stereo, written
-as it is rendered (memory stays flat however long the jam), to a temporary file
-renamed into place.
+messages in time order (tempo changes applied, :func:`improv.smf.timeline`), the audio
+up to each message's sample rendered before it is played. FluidSynth works in blocks
+of 64 frames (:data:`FLUID_BLOCK`) and a message takes effect at the start of a block,
+so each is played at the block boundary nearest its time: at most half a block
+(0.7 ms at 44.1 kHz) early or late, never a whole block late. The WAV is 16-bit
+stereo, written as it is rendered (memory stays flat however long the jam), to a
+temporary file renamed into place.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from pathlib import Path
 from improv.errors import UsageError
 from improv.files import atomic_output
 from improv.io.synth import SAMPLE_RATE, Synth
+from improv.smf import SYSEX, MidiFileError, load_midi, timeline
 
 TAIL_S = 2.0
 """Rendered after the last message: the release and the reverb's tail."""
@@ -54,10 +55,7 @@ def render_midi(
 ) -> Rendered:
     """Render ``midi_path`` to ``out`` (WAV) with ``soundfont``; bad input is a one-line
     :class:`UsageError`."""
-    from improv.io.midi.files import load_midi
-
-    midi = load_midi(midi_path, "MIDI file")
-    events = _timed_messages(midi, midi_path)
+    events = _timed_messages(midi_path)
     total = (events[-1][0] if events else 0.0) + TAIL_S
     if total > MAX_SECONDS:
         raise UsageError(
@@ -95,15 +93,13 @@ def _block_frame(seconds: float, sample_rate: int) -> int:
     return round(seconds * sample_rate / FLUID_BLOCK) * FLUID_BLOCK
 
 
-def _timed_messages(midi: object, source: Path) -> list[tuple[float, bytes]]:
+def _timed_messages(source: Path) -> list[tuple[float, bytes]]:
     """(seconds, bytes) of every channel message, in time order (all tracks merged)."""
-    events: list[tuple[float, bytes]] = []
-    t = 0.0
     try:
-        for message in midi:  # type: ignore[attr-defined]
-            t += message.time
-            if not message.is_meta and message.type != "sysex":
-                events.append((t, bytes(message.bytes())))
-    except (ValueError, KeyError, IndexError, EOFError) as exc:
+        midi = load_midi(source)
+    except MidiFileError as exc:
+        raise UsageError(f"cannot read MIDI file {exc}") from None
+    try:
+        return [(seconds, e.message) for seconds, e in timeline(midi) if e.status < SYSEX]
+    except MidiFileError as exc:  # a tempo that cannot be read
         raise UsageError(f"cannot read MIDI file {source}: {exc}") from None
-    return events
