@@ -122,10 +122,6 @@ def _file_mode() -> int:
 _FILE_MODE = _file_mode()
 
 
-MIDI_LIMIT = 2 * MiB
-"""About 250,000 notes: an hour of the densest playing. mido holds a parsed file in
-memory at a few hundred bytes a message, so the limit bounds memory and time too."""
-
 CONFIG_LIMIT = 1 * MiB
 """A stage set-up is a page of settings; anything larger is not one."""
 

@@ -170,8 +170,9 @@ def run(args: argparse.Namespace) -> int:
     from improv.engine.config import build_config
     from improv.engine.malloc import few_arenas
     from improv.errors import UsageError
-    from improv.files import MIDI_LIMIT, check_input, check_output
+    from improv.files import check_input, check_output
     from improv.model.registry import check_model
+    from improv.smf import MIDI_LIMIT
 
     overrides = {name: getattr(args, name) for name in _SETTINGS}
     overrides["models_dir"] = tuple(args.models_dir) if args.models_dir else None

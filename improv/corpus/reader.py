@@ -6,8 +6,7 @@ chord symbols in ``marker`` meta events, metre in ``time_signature``, tempo in
 bar 0 holds the pickup. Other files are read the same way: type 0 or 1, any
 resolution, chords in ``marker``, ``text`` or ``cue_marker`` events. A file without
 chords gets a blues form's chords when one is named (plain MIDI played over a blues).
-
-This is the only module of the corpus that speaks mido.
+The bytes are read by :mod:`improv.smf`.
 """
 
 from __future__ import annotations
@@ -19,20 +18,31 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import mido
-
 from improv.corpus.index import SoloInfo
-from improv.errors import ImprovError, UsageError
-from improv.files import MIDI_LIMIT, check_input
+from improv.errors import ImprovError
 from improv.music.chords import Chord, ChordSymbolError, QualityClass, parse_chord
 from improv.music.forms import form_from_changes, get_form, is_blues
 from improv.music.notes import ChordChange, Note, Solo
 from improv.music.pitch import Key
 from improv.music.time import TICKS_PER_BEAT, Metre, to_beats, to_ticks
+from improv.smf import (
+    CUE_MARKER,
+    KEY_SIGNATURE,
+    MARKER,
+    SET_TEMPO,
+    TEXT,
+    TIME_SIGNATURE,
+    TRACK_NAME,
+    Event,
+    MidiFileError,
+    Smf,
+    load_midi,
+)
 
 log = logging.getLogger(__name__)
 
-CHORD_META_TYPES = frozenset({"marker", "text", "cue_marker"})
+CHORD_META_TYPES = {MARKER: "marker", TEXT: "text", CUE_MARKER: "cue_marker"}
+"""The meta events that may hold chord symbols, by type, with their names."""
 DRUM_CHANNEL = 9
 OVERLAP_TRIM_TICKS = 3
 """Overlaps up to a sixteenth (grid ticks) are a monophonic line's legato, and are trimmed."""
@@ -57,7 +67,7 @@ class _Events:
     chords: list[tuple[int, str, str]]  # (tick, text, meta type)
     metre: tuple[int, int] | None = None
     tempo: int | None = None
-    key: str | None = None
+    key: Key | None = None
     name: str = ""
 
 
@@ -71,61 +81,60 @@ def _chord_or_skip(symbol: str, meta_type: str, path: Path) -> tuple[bool, Chord
         return False, None
 
 
-def _collect(midi: mido.MidiFile) -> _Events:
+def _collect(midi: Smf) -> _Events:
     events = _Events(midi.ticks_per_beat, [], [])
     for track in midi.tracks:
         tick = 0
         sounding: dict[tuple[int, int], list[tuple[int, int]]] = defaultdict(list)
-        for msg in track:
-            tick += msg.time
-            kind = msg.type
-            if kind == "note_on" and msg.velocity > 0:
-                if msg.channel == DRUM_CHANNEL:
+        for event in track:
+            tick = event.tick
+            if event.is_note_on:
+                if event.channel == DRUM_CHANNEL:
                     continue
-                held = sounding[(msg.channel, msg.note)]
+                pitch = event.data[0]
+                held = sounding[(event.channel, pitch)]
                 if held:  # re-struck before its note-off: the old note ends here
                     start, velocity = held.pop(0)
-                    events.notes.append((start, tick, msg.note, velocity))
-                held.append((tick, msg.velocity))
-            elif kind in ("note_off", "note_on"):
-                releasing = sounding.get((msg.channel, msg.note))
+                    events.notes.append((start, tick, pitch, velocity))
+                held.append((tick, event.data[1]))
+            elif event.is_note_off:
+                releasing = sounding.get((event.channel, event.data[0]))
                 if releasing:
                     start, velocity = releasing.pop(0)
-                    events.notes.append((start, tick, msg.note, velocity))
-            elif kind in CHORD_META_TYPES:
-                events.chords.append((tick, msg.text, kind))
-            elif kind == "time_signature" and events.metre is None:
-                events.metre = (msg.numerator, msg.denominator)
-            elif kind == "set_tempo" and events.tempo is None:
-                events.tempo = msg.tempo
-            elif kind == "key_signature" and events.key is None:
-                events.key = msg.key
-            elif kind == "track_name" and not events.name:
-                events.name = msg.name.strip()
+                    events.notes.append((start, tick, event.data[0], velocity))
+            elif event.meta in CHORD_META_TYPES:
+                events.chords.append((tick, event.text, CHORD_META_TYPES[event.meta]))
+            elif event.meta == TIME_SIGNATURE and events.metre is None:
+                events.metre = event.time_signature
+            elif event.meta == SET_TEMPO and events.tempo is None:
+                events.tempo = event.tempo
+            elif event.meta == KEY_SIGNATURE and events.key is None:
+                events.key = _key(event)
+            elif event.meta == TRACK_NAME and not events.name:
+                events.name = event.text.strip()
         for (_, pitch), held in sounding.items():  # never released: ends with its track
             events.notes.extend((start, tick, pitch, velocity) for start, velocity in held)
     return events
 
 
+def _key(event: Event) -> Key | None:
+    """The key a key-signature event names, or none when it names none (9 sharps, say)."""
+    try:
+        sharps, minor = event.key_signature
+    except MidiFileError:
+        return None
+    return Key((7 * sharps + (9 if minor else 0)) % 12, "minor" if minor else "major")
+
+
 def _load(path: Path) -> _Events:
     try:
-        check_input(path, MIDI_LIMIT, "MIDI file")
-    except UsageError as exc:
-        raise MidiReadError(str(exc).removeprefix("MIDI file ")) from None
+        midi = load_midi(path)
+    except MidiFileError as exc:  # names the path
+        raise MidiReadError(str(exc)) from None
     try:
-        midi = mido.MidiFile(path)
-    except (OSError, EOFError, ValueError, KeyError, IndexError, TypeError) as exc:
-        reason = "file ends too early" if isinstance(exc, EOFError) else str(exc)
-        reason = reason or type(exc).__name__
-        raise MidiReadError(f"{path}: not a readable MIDI file ({reason})") from None
-    if midi.type == 2:
-        raise MidiReadError(f"{path}: MIDI type 2 (independent sequences) is not supported")
-    if midi.ticks_per_beat <= 0:
-        raise MidiReadError(f"{path}: no ticks-per-beat resolution (SMPTE time is unsupported)")
-    events = _collect(midi)
-    if events.tempo == 0:
-        raise MidiReadError(f"{path}: tempo 0 (a set_tempo of 0 microseconds per beat)")
-    return events
+        return _collect(midi)
+    except MidiFileError as exc:  # a tempo or metre that cannot be read
+        raise MidiReadError(f"{path}: {exc}") from None
 
 
 def _grid(tick: int, ticks_per_beat: int) -> int:
@@ -237,15 +246,6 @@ def infer_key(changes: Sequence[ChordChange], notes: Sequence[Note], end: float)
     return Key(best[1], best[2])
 
 
-def _key_from_signature(text: str | None) -> Key | None:
-    if not text:
-        return None
-    try:
-        return Key.parse(text)
-    except ValueError:
-        return None
-
-
 def _form_changes(
     form_name: str, key: Key, metre: Metre, first_bar: int, last_bar: int
 ) -> list[ChordChange]:
@@ -310,7 +310,7 @@ def read_midi(
     last_bar = max(0, to_ticks(end) - 1) // metre.ticks_per_bar  # the bar the last note ends in
 
     chosen = Key.parse(key) if isinstance(key, str) else key
-    chosen = chosen or _key_from_signature(events.key) or (info.key if info else None)
+    chosen = chosen or events.key or (info.key if info else None)
     # WJazzD's convention: bar 0 holds the pickup and the form starts at bar 1.
     first_bar = 1 if wjazzd else _first_bar(changes, metre)
     laid_form = not changes and form is not None
@@ -320,7 +320,7 @@ def read_midi(
     final_key = chosen or infer_key(changes, notes, end)
 
     if events.tempo:
-        tempo = min(400.0, max(20.0, float(mido.tempo2bpm(events.tempo))))
+        tempo = min(400.0, max(20.0, 60_000_000 / events.tempo))
     else:
         tempo = info.tempo_bpm if info and info.tempo_bpm else 120.0
     sections = _sections(info.form, first_bar, last_bar) if info else ()

@@ -9,75 +9,25 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import mido
-
 from improv.music.notes import Solo
 from improv.music.pitch import Key
+from improv.smf import (
+    CUE_MARKER,
+    MARKER,
+    TEXT,
+    TRACK_NAME,
+    NoteColumns,
+    encode_track,
+    key_signature_event,
+    tempo_event,
+    text_event,
+    time_signature_event,
+    write_smf,
+)
 
 WJAZZD_TICKS_PER_BEAT = 480
-CHORD_META_CHOICES = ("marker", "text", "cue_marker")
-
-
-def _delta(events: list[tuple[int, int, mido.Message | mido.MetaMessage]]) -> mido.MidiTrack:
-    """A track from (tick, order, message) events: sorted, times made relative."""
-    track = mido.MidiTrack()
-    now = 0
-    for tick, _, msg in sorted(events, key=lambda e: (e[0], e[1])):
-        track.append(msg.copy(time=tick - now))
-        now = tick
-    track.append(mido.MetaMessage("end_of_track", time=0))
-    return track
-
-
-def solo_to_midi(
-    solo: Solo,
-    *,
-    midi_type: int = 0,
-    chord_meta: str = "marker",
-    ticks_per_beat: int = WJAZZD_TICKS_PER_BEAT,
-) -> mido.MidiFile:
-    """A MIDI file holding a solo, its chords, metre, tempo and key."""
-    if midi_type not in (0, 1):
-        raise ValueError(f"MIDI type must be 0 or 1: {midi_type}")
-    if chord_meta not in CHORD_META_CHOICES:
-        raise ValueError(f"chord meta type must be one of {CHORD_META_CHOICES}: {chord_meta!r}")
-
-    def tick(beats: float) -> int:
-        return round(beats * ticks_per_beat)
-
-    name = f"{solo.performer} - {solo.title}" if solo.performer else solo.title
-    meta: list[tuple[int, int, mido.Message | mido.MetaMessage]] = [
-        (0, 0, mido.MetaMessage("track_name", name=name)),
-        (0, 1, mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(solo.tempo_bpm))),
-        (
-            0,
-            2,
-            mido.MetaMessage(
-                "time_signature",
-                numerator=solo.metre.numerator,
-                denominator=solo.metre.denominator,
-            ),
-        ),
-        (0, 3, mido.MetaMessage("key_signature", key=Key(solo.key, solo.mode).name)),
-    ]
-    meta.extend(
-        (tick(change.onset), 4, mido.MetaMessage(chord_meta, text=change.symbol))
-        for change in solo.chords
-    )
-    notes: list[tuple[int, int, mido.Message | mido.MetaMessage]] = []
-    for note in solo.notes:
-        # note-offs sort before note-ons at the same tick, so repeated pitches re-strike
-        on = mido.Message("note_on", note=note.pitch, velocity=note.velocity)
-        notes.append((tick(note.onset), 6, on))
-        notes.append((tick(note.end), 5, mido.Message("note_off", note=note.pitch, velocity=0)))
-    midi = mido.MidiFile(type=midi_type, ticks_per_beat=ticks_per_beat)
-    if midi_type == 0:
-        midi.tracks.append(_delta(meta + notes))
-    else:
-        midi.tracks.append(_delta(meta))
-        notes.append((0, 0, mido.MetaMessage("track_name", name=solo.instrument or "solo")))
-        midi.tracks.append(_delta(notes))
-    return midi
+CHORD_META_CHOICES = {"marker": MARKER, "text": TEXT, "cue_marker": CUE_MARKER}
+"""The meta events a writer may put chord symbols in, by name."""
 
 
 def write_solo(
@@ -88,9 +38,43 @@ def write_solo(
     chord_meta: str = "marker",
     ticks_per_beat: int = WJAZZD_TICKS_PER_BEAT,
 ) -> Path:
-    """Write a solo to ``path`` (folders created); returns the path."""
+    """Write a solo, its chords, metre, tempo and key to ``path`` (folders created);
+    returns the path."""
+    if midi_type not in (0, 1):
+        raise ValueError(f"MIDI type must be 0 or 1: {midi_type}")
+    if chord_meta not in CHORD_META_CHOICES:
+        raise ValueError(
+            f"chord meta type must be one of {tuple(CHORD_META_CHOICES)}: {chord_meta!r}"
+        )
+    key = Key(solo.key, solo.mode)
+    name = f"{solo.performer} - {solo.title}" if solo.performer else solo.title
+    meta = [
+        text_event(0, TRACK_NAME, name),
+        tempo_event(0, round(60_000_000 / solo.tempo_bpm)),
+        time_signature_event(0, solo.metre.numerator, solo.metre.denominator),
+        key_signature_event(0, _sharps(key), key.is_minor),
+    ]
+    meta += [
+        text_event(
+            round(change.onset * ticks_per_beat), CHORD_META_CHOICES[chord_meta], change.symbol
+        )
+        for change in solo.chords
+    ]
+    notes = NoteColumns.of(solo.notes)
+    if midi_type == 0:
+        tracks = [encode_track(meta, notes, ticks_per_beat=ticks_per_beat)]
+    else:
+        named = [text_event(0, TRACK_NAME, solo.instrument or "solo")]
+        tracks = [
+            encode_track(meta, ticks_per_beat=ticks_per_beat),
+            encode_track(named, notes, ticks_per_beat=ticks_per_beat),
+        ]
     path.parent.mkdir(parents=True, exist_ok=True)
-    solo_to_midi(
-        solo, midi_type=midi_type, chord_meta=chord_meta, ticks_per_beat=ticks_per_beat
-    ).save(path)
+    write_smf(path, tracks, ticks_per_beat=ticks_per_beat, midi_type=midi_type)
     return path
+
+
+def _sharps(key: Key) -> int:
+    """The sharps (negative: flats) of a key's signature, spelled as its name is: F#
+    major has 6 sharps, Db major 5 flats."""
+    return (7 * key.relative_major + 5) % 12 - 5
