@@ -212,13 +212,21 @@ def run(args: argparse.Namespace) -> int:
         check_output(config.record, "--record")  # before the jam, not after it
     check_sound(args, config.record)
     few_arenas()  # before any thread starts: a long gig's memory stays flat
-    summary = asyncio.run(_jam(config, args))
-    if args.json:
-        print(json.dumps(summary, separators=(",", ":")))
+    summary, recorded = asyncio.run(_jam(config, args))
+    if args.json:  # the figures first: the record's picture of a long jam takes seconds
+        print(json.dumps(summary, separators=(",", ":")), flush=True)
+    if recorded and config.record is not None:
+        from rich.console import Console
+
+        from improv.commands.jam_sound import after_record
+
+        print(f"jam written to {config.record}", file=sys.stderr)
+        after_record(args, config.record, Console(stderr=True))
     return 0
 
 
-async def _jam(config: Any, args: argparse.Namespace) -> dict[str, Any]:
+async def _jam(config: Any, args: argparse.Namespace) -> tuple[dict[str, Any], bool]:
+    """The jam's figures, and whether its record was written."""
     from improv.io.web.server import web_from_args
 
     web = web_from_args(args)  # None without --web; a bad address fails here
@@ -229,11 +237,11 @@ async def _jam(config: Any, args: argparse.Namespace) -> dict[str, Any]:
         return await _play(config, args, web)
 
 
-async def _play(config: Any, args: argparse.Namespace, web: Any) -> dict[str, Any]:
+async def _play(config: Any, args: argparse.Namespace, web: Any) -> tuple[dict[str, Any], bool]:
     from rich.console import Console
     from rich.live import Live
 
-    from improv.commands.jam_sound import after_record, start_synth
+    from improv.commands.jam_sound import start_synth
     from improv.commands.jam_view import JamView, summary_table
     from improv.engine import session as jam_session
     from improv.io.mqtt import bridge_from_args
@@ -279,12 +287,9 @@ async def _play(config: Any, args: argparse.Namespace, web: Any) -> dict[str, An
     finally:
         if synth is not None:
             synth.close()
-    if session.record_written:
-        print(f"jam written to {config.record}", file=sys.stderr)
-        after_record(args, config.record, Console(stderr=True))
     if not args.json:
         console.print(summary_table(summary))
-    return figures
+    return figures, bool(session.record_written)
 
 
 def _file_settings(overrides: dict[str, Any], performance: Any) -> dict[str, Any]:
