@@ -70,9 +70,9 @@ def test_the_spawned_jam_reads_the_changes(tmp_path: Path, monkeypatch: pytest.M
     path = _file(tmp_path / "take.mid")
     seen: dict[str, object] = {}
 
-    async def no_jam(config: object, args: object) -> dict[str, object]:
+    async def no_jam(config: object, args: object) -> tuple[dict[str, object], bool]:
         seen["config"], seen["changes"] = config, args.changes_of  # type: ignore[attr-defined]
-        return {}
+        return {}, False  # the figures, and no record written
 
     monkeypatch.setattr(jam, "_jam", no_jam)
     assert jam.run(build_parser().parse_args(["jam", "--changes", str(path), "--virtual"])) == 0
