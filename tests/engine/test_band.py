@@ -79,6 +79,12 @@ async def until(predicate: Any, timeout: float = 5.0) -> None:
             await asyncio.sleep(0.02)
 
 
+ON_THE_BEAT = 1 / 8
+"""Beats: a note sent this near a beat was planned on it (an off-beat note is half a
+beat or a swung third away); how near the send comes is a benchmark's figure, not this
+behaviour test's (a loaded host delays a send by milliseconds)."""
+
+
 def off_beat(agent: Agent, t: float) -> float:
     """How far (beats) a time lies from the nearest beat of the agent's clock."""
     beats = agent.clock.beat_at(t)
@@ -96,7 +102,7 @@ async def test_the_band_plays_on_the_beat_and_follows_a_tempo_change() -> None:
         summary = await jam.task
     bass = jam.note_ons(BASS)
     times = [e.time for e in bass]
-    assert all(off_beat(agent, t) < 0.01 for t in times), "every bass note on its beat"
+    assert all(off_beat(agent, t) < ON_THE_BEAT for t in times), "every bass note on its beat"
     before = [b - a for a, b in itertools.pairwise(times) if b < agent.clock.time_at(3.0)]
     after = [b - a for a, b in itertools.pairwise(times) if a > agent.clock.time_at(changed + 1)]
     assert sorted(before)[len(before) // 2] == pytest.approx(0.25, abs=0.002)

@@ -113,7 +113,7 @@ def test_a_bad_metre_request_says_why(metre: object, says: str) -> None:
 async def test_the_band_plays_the_new_bars_from_the_jump_and_no_beat_twice() -> None:
     from improv.io.control import ControlChange
     from tests.engine.rig import unpaired
-    from tests.engine.test_band import BASS, band_jam, off_beat, until
+    from tests.engine.test_band import BASS, ON_THE_BEAT, band_jam, off_beat, until
 
     async with band_jam("bass,drums") as jam:
         agent = jam.agent
@@ -128,7 +128,7 @@ async def test_the_band_plays_the_new_bars_from_the_jump_and_no_beat_twice() -> 
     times = [e.time for e in jam.note_ons(BASS)]
     jump = agent.clock.time_at(to)
     assert any(t < jump for t in times) and sum(t >= jump for t in times) >= 6
-    assert all(off_beat(agent, t) < 0.01 for t in times), "every bass note on its beat"
+    assert all(off_beat(agent, t) < ON_THE_BEAT for t in times), "every bass note on its beat"
     steps = [b - a for a, b in itertools.pairwise(times)]
     assert min(steps) > 0.2 and max(steps) < 0.3  # a note a beat across the jump
     assert not unpaired(jam.output.events), "no note left sounding"
