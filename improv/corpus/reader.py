@@ -123,7 +123,7 @@ def _key(event: Event) -> Key | None:
         sharps, minor = event.key_signature
     except MidiFileError:
         return None
-    return Key((7 * sharps + (9 if minor else 0)) % 12, "minor" if minor else "major")
+    return Key.from_signature(sharps, minor)
 
 
 def _load(path: Path) -> _Events:

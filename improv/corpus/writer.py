@@ -52,7 +52,7 @@ def write_solo(
         text_event(0, TRACK_NAME, name),
         tempo_event(0, round(60_000_000 / solo.tempo_bpm)),
         time_signature_event(0, solo.metre.numerator, solo.metre.denominator),
-        key_signature_event(0, _sharps(key), key.is_minor),
+        key_signature_event(0, key.signature, key.is_minor),
     ]
     meta += [
         text_event(
@@ -72,9 +72,3 @@ def write_solo(
     path.parent.mkdir(parents=True, exist_ok=True)
     write_smf(path, tracks, ticks_per_beat=ticks_per_beat, midi_type=midi_type)
     return path
-
-
-def _sharps(key: Key) -> int:
-    """The sharps (negative: flats) of a key's signature, spelled as its name is: F#
-    major has 6 sharps, Db major 5 flats."""
-    return (7 * key.relative_major + 5) % 12 - 5

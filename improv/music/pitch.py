@@ -133,6 +133,18 @@ class Key:
         """Tonic pc of the major key sharing this key's signature."""
         return (self.tonic + 3) % 12 if self.is_minor else self.tonic
 
+    @classmethod
+    def from_signature(cls, sharps: int, minor: bool) -> Key:
+        """The key of a signature: ``sharps`` (negative: flats) and its mode, as a MIDI
+        file's key-signature event holds them."""
+        return cls((7 * sharps + (9 if minor else 0)) % 12, "minor" if minor else "major")
+
+    @property
+    def signature(self) -> int:
+        """Its signature's sharps (negative: flats), spelled as its name is: F# major
+        has 6 sharps, Db major 5 flats."""
+        return (7 * self.relative_major + 5) % 12 - 5
+
     @property
     def prefers_sharps(self) -> bool:
         """Whether this key's signature is spelled with sharps (G, D, A, E, B, F# major)."""

@@ -101,3 +101,14 @@ def test_key_transpose_and_spelling() -> None:
         Key(12)
     with pytest.raises(ValueError):
         Key(0, "dorian")
+
+
+def test_a_key_signature_names_its_key_and_back() -> None:
+    assert Key.parse("F#").signature == 6 and Key.parse("Db").signature == -5
+    assert Key.parse("Am").signature == 0 and Key.parse("Cm").signature == -3
+    assert Key.from_signature(-3, minor=True) == Key.parse("Cm")
+    assert Key.from_signature(2, minor=False) == Key.parse("D")
+    for tonic in range(12):
+        for mode in ("major", "minor"):
+            key = Key(tonic, mode)
+            assert Key.from_signature(key.signature, key.is_minor) == key
