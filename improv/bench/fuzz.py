@@ -246,8 +246,8 @@ def _next_call_bar(agent: Agent, per_bar: float) -> int:
 async def _call_and_answer(
     agent: Agent, player: Scheduler, turns: _Turns, per_bar: float
 ) -> tuple[int, int]:
-    """Play a call on the next free call slot (two bars from a bar line at least a bar
-    away, after any answer in progress); wait for its answer. (turn, notes)."""
+    """Play a call in the performer's next slot of the form (at least a bar away, after
+    any answer in progress); wait for its answer. (turn, notes)."""
     while agent.state.turn == "answering":  # an answer (to the flood) is still playing
         turns.answered.clear()
         await asyncio.wait_for(turns.answered.wait(), 30.0)
