@@ -63,13 +63,24 @@ async def receive_n(port: RtMidiInput, n: int, timeout: float = 5.0) -> list[Mid
     return events
 
 
-async def connected(midi_in: RtMidiInput, out: RtMidiOutput) -> None:
+async def connected(midi_in: RtMidiInput, out: RtMidiOutput, timeout: float = 5.0) -> None:
     """Return once a message from ``out`` has come through ``midi_in``: the connection
     is live in JACK's graph, so what the test sends next is not sent into a port that is
-    not yet connected."""
-    assert out.send(bytes([0x80, 0, 0]))
-    (event,) = await receive_n(midi_in, 1)
-    assert event.data == bytes([0x80, 0, 0])
+    not yet connected. A connection made takes effect in a later cycle (later still
+    after a server restart), and what is sent before it is lost: the handshake is sent
+    again every 100 ms (75 JACK cycles) until one comes."""
+    handshake = bytes([0x80, 0, 0])
+    deadline = now() + timeout
+    while True:
+        assert out.send(handshake)
+        try:
+            event = await asyncio.wait_for(midi_in.receive(), 0.1)
+        except TimeoutError:
+            if now() > deadline:
+                raise AssertionError(f"no handshake came in {timeout} s; {midi_in.stats}") from None
+            continue
+        assert event.data == handshake
+        return
 
 
 async def test_round_trip_through_virtual_ports(
@@ -250,6 +261,7 @@ async def test_ports_survive_a_jack_server_restart(
     await status.wait_for(True, timeout=20)
     performer = midi.open_output("improv-in", api="jack", client_name="performer", wait_s=5)
     ports.append(performer)
+    await connected(midi_in, performer)
     performer.send(note_on(0, 65, 100))
     (event,) = await receive_n(midi_in, 1)
     assert event.pitch == 65
