@@ -90,6 +90,8 @@ async def test_round_trip_through_virtual_ports(
     ports.append(midi_in)
     out = midi.open_output("improv-in", api="jack", client_name="performer")
     ports.append(out)
+    await connected(midi_in, out)
+    sent, received = out.stats.sent, midi_in.stats.received  # the handshake's
     sent_at = []
     for pitch in (60, 64, 67):
         sent_at.append(now())
@@ -99,7 +101,7 @@ async def test_round_trip_through_virtual_ports(
     assert [e.pitch for e in events] == [60, 64, 67]
     for event, t in zip(events, sent_at, strict=True):
         assert t <= event.time < t + 0.05  # one JACK period is 1.3 ms
-    assert out.stats.sent == 3 and midi_in.stats.received == 3
+    assert out.stats.sent == sent + 3 and midi_in.stats.received == received + 3
 
 
 def test_ports_are_listed_and_matched(ports: list[RtMidiInput | RtMidiOutput]) -> None:
@@ -160,6 +162,7 @@ async def test_unterminated_sysex_is_salvaged_at_the_next_eox(
     ports.append(midi_in)
     rogue = midi.open_output("improv-in", api="jack", client_name="rogue")
     ports.append(rogue)
+    await connected(midi_in, rogue)
     rogue.send(bytes([0xF0, 1, 2, 3]))
     for pitch in range(40, 44):
         rogue.send(note_on(0, pitch, 90))
@@ -177,6 +180,7 @@ async def test_one_unterminated_sysex_does_not_make_an_input_deaf(
     ports.append(midi_in)
     rogue = midi.open_output("improv-in", api="jack", client_name="rogue")
     ports.append(rogue)
+    await connected(midi_in, rogue)
     rogue.send(bytes([0xF0, 1, 2]))
     for pitch in range(40, 44):
         rogue.send(note_on(0, pitch, 90))
@@ -276,6 +280,7 @@ async def test_a_full_rtmidi_queue_is_counted(
     ports.append(midi_in)
     out = midi.open_output("small", api="jack", client_name="burst")
     ports.append(out)
+    await connected(midi_in, out)
     burst = 200
     for i in range(burst):  # far faster than a JACK cycle: one cycle delivers them all
         out.send(note_on(0, i % 128, 1 + i % 127))
