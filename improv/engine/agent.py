@@ -738,8 +738,9 @@ class Agent:
             due_beats = min(due_beats, max(self._done_at, beats))
         due = self.clock.time_at(due_beats)
         follower = self.follower
-        if follower is not None and follower.last_tick is not None and follower.running:
-            due = min(due, follower.last_tick + follower.lost_after_s + 0.001)
+        heard = follower.heard_at if follower is not None else None
+        if follower is not None and heard is not None and follower.running:
+            due = min(due, heard + follower.lost_after_s + 0.001)
         return due
 
     async def _sleep_until(self, t: float) -> None:

@@ -221,6 +221,7 @@ class MidiClockFollower:
         self._last_index = -1
         self.ticks = 0  # ticks received since the last start
         self.last_tick: float | None = None  # when the last tick came
+        self._started_at: float | None = None  # when the last START or CONTINUE came
 
     # --- input ----------------------------------------------------------------------
 
@@ -234,10 +235,10 @@ class MidiClockFollower:
             return "tick"
         if status == START:
             self._next_index = 0
-            self._start()
+            self._start(t)
             return "start"
         if status == CONTINUE:
-            self._start()
+            self._start(t)
             return "continue"
         if status == STOP:
             if self.running:
@@ -253,7 +254,8 @@ class MidiClockFollower:
             return "position"
         return None
 
-    def _start(self) -> None:
+    def _start(self, t: float) -> None:
+        self._started_at = t
         self._reanchor = True
         self.running = True
         self.ticks = 0
@@ -334,9 +336,17 @@ class MidiClockFollower:
             return self._last_index / PPQN
         return self._next_index / PPQN
 
+    @property
+    def heard_at(self) -> float | None:
+        """When the master last showed it plays: its last tick, or a later START or
+        CONTINUE (whose first tick comes a moment after it); None before either."""
+        times = [x for x in (self.last_tick, self._started_at) if x is not None]
+        return max(times) if times else None
+
     def silent_for(self, t: float) -> float:
-        """Seconds since the last tick (inf before any)."""
-        return math.inf if self.last_tick is None else t - self.last_tick
+        """Seconds since :attr:`heard_at` (inf before anything was heard)."""
+        heard = self.heard_at
+        return math.inf if heard is None else t - heard
 
     @property
     def lost_after_s(self) -> float:

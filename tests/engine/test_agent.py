@@ -17,7 +17,7 @@ from improv.io.midi import CLOCK, START
 from improv.music.notes import Note
 from improv.music.pitch import Key
 from improv.timebase import now
-from tests.engine.rig import Rig, call_notes, is_cc123, unpaired
+from tests.engine.rig import Rig, call_notes, is_cc123
 
 BEAT_S = 0.2  # 300 BPM
 ON_THE_BEAT_S = BEAT_S / 4
@@ -39,7 +39,7 @@ async def test_trade_answer_starts_on_the_next_bar_line(wiring: dict[str, Any]) 
     assert summary.notes_in == len(call_notes(6.0))
     ons = rig.note_ons(0)
     assert ons and all(rig.time_at(8.0) - 0.002 <= e.time < rig.time_at(16.0) for e in ons)
-    assert not unpaired(rig.received)
+    rig.assert_nothing_left_sounding()
     assert any(is_cc123(e) for e in rig.received)
     roles = [role for role, _, _ in rig.recorder.phrases]
     assert roles == ["call", "answer"]
@@ -64,7 +64,7 @@ async def test_phrase_answer_follows_the_silence_gap_on_a_beat(wiring: dict[str,
     assert abs(first.time - rig.time_at(planned)) < ON_THE_BEAT_S  # ... and heard there
     assert first.time > call_end + 0.9 * BEAT_S  # after about a beat of silence
     assert 1.0 <= answer.end - answer.onset <= 3.0 + 1e-6  # within about the call's length
-    assert not unpaired(rig.received)
+    rig.assert_nothing_left_sounding()
 
 
 @pytest.mark.parametrize("barge_in", ["yield", "keep"])
@@ -85,7 +85,7 @@ async def test_barge_in(barge_in: str, wiring: dict[str, Any]) -> None:
         assert rig.recorder.phrases[1][1].end <= 2.0 + YIELD_BEATS  # ... at beat 10 (bar 2 + 2)
     else:
         assert late  # played on
-    assert not unpaired(rig.received)
+    rig.assert_nothing_left_sounding()
 
 
 def test_collisions_count_answer_notes_just_after_a_performer_note_on() -> None:
@@ -106,7 +106,7 @@ async def test_phrase_mode_never_talks_over_the_soloist_coming_back() -> None:
     assert summary.collisions == 0
     late = [e for e in rig.note_ons(0) if rig.time_at(back) <= e.time < rig.time_at(back + 2.0)]
     assert not late
-    assert not unpaired(rig.received)
+    rig.assert_nothing_left_sounding()
 
 
 async def test_malformed_input_is_survived(wiring: dict[str, Any]) -> None:
@@ -127,7 +127,7 @@ async def test_malformed_input_is_survived(wiring: dict[str, Any]) -> None:
     assert summary.malformed_in > 0
     assert summary.turns == 2
     assert [e for e in rig.note_ons(0) if e.time >= rig.time_at(24.0) - 0.002]
-    assert not unpaired(rig.received)
+    rig.assert_nothing_left_sounding()
 
 
 async def test_a_vanished_input_port_is_waited_for_and_time_goes_on() -> None:
@@ -148,7 +148,7 @@ async def test_a_vanished_input_port_is_waited_for_and_time_goes_on() -> None:
         assert rig.agent.clock.time_at(0.0) == start  # kept its time
         assert abs(first.time - rig.time_at(24.0)) < ON_THE_BEAT_S
         await rig.stop()
-    assert not unpaired(rig.received)
+    rig.assert_nothing_left_sounding()
 
 
 async def test_follows_midi_clock(wiring: dict[str, Any]) -> None:
@@ -200,7 +200,7 @@ async def test_stop_releases_everything_and_sends_cc123(wiring: dict[str, Any]) 
         rig.play(call_notes(6.0), at_beat=0.0)
         await rig.receive_until(lambda e: e.is_note_on and e.time > rig.time_at(12.0))
         await rig.stop()  # ... in the middle of the answer
-    assert not unpaired(rig.received)  # the held thru note and the answer's notes end
+    rig.assert_nothing_left_sounding()  # the held thru note and the answer's notes end
     assert is_cc123(rig.received[-1]) or any(is_cc123(e) for e in rig.received[-3:])
 
 
@@ -225,5 +225,5 @@ async def test_an_exception_releases_everything_and_sends_cc123(
         await rig.drain()
     assert rig.agent.summary.stopped_by == "error"
     assert rig.note_ons(0)  # the answer had begun ...
-    assert not unpaired(rig.received)  # ... and ended cleanly
+    rig.assert_nothing_left_sounding()  # ... and ended cleanly
     assert is_cc123(rig.received[-1])

@@ -22,7 +22,7 @@ from improv.io import midi
 from improv.io.midi import note_off, note_on
 from improv.music.notes import Note
 from improv.timebase import now
-from tests.engine.rig import FAST, Listening, Rig, call_notes, is_cc123, spawn_jam, unpaired
+from tests.engine.rig import FAST, Listening, Rig, call_notes, is_cc123, spawn_jam
 
 
 async def test_one_unterminated_sysex_does_not_make_improv_deaf(
@@ -40,7 +40,7 @@ async def test_one_unterminated_sysex_does_not_make_improv_deaf(
     assert summary.malformed_in >= 1
     assert any("unterminated sysex" in r.getMessage() for r in caplog.records)
     assert summary.turns >= 1 and rig.note_ons(0)
-    assert not unpaired(rig.received)
+    rig.assert_nothing_left_sounding()
 
 
 async def test_after_a_dense_burst_the_model_answers_the_next_call() -> None:

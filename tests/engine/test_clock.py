@@ -156,6 +156,22 @@ def test_follower_holds_when_ticks_stop_coming() -> None:
     assert follower.beat_at(t + 5.0) == pytest.approx(1.0)  # at most one tick past the last
 
 
+def test_follower_counts_silence_from_a_start_until_its_first_tick() -> None:
+    """A master's first tick comes a moment after its START or CONTINUE: the silence is
+    counted from that message, not from a tick of a run before (or none at all), so a
+    start is never taken for a lost clock."""
+    follower = MidiClockFollower()
+    assert math.isinf(follower.silent_for(0.0))  # nothing heard yet
+    follower.feed(bytes((START,)), 1.0)
+    assert follower.silent_for(1.01) == pytest.approx(0.01)
+    assert follower.silent_for(1.01) < follower.lost_after_s
+    t = feed_ticks(follower, 1.02, 120.0, 24)
+    follower.feed(bytes((STOP,)), t)
+    follower.feed(bytes((CONTINUE,)), t + 10.0)  # ten seconds stopped, then CONTINUE
+    assert follower.silent_for(t + 10.02) == pytest.approx(0.02)
+    assert follower.silent_for(t + 11.0) > follower.lost_after_s  # no tick at all: lost
+
+
 def test_follower_ignores_other_messages() -> None:
     follower = MidiClockFollower()
     assert follower.feed(bytes((0x90, 60, 100)), 1.0) is None

@@ -106,5 +106,5 @@ async def test_a_vanished_output_port_is_reopened_by_the_sender_process(
         summary = await rig.stop()
     listener.close()
     assert summary.turns == 2
-    assert not unpaired(rig.received)
+    rig.assert_nothing_left_sounding()
     assert any(is_cc123(e) for e in rig.received[-3:])
