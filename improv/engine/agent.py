@@ -738,8 +738,7 @@ class Agent:
             due_beats = min(due_beats, max(self._done_at, beats))
         due = self.clock.time_at(due_beats)
         follower = self.follower
-        heard = follower.heard_at if follower is not None else None
-        if follower is not None and heard is not None and follower.running:
+        if follower is not None and follower.running and (heard := follower.heard_at) is not None:
             due = min(due, heard + follower.lost_after_s + 0.001)
         return due
 
