@@ -16,7 +16,7 @@ from improv.io.midi import MidiEvent, RtMidiInput, RtMidiOutput, note_on
 from improv.timebase import now
 from tests.fixtures.jack import JackServer
 
-pytestmark = pytest.mark.jack
+pytestmark = [pytest.mark.jack, pytest.mark.realtime]
 
 
 @pytest.fixture(autouse=True)
@@ -249,6 +249,21 @@ async def test_vanished_peer_is_reopened_by_name(
     assert out.send(note_on(0, 63, 100))
     (event,) = await receive_n(listener, 1)
     assert event.pitch == 63
+
+
+def test_a_closed_port_stays_closed_when_a_watchdog_round_still_holds_it(
+    ports: list[RtMidiInput | RtMidiOutput],
+) -> None:
+    """The watchdog checks a copy of its list of ports: a port closed while a round is
+    under way is still in that copy, and must not come back as a client nobody owns."""
+    lister = midi.open_output(virtual=True, api="jack", client_name="lister")
+    ports.append(lister)
+    ghost = midi.open_output(virtual=True, api="jack", client_name="ghost")
+    in_flight_round = [ghost]
+    ghost.close()
+    midi.watchdog().check(in_flight_round)
+    assert ghost.port.rt is None and not ghost.connected
+    assert not [name for name in lister.port.rt.get_ports() if name.startswith("ghost")]
 
 
 async def test_ports_survive_a_jack_server_restart(

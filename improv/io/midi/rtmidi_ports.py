@@ -200,6 +200,7 @@ class _RtMidiPort:
         self.guarded = False  # a JACK input that gets a guard (see the module)
         self.guard: Any = None  # inputs on JACK: our output client connected to our port
         self.connected = False
+        self.closed = False  # closed by its owner: the watchdog must never bring it back
         self.lock = threading.Lock()
         self.configure: Callable[[Any], None] | None = None  # inputs: message filters
         self.queue_size = 1024  # inputs: rtmidi's own queue, drained by the poller
@@ -315,8 +316,19 @@ class _RtMidiPort:
                 rt.close_port()
             rt.delete()
 
+    def close(self) -> None:
+        """Tear down for good (call under ``client_lock``).
+
+        A watchdog round that took its list of ports before this one was removed may
+        still come to it; :meth:`check` then leaves it closed instead of re-creating it.
+        """
+        self.closed = True
+        self.teardown()
+
     def check(self) -> bool | None:
         """Watchdog step (under ``client_lock``): reconnect; the new state if it changed."""
+        if self.closed:
+            return None
         was = self.connected
         try:
             if self.rt is None:

@@ -65,7 +65,7 @@ class _Watchdog:
                 self._ports.remove(port)
             jack_left = any(p.port.api == "jack" for p in self._ports)
         with client_lock:
-            port.port.teardown()
+            port.port.close()
             if not jack_left:
                 self._close_monitor()
         self._wake.set()
