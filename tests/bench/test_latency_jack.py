@@ -15,7 +15,7 @@ from improv.bench.mosquitto import Mosquitto
 from improv.cli import main
 from tests.bench.echo_agent import EchoAgent
 
-pytestmark = pytest.mark.jack
+pytestmark = [pytest.mark.jack, pytest.mark.realtime]
 
 KEYS = (
     "answer_start_error_ms_p99",

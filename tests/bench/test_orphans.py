@@ -24,7 +24,7 @@ from tests.watching import watch_until
 ROOT = Path(__file__).resolve().parents[2]
 GONE_WITHIN_S = 30.0  # the agent's own shutdown (note-offs, summary) included
 
-pytestmark = pytest.mark.jack
+pytestmark = [pytest.mark.jack, pytest.mark.realtime]
 
 
 def _cmdline(pid: int) -> str:

@@ -19,6 +19,8 @@ from improv.music.pitch import Key
 from improv.timebase import now
 from tests.engine.rig import Rig, call_notes, is_cc123
 
+pytestmark = pytest.mark.realtime
+
 BEAT_S = 0.2  # 300 BPM
 ON_THE_BEAT_S = BEAT_S / 4
 """How near its beat a note must be *heard* to count as placed there: within a

@@ -25,6 +25,8 @@ from improv.timebase import now
 from tests.engine.rig import FAST, Listening, Rig, call_notes, is_cc123, spawn_jam
 from tests.fixtures.jack import lost_cycles
 
+pytestmark = pytest.mark.realtime
+
 
 async def test_one_unterminated_sysex_does_not_make_improv_deaf(
     wiring: dict[str, Any], caplog: pytest.LogCaptureFixture

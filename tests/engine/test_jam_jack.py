@@ -19,7 +19,7 @@ from improv.io.midi import note_off, note_on
 from improv.output.sender import OutputSpec
 from tests.engine.rig import Listening, Rig, call_notes, is_cc123, spawn_jam, unpaired
 
-pytestmark = pytest.mark.jack
+pytestmark = [pytest.mark.jack, pytest.mark.realtime]
 
 
 @pytest.fixture

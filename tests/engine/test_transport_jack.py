@@ -29,9 +29,7 @@ from tests.engine.master import Master
 from tests.engine.rig import Listening, Rig
 from tests.fixtures.jack import lost_cycles
 
-pytestmark = [
-    pytest.mark.jack,
-]
+pytestmark = [pytest.mark.jack, pytest.mark.realtime]
 
 B = 0.2  # seconds per beat at 300 BPM
 ON_THE_LINE_S = B / 4

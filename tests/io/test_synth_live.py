@@ -26,7 +26,10 @@ try:
     SOUNDFONT = find_soundfont()
 except SynthUnavailable:  # pragma: no cover - the set-up installs one
     SOUNDFONT = None
-pytestmark = pytest.mark.skipif(SOUNDFONT is None, reason="no GM SoundFont installed")
+pytestmark = [
+    pytest.mark.skipif(SOUNDFONT is None, reason="no GM SoundFont installed"),
+    pytest.mark.realtime,
+]
 
 # a file driver period of 441 frames is 10 ms: its timer then keeps real time
 FILE_AUDIO = {"audio.period-size": 441}

@@ -15,7 +15,7 @@ from improv.output.scheduler import Scheduler
 from improv.output.sender import OutputSpec, ProcessScheduler
 from improv.timebase import now
 
-pytestmark = pytest.mark.jack
+pytestmark = [pytest.mark.jack, pytest.mark.realtime]
 
 
 @pytest.fixture
