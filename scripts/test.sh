@@ -4,7 +4,9 @@
 # Most of the suite waits on real time (jams at tempo, JACK servers, brokers), so it runs
 # as two pytest processes at once: the tests marked `realtime` (JACK and the engine rig)
 # at normal priority, the rest beside them at a lower one, so that their CPU work cannot
-# make a JACK client miss its cycle. With arguments, one plain pytest run with them.
+# make a JACK client miss its cycle; a realtime test that fails is run once more, and its
+# first failure is printed in full at the end all the same (tests/conftest.py). With
+# arguments, one plain pytest run with them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --dev
@@ -19,7 +21,7 @@ nice -n 10 "${pytest[@]}" -p no:cacheprovider -m "not bench and not realtime" >"
 rest=$!
 realtime_status=0
 echo "== realtime tests (JACK, engine rig); the rest run beside them =="
-"${pytest[@]}" -m "not bench and realtime" || realtime_status=$?
+"${pytest[@]}" -m "not bench and realtime" --reruns 1 -rR || realtime_status=$?
 rest_status=0
 wait "$rest" || rest_status=$?
 echo "== the rest =="
