@@ -27,6 +27,19 @@ GUARD_S = 0.03
 """An input silent this long gets an :data:`EOX_PROBE` (JACK): the bound on deafness."""
 
 
+JACK_SETTLE_S = 0.03
+"""How long a JACK client close waits before the process touches JACK clients again.
+
+Every graph change (a port unregistered, a client closed) makes the server send each
+active client a latency notification, handled on that client's own libjack thread.
+libjack walks the client's port list there while an unregister on another thread may
+erase from it, and that race crashes the process (jack2 issues #216 and #340: SIGSEGV
+in ``JackClient::HandleLatencyCallback``; seen here when an input closed right after
+its guard, under load). rtmidi gives no way to deactivate a client first, so after
+each close the process lets the notifications it caused be handled before the next.
+"""
+
+
 API_NAMES = ("alsa", "jack", "coremidi", "winmm")
 
 
@@ -304,6 +317,7 @@ class _RtMidiPort:
             with contextlib.suppress(Exception):
                 guard.close_port()
             guard.delete()
+            time.sleep(JACK_SETTLE_S)  # guards are JACK's alone
 
     def teardown(self) -> None:
         """Close and delete the client (call under ``client_lock``)."""
@@ -315,6 +329,8 @@ class _RtMidiPort:
             with contextlib.suppress(Exception):
                 rt.close_port()
             rt.delete()
+            if self.api == "jack":
+                time.sleep(JACK_SETTLE_S)
 
     def close(self) -> None:
         """Tear down for good (call under ``client_lock``).
