@@ -228,13 +228,17 @@ def call_notes(beats: float = 6.0, step: float = 0.5, pitch: int = 65) -> list[N
 
 
 def unpaired(events: Sequence[MidiEvent]) -> set[tuple[int, int]]:
-    """(channel, pitch) of note-ons left without their own note-off."""
+    """(channel, pitch) of note-ons left without their own note-off, or an All Notes Off
+    or All Sound Off of their channel after them (what improv sends when a port it lost
+    comes back: the note-offs due meanwhile could not go out)."""
     sounding: set[tuple[int, int]] = set()
     for event in events:
         if event.is_note_on:
             sounding.add((event.channel, event.pitch))
         elif event.is_note_off:
             sounding.discard((event.channel, event.pitch))
+        elif event.is_control_change and event.control in (120, 123):
+            sounding = {(c, p) for c, p in sounding if c != event.channel}
     return sounding
 
 

@@ -30,6 +30,8 @@ from improv.timebase import now
 from tests.engine.rig import unpaired
 from tests.fixtures.mqtt import Listener
 
+pytestmark = pytest.mark.realtime
+
 BASS, PIANO, DRUMS = 2, 3, 9  # the default band channels, as MIDI counts them
 
 

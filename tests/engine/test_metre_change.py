@@ -14,6 +14,8 @@ from improv.music.forms import get_form
 from improv.music.time import Metre
 from improv.tokens import VOCAB, GrammarState, NoteEnd, Role, StreamDecoder, StreamEncoder
 
+pytestmark = pytest.mark.realtime
+
 THREE = Metre(3, 4)
 
 

@@ -29,7 +29,7 @@ from improv.music.time import Metre
 from tests.fixtures.mqtt import Listener
 from tests.io.test_mqtt_jam import CALL
 
-pytestmark = pytest.mark.mqtt
+pytestmark = [pytest.mark.mqtt, pytest.mark.realtime]
 
 TEMPO = 300.0
 BEAT_S = 60.0 / TEMPO
