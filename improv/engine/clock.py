@@ -181,6 +181,11 @@ def _check_bpm(bpm: float) -> None:
         raise ValueError(f"tempo must lie in [20, 400] BPM: {bpm}")
 
 
+SETTLE_TICKS = 12
+"""Ticks (half a beat) after a START, CONTINUE or pause that fit the phase alone when
+the tempo is known (and the fewest ticks that make a tempo known)."""
+
+
 class MidiClockFollower:
     """Follows incoming MIDI clock; tempo and phase from a line fitted through recent ticks.
 
@@ -195,7 +200,11 @@ class MidiClockFollower:
     line stays out of the fit. Only ``confirm`` such ticks in a row that lie on a line
     of their own with a playable tempo (a bunch does not: its slope is near zero) mean
     a new tempo or phase, and restart the fit from them. START, CONTINUE and a pause
-    of a quarter second re-anchor the phase on the next tick and keep the tempo.
+    of a quarter second re-anchor the phase on the next tick and keep the tempo: once a
+    tempo is known, the first ``SETTLE_TICKS`` ticks after such a break fit the phase
+    alone, on their lower envelope (ticks come late, never early), and a tick late of it
+    stays out of the line, so a bunch of held-up first ticks cannot tilt it (a line
+    through them would run fast, and notes planned from it come early).
     """
 
     def __init__(
@@ -211,6 +220,8 @@ class MidiClockFollower:
         self._points: deque[tuple[int, float]] = deque(maxlen=self.window)  # (counter, t)
         self._suspects: list[tuple[int, float]] = []  # ticks off the line, in a row
         self._reanchor = False  # the next tick sets the phase afresh
+        self._tempo_known = False  # a line fitted through SETTLE_TICKS ticks at least once
+        self._settle_left = 0  # ticks after a break that fit the phase alone
         self.outliers = 0  # ticks kept out of the fit
         self._counter = 0  # every tick, running or not
         self._period = 60.0 / (initial_bpm * PPQN)  # seconds per tick
@@ -270,8 +281,14 @@ class MidiClockFollower:
         if points and (self._reanchor or t - points[-1][1] > max(4 * self._period, 0.25)):
             points.clear()  # a new start or a pause: same tempo, new phase
             self._suspects.clear()
+            self._settle_left = SETTLE_TICKS if self._tempo_known else 0
         self._reanchor = False
-        if len(points) >= 3 and abs(t - self._predict(counter)) > self._tolerance():
+        off = t - self._predict(counter)
+        if self._phase_only():  # early is fine: the envelope only ever moves earlier
+            off = max(off, 0.0) if points else 0.0
+        elif len(points) < 3:
+            off = 0.0
+        if abs(off) > self._tolerance():
             self._suspects.append((counter, t))
             if not self._new_line():
                 self.outliers += 1
@@ -279,11 +296,18 @@ class MidiClockFollower:
                 return
             points.clear()
             points.extend(self._suspects)
+            self._suspects.clear()
+            self._settle_left = 0  # a new tempo: its line from here on
+            self._fit()
         else:
             points.append((counter, t))
-        self._suspects.clear()
-        self._fit()
+            self._suspects.clear()
+            self._fit()
+            self._settle_left = max(0, self._settle_left - 1)
         self._advance(counter)
+
+    def _phase_only(self) -> bool:
+        return self._settle_left > 0
 
     def _advance(self, counter: int) -> None:
         if self.running and self._anchor is not None:
@@ -308,11 +332,19 @@ class MidiClockFollower:
 
     def _fit(self) -> None:
         points = self._points
+        if self._phase_only():
+            envelope = min(t - self._period * x for x, t in points)
+            late = [p for p in points if p[1] - self._period * p[0] - envelope > self._tolerance()]
+            for p in late:  # held up: kept out of the line to come
+                points.remove(p)
+            self._intercept = envelope
+            return
         if len(points) >= 2:
             period, intercept = _line(points)
             if _playable(period):
                 self._period = period
                 self._intercept = intercept
+                self._tempo_known = self._tempo_known or len(points) >= SETTLE_TICKS
                 return
         x, t = points[-1]
         self._intercept = t - self._period * x

@@ -119,6 +119,29 @@ def test_follower_keeps_the_tempo_through_late_and_bunched_ticks() -> None:
     assert follower.outliers > 20
 
 
+@pytest.mark.parametrize("held_up", [2, 4, 6, 10])
+def test_follower_keeps_a_known_tempo_when_the_first_ticks_after_a_start_come_bunched(
+    held_up: int,
+) -> None:
+    """A master starts again; its first ticks are held up and come at once, the rest on
+    time. A line through them would run fast (notes planned early, once 0.18 beats on
+    the bass in a loaded run); the known tempo is kept and the phase comes from the
+    ticks that were on time."""
+    follower = MidiClockFollower(initial_bpm=120.0)
+    follower.feed(bytes((START,)), 0.0)
+    stop = feed_ticks(follower, 0.01, 300.0, 24 * 8)
+    follower.feed(bytes((STOP,)), stop)
+    start = stop + 0.6
+    follower.feed(bytes((START,)), start - 0.01)
+    period = 60.0 / (300.0 * PPQN)
+    for i in range(24 * 4):
+        due = start + i * period
+        follower.feed(TICK, max(due, start + 0.03) if i < held_up else due)
+        if i >= held_up:
+            assert follower.time_at(i / 24 + 1) == pytest.approx(due + 0.2, abs=0.002), i
+    assert follower.bpm == pytest.approx(300.0, rel=0.001)
+
+
 def test_follower_tracks_a_tempo_change() -> None:
     follower = MidiClockFollower()
     follower.feed(bytes((START,)), 0.0)
