@@ -17,6 +17,7 @@ fi
 
 rest_log=$(mktemp)
 trap 'rm -f "$rest_log"' EXIT
+# (one cache writer: the rest leave .pytest_cache alone)
 nice -n 10 "${pytest[@]}" -p no:cacheprovider -m "not bench and not realtime" >"$rest_log" 2>&1 &
 rest=$!
 realtime_status=0

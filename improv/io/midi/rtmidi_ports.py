@@ -37,6 +37,8 @@ erase from it, and that race crashes the process (jack2 issues #216 and #340: SI
 in ``JackClient::HandleLatencyCallback``; seen here when an input closed right after
 its guard, under load). rtmidi gives no way to deactivate a client first, so after
 each close the process lets the notifications it caused be handled before the next.
+The MIDI sender process tears down on its sending loop only when its port or server
+is gone, when nothing can be sent anyway.
 """
 
 
