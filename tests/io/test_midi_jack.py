@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import threading
 from collections.abc import Iterator
@@ -191,6 +192,33 @@ async def test_one_unterminated_sysex_does_not_make_an_input_deaf(
     rogue.send(note_on(0, 50, 90))  # and the input stays free
     (event,) = await receive_n(midi_in, 1, timeout=2.0)
     assert event.pitch == 50 and midi_in.stats.malformed == 1
+
+
+async def test_in_a_flood_the_guard_cuts_glued_sysex_short(
+    ports: list[RtMidiInput | RtMidiOutput],
+) -> None:
+    # Each unterminated sysex glues what follows into one message until the guard's
+    # probe; rtmidi's queue slots keep the largest message they held, so a flood of them
+    # must not glue GUARD_S of it each time. Glued notes share their message's time.
+    midi_in = midi.open_input(virtual=True, api="jack", guard_sysex=True)
+    ports.append(midi_in)
+    rogue = midi.open_output("improv-in", api="jack", client_name="rogue")
+    ports.append(rogue)
+    await connected(midi_in, rogue)
+    glues = 8
+    for _ in range(glues):
+        rogue.send(bytes([0xF0, 1, 2]))
+        for i in range(100):  # a note a millisecond
+            rogue.send(note_on(0, 40 + i % 40, 90))
+            await asyncio.sleep(0.001)
+    events = await receive_n(midi_in, 100 * glues, timeout=5.0)
+    assert midi_in.stats.malformed == glues
+    runs = [len(list(group)) for _, group in itertools.groupby(e.time for e in events)]
+    glued = [run for run in runs if run > 1]  # (two notes of one JACK cycle, too)
+    first, later = glued[0], sorted(glued[1:])
+    assert first >= 10, runs  # the first glue: the guard still at GUARD_S
+    # GUARD_S (30 ms) of notes at first, then GUARD_FLOOD_S (2 ms) and a cycle or two
+    assert later[len(later) // 2] <= max(3, first // 3), glued
 
 
 async def test_sysex_flood_is_bounded(ports: list[RtMidiInput | RtMidiOutput]) -> None:

@@ -8,6 +8,7 @@ import ctypes
 import ctypes.util
 import functools
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -25,6 +26,28 @@ log = logging.getLogger(__name__)
 
 GUARD_S = 0.03
 """An input silent this long gets an :data:`EOX_PROBE` (JACK): the bound on deafness."""
+
+GUARD_FLOOD_S = 0.002
+"""The guard's wait while a flood of junk glues events into sysex (see :data:`FLOOD_HOLD_S`).
+
+rtmidi's queue is a ring of messages, and each slot keeps the largest message it ever
+held. An unterminated sysex in a flood glues everything after it into one message until
+the guard's probe ends it: 30 ms of a fuzz flood made messages of up to 33 KB, and as
+such messages landed in ever more of the 4,096 slots, the process grew by 78 MB over
+12 million messages without levelling off. Probing 2 ms after a glued message keeps
+them to about a kilobyte."""
+
+FLOOD_HOLD_S = 1.0
+"""How long after the last glued message the guard keeps :data:`GUARD_FLOOD_S`."""
+
+RTMIDI_QUEUE = 1024
+"""Slots in rtmidi's own input queue (the loop-side buffer has its own ``capacity``).
+
+The poller drains it every millisecond, so it fills only in a flood while the poller
+waits for the GIL: 1,024 slots are 20 ms of the fuzz flood, seconds of any playing.
+Fewer slots hold less memory (see :data:`GUARD_FLOOD_S`)."""
+
+_STATUS_BYTE = re.compile(rb"[\x80-\xff]")
 
 
 JACK_SETTLE_S = 0.03
@@ -218,7 +241,7 @@ class _RtMidiPort:
         self.closed = False  # closed by its owner: the watchdog must never bring it back
         self.lock = threading.Lock()
         self.configure: Callable[[Any], None] | None = None  # inputs: message filters
-        self.queue_size = 1024  # inputs: rtmidi's own queue, drained by the poller
+        self.queue_size = RTMIDI_QUEUE  # inputs: rtmidi's own queue, drained by the poller
 
     @property
     def virtual(self) -> bool:
@@ -376,6 +399,11 @@ class _RtMidiPort:
         return f"{self.target or self.pattern} ({self.api})"
 
 
+def _glued(packet: bytes) -> bool:
+    """A sysex that holds a status byte: rtmidi glued events after an unterminated one."""
+    return packet[:1] == b"\xf0" and _STATUS_BYTE.search(packet, 1, len(packet) - 1) is not None
+
+
 class RtMidiInput(BufferedInput):
     """A MIDI input port through python-rtmidi (see :func:`open_input`).
 
@@ -418,6 +446,7 @@ class RtMidiInput(BufferedInput):
         port = self.port
         batch: list[tuple[list[int], float]] = []
         heard = now()  # when rtmidi last delivered (or the guard last probed)
+        flood_until = 0.0  # the guard waits GUARD_FLOOD_S until then
         backlog = 0  # messages taken since rtmidi's queue was last found empty
         while not self._closed:
             with port.lock:  # the watchdog swaps clients under this lock
@@ -432,7 +461,8 @@ class RtMidiInput(BufferedInput):
                         backlog += 1
                         if backlog == port.queue_size - 1:
                             self._queue_full()
-                if not batch and port.guard is not None and now() - heard >= GUARD_S:
+                guard_s = GUARD_FLOOD_S if now() < flood_until else GUARD_S
+                if not batch and port.guard is not None and now() - heard >= guard_s:
                     heard = now()
                     with contextlib.suppress(Exception):
                         port.guard.send_message(EOX_PROBE)
@@ -446,7 +476,10 @@ class RtMidiInput(BufferedInput):
                 t -= delta
             for (data, _delta), at in zip(batch, reversed(times), strict=True):
                 self._last_time = max(self._last_time, at)
-                self._push(bytes(data), self._last_time)
+                packet = bytes(data)
+                if _glued(packet):
+                    flood_until = heard + FLOOD_HOLD_S
+                self._push(packet, self._last_time)
             batch.clear()
 
     def _queue_full(self) -> None:
@@ -554,7 +587,7 @@ def open_input(
     synchronous mode the JACK tests pass with it, clock following included.
     """
     port = _RtMidiPort(True, resolve_api(api), _check_name(name, virtual), client_name, port_name)
-    port.queue_size = capacity
+    port.queue_size = min(capacity, RTMIDI_QUEUE)
     port.guarded = guard_sysex
     midi_in = RtMidiInput(port, capacity, max_sysex, ignore_sysex, poll_s)
     watchdog().open(midi_in, wait_s)
