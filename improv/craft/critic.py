@@ -3,9 +3,10 @@
 Each part is a number in [0, 1], higher is better; ``total`` is their weighted mean.
 The parts and their weights:
 
-- ``relation`` (0.25): developed, not copied. 0.6 for the longest run of the call's
+- ``relation`` (0.30): developed, not copied. 0.6 for the longest run of the call's
   melodic intervals the answer reuses (exactly, or its contour within two semitones a
-  step, as a sequence onto another chord does, counted one note shorter), 0.4 for the
+  step, as a tonal sequence onto another chord does, counted two notes shorter: heard
+  as the same cell, less plainly), 0.4 for the
   longest reused cell (contour and rhythm together); a shared run of 2 notes is chance
   (0), of 5 or more a clear reference (1). A transposed copy of the call scores 0.1;
   an answer made almost wholly of the call's material (85 %) loses 40 %: take
@@ -21,17 +22,18 @@ The parts and their weights:
   a quarter beat before the turn ends (0.10, by the end: 0.05), and closure when the
   call ended open (0.05: root, 3rd or 5th approached by step or from above).
 - ``fit`` (0.15): in the harmony. Half the share of chord tones among the notes on
-  strong beats: 0.3 to 0.6 scores 1, falling to 0 at none and to 0.2 at all of them.
-  People play about half (0.51 on the WJazzD validation pairs); a critic wanting them
-  all picks arpeggios: scoring 1 from 0.5 up, choosing among 8 LSTM drafts raised the
-  share from 0.54 to 0.74, and the ending's chord tone on a strong beat adds to it.
+  strong beats: 0.3 to 0.5 scores 1, falling to 0 at none and at all of them. People
+  play about half (0.52 over the WJazzD training pairs); a critic wanting them all
+  picks arpeggios: scoring 1 from 0.5 up, choosing among 8 LSTM drafts raised the share
+  from 0.54 to 0.74, and with 0.3 to 0.6 scoring 1 the chosen answers still had 0.06
+  more than the players (the ending's chord tone on a strong beat adds to it).
   Half the notes in the chord's scale or the key's blue notes (0.9 or more: 1, 0.5 or
   fewer: 0).
-- ``range`` (0.08): match, then depart. Notes outside the pitch range scale it down;
+- ``range`` (0.05): match, then depart. Notes outside the pitch range scale it down;
   then half the opening register (the first beat's mean pitch within 5 semitones of
   the call's last beat: 1, a bit over an octave away: 0), half the answer's range
   against the call's (0.5 to 1.6 times: 1).
-- ``density`` (0.07): the first two beats as dense as the call's last two (within 1.5
+- ``density`` (0.05): the first two beats as dense as the call's last two (within 1.5
   times: 1) and the whole answer as dense as the call within a factor of 2.
 - ``breath`` (0.10): fills its turn and breathes. Zero when a note falls outside the
   window. In ``trade`` mode the span over the turn scores 1 from 0.6 to 0.95, less
@@ -58,12 +60,12 @@ from improv.craft.situation import Situation
 from improv.music.notes import Note
 
 WEIGHTS: Mapping[str, float] = {
-    "relation": 0.25,
+    "relation": 0.30,
     "shape": 0.15,
     "ending": 0.20,
     "fit": 0.15,
-    "range": 0.08,
-    "density": 0.07,
+    "range": 0.05,
+    "density": 0.05,
     "breath": 0.10,
 }
 """Each part's weight in the total (they sum to 1)."""
@@ -152,7 +154,7 @@ def _relation(answer: Sequence[Note], iois: list[int], call: _Call) -> float:
         np.asarray(intervals, dtype=np.int64),
         np.asarray(iois, dtype=np.int64),
     )
-    melodic = max(measures.shared_run(call.intervals, intervals), contour - 1)
+    melodic = max(measures.shared_run(call.intervals, intervals), contour - 2)
     score = 0.6 * _clip((melodic - 2) / 3) + 0.4 * _clip((cell - 2) / 3)
     if len(answer) >= 4 and melodic / len(answer) > 0.85:
         score *= 0.6
@@ -228,7 +230,7 @@ def _fit(answer: Sequence[Note], situation: Situation) -> float:
     elif strong < 0.3:
         strong_score = strong / 0.3
     else:
-        strong_score = _band(strong, 0.3, 0.6, 0.5)
+        strong_score = _band(strong, 0.3, 0.5, 0.5)
     inside_score = 1.0 if math.isnan(inside) else _clip((inside - 0.5) / 0.4)
     return 0.5 * strong_score + 0.5 * inside_score
 

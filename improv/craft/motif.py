@@ -52,7 +52,7 @@ TRANSFORMS = (
 )
 WEIGHTS = {
     "sequence": 2.0,
-    "transpose": 2.0,
+    "transpose": 4.0,
     "displace": 2.0,
     "augment": 1.0,
     "diminish": 1.0,
@@ -60,8 +60,11 @@ WEIGHTS = {
     "retrograde": 0.5,
 }
 """How often each transform is tried, relatively: sequences and displacements are the
-jazz player's everyday development, a cell heard again; inversion and retrograde are
-rarer and harder to hear as the same cell."""
+jazz player's everyday development, a cell heard again, the exact sequence (the cell
+moved by the root motion, ``transpose``) most plainly; inversion and retrograde are
+rarer and harder to hear as the same cell. On the selection set, trying ``transpose``
+twice as often as the other sequences raised the motif reuse of the chosen answers
+against their calls (models/README.md)."""
 MIN_CELL, MAX_CELL = 2, 5
 GROUP_REST = 0.5
 """A rest of this many beats (or a note of a beat or longer) ends a group of the call."""
