@@ -66,6 +66,21 @@ def test_relation_rewards_development_not_copies_or_nothing() -> None:
     assert relation["random"] < 0.4
 
 
+def test_relation_hears_an_exact_sequence_more_plainly_than_a_tonal_one() -> None:
+    # the call's first six notes E G A G Bb A, moved up a fourth onto F7: exactly
+    # (A C D C Eb D), or with its last two intervals bent a semitone into the scale
+    # (A C D C D C: the contour kept, two intervals not); the same tail after both
+    tail = notes(
+        (72, 11.5, 0.5), (69, 12.0, 1.0), (67, 13.0, 0.5), (64, 13.5, 0.5), (65, 14.0, 1.5)
+    )
+    head = [(69, 8.0, 0.5), (72, 8.5, 0.5), (74, 9.0, 0.5), (72, 9.5, 0.5)]
+    exact = (*notes(*head, (75, 10.0, 0.5), (74, 10.5, 0.5)), *tail)
+    tonal = (*notes(*head, (74, 10.0, 0.5), (72, 10.5, 0.5)), *tail)
+    exact_relation = score(exact, situation()).parts["relation"]
+    assert exact_relation == pytest.approx(1.0)
+    assert score(tonal, situation()).parts["relation"] < exact_relation - 0.1
+
+
 def test_shape_wants_a_line_not_two_notes_a_shuffle_or_leaps() -> None:
     shuffle = notes(*[(69 + 3 * (i % 2), 8.0 + 0.5 * i, 0.5) for i in range(12)])
     leaps = notes(*[(55 + 19 * (i % 2), 8.0 + 0.5 * i, 0.5) for i in range(8)])
