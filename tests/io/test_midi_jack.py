@@ -7,6 +7,7 @@ import itertools
 import json
 import threading
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -125,14 +126,22 @@ def test_improv_ports_json(
     assert entry["api"] == "jack" and "json-out:out" in entry["inputs"]
 
 
-async def test_malformed_input_is_counted_not_fatal(
-    ports: list[RtMidiInput | RtMidiOutput],
-) -> None:
-    midi_in = midi.open_input(virtual=True, api="jack", ignore_sysex=False, capacity=64)
+async def rogue_into(
+    ports: list[RtMidiInput | RtMidiOutput], **input_options: Any
+) -> tuple[RtMidiInput, RtMidiOutput]:
+    """A virtual JACK input (``improv-in``) and a connected output ``rogue`` into it."""
+    midi_in = midi.open_input(virtual=True, api="jack", **input_options)
     ports.append(midi_in)
     rogue = midi.open_output("improv-in", api="jack", client_name="rogue")
     ports.append(rogue)
     await connected(midi_in, rogue)
+    return midi_in, rogue
+
+
+async def test_malformed_input_is_counted_not_fatal(
+    ports: list[RtMidiInput | RtMidiOutput],
+) -> None:
+    midi_in, rogue = await rogue_into(ports, ignore_sysex=False, capacity=64)
     garbage = [
         bytes([0x3C, 0x64]),  # running status with no status before it
         bytes([0x90, 60]),  # truncated
@@ -159,11 +168,7 @@ async def test_unterminated_sysex_is_salvaged_at_the_next_eox(
 ) -> None:
     # rtmidi's JACK back end glues every event after an unterminated sysex onto it until
     # an event ends in 0xF7; the parser then recovers the messages inside.
-    midi_in = midi.open_input(virtual=True, api="jack", ignore_sysex=False)
-    ports.append(midi_in)
-    rogue = midi.open_output("improv-in", api="jack", client_name="rogue")
-    ports.append(rogue)
-    await connected(midi_in, rogue)
+    midi_in, rogue = await rogue_into(ports, ignore_sysex=False)
     rogue.send(bytes([0xF0, 1, 2, 3]))
     for pitch in range(40, 44):
         rogue.send(note_on(0, pitch, 90))
@@ -177,11 +182,7 @@ async def test_one_unterminated_sysex_does_not_make_an_input_deaf(
     ports: list[RtMidiInput | RtMidiOutput],
 ) -> None:
     # ``F0 01 02`` and never an event ending in 0xF7: the guard's probe frees rtmidi
-    midi_in = midi.open_input(virtual=True, api="jack", guard_sysex=True)  # sysex ignored
-    ports.append(midi_in)
-    rogue = midi.open_output("improv-in", api="jack", client_name="rogue")
-    ports.append(rogue)
-    await connected(midi_in, rogue)
+    midi_in, rogue = await rogue_into(ports, guard_sysex=True)  # sysex ignored
     rogue.send(bytes([0xF0, 1, 2]))
     for pitch in range(40, 44):
         rogue.send(note_on(0, pitch, 90))
@@ -200,11 +201,7 @@ async def test_in_a_flood_the_guard_cuts_glued_sysex_short(
     # Each unterminated sysex glues what follows into one message until the guard's
     # probe; rtmidi's queue slots keep the largest message they held, so a flood of them
     # must not glue GUARD_S of it each time. Glued notes share their message's time.
-    midi_in = midi.open_input(virtual=True, api="jack", guard_sysex=True)
-    ports.append(midi_in)
-    rogue = midi.open_output("improv-in", api="jack", client_name="rogue")
-    ports.append(rogue)
-    await connected(midi_in, rogue)
+    midi_in, rogue = await rogue_into(ports, guard_sysex=True)
     glues = 8
     for _ in range(glues):
         rogue.send(bytes([0xF0, 1, 2]))
