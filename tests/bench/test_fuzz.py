@@ -15,7 +15,7 @@ from improv.bench.fuzz import run
 
 pytestmark = [pytest.mark.jack, pytest.mark.bench]
 
-RSS_CEILING_MB = 48  # rtmidi's queue (1,024 slots, each keeps its largest message), heaps
+RSS_CEILING_MB = 48  # rtmidi's queue (256 slots, each keeps its largest message), caches, heaps
 LEVELLING = 0.4  # with 10 rounds or more: the later half grows under this share of the first
 
 

@@ -49,9 +49,6 @@ of the fuzz flood. Fewer slots hold less memory (see :data:`GUARD_FLOOD_S`): wit
 8 million hostile messages left them holding 13.6 MB and still growing; with 256,
 4.3 MB, levelling off."""
 
-_STATUS_BYTE = re.compile(rb"[\x80-\xff]")
-
-
 JACK_SETTLE_S = 0.03
 """How long a JACK client close waits before the process touches JACK clients again.
 
@@ -401,6 +398,9 @@ class _RtMidiPort:
         return f"{self.target or self.pattern} ({self.api})"
 
 
+_STATUS_BYTE = re.compile(rb"[\x80-\xff]")
+
+
 def _glued(packet: bytes) -> bool:
     """A sysex that holds a status byte: rtmidi glued events after an unterminated one."""
     return packet[:1] == b"\xf0" and _STATUS_BYTE.search(packet, 1, len(packet) - 1) is not None
@@ -463,9 +463,10 @@ class RtMidiInput(BufferedInput):
                         backlog += 1
                         if backlog == port.queue_size - 1:
                             self._queue_full()
-                guard_s = GUARD_FLOOD_S if now() < flood_until else GUARD_S
-                if not batch and port.guard is not None and now() - heard >= guard_s:
-                    heard = now()
+                polled = now()
+                guard_s = GUARD_FLOOD_S if polled < flood_until else GUARD_S
+                if not batch and port.guard is not None and polled - heard >= guard_s:
+                    heard = polled
                     with contextlib.suppress(Exception):
                         port.guard.send_message(EOX_PROBE)
             if not batch:
