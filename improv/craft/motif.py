@@ -8,16 +8,19 @@ continue after the seed's last note, so the answer takes something and changes t
 The transforms (:data:`TRANSFORMS`):
 
 - ``sequence``: the cell moved onto the chord in force at the answer's start, its first
-  note on the same chord degree (the 3rd stays a 3rd). A real sequence (the cell's exact
-  intervals, heard as the same cell) where every note then lies in its chord's scale or
-  the key's blue notes and no chord tone of the call on a strong beat becomes another
-  note; else a tonal one: chord tones kept chord tones, other notes moved by the cell's
-  own intervals into the new chord's scale.
+  note in the same role (the 3rd stays a 3rd, the 9th a 9th). A real sequence (the
+  cell's exact intervals, heard as the same cell) where every note then lies in its
+  chord's scale or the key's blue notes and no chord tone of the call on a strong beat
+  becomes another note; else a tonal one: each note moved by the cell's own intervals
+  and keeping its role, a chord tone onto the new chord's tones, a passing note onto
+  its scale's other notes (sequences that turned passing notes into chord tones sat
+  inside the changes more than players do: models/README.md).
 - ``transpose``: the cell moved exactly by the root motion between the two chords (by
   a chord tone when the chord stays).
-- ``invert``: the intervals mirrored, from the same kind of chord tone, each landing in
+- ``invert``: the intervals mirrored, from a note in the same role, each landing in
   the scale of the chord under it (so a mirrored step may grow or shrink a semitone).
-- ``retrograde``: the cell played backwards (pitches and rhythm), from a chord tone.
+- ``retrograde``: the cell played backwards (pitches and rhythm), from a note in the
+  role its last note played.
 - ``augment`` / ``diminish``: as ``sequence``, rhythm twice as long / half as long
   (``diminish`` only where the halves stay on the grid).
 - ``displace``: as ``sequence``, started an eighth, a beat or a beat and a half later.
@@ -165,13 +168,16 @@ def _chord_under(situation: Situation, beats: float) -> Chord | None:
 
 def _degree_tone(pitch: int, source: Chord | None, target: Chord) -> int:
     """The pitch class of ``target`` playing the role ``pitch`` played in ``source``:
-    the same chord degree (root, 3rd, 5th, 7th), else the same distance from the root."""
+    the same chord degree (root, 3rd, 5th, 7th), else the same distance from the root in
+    the target's scale (a 9th stays a tension, not a chord tone)."""
     if source is not None and source.contains(pitch):
         index = source.tones.index(pitch % 12)
         if index < len(target.tones):
             return target.tones[index]
-    root = source.root if source is not None else pitch % 12
-    return _nearest(target.root + (pitch - root), target.tones) % 12
+        return _nearest(target.root + (pitch - source.root), target.tones) % 12
+    if source is None:
+        return _nearest(pitch, target.tones) % 12  # no role known: the nearest chord tone
+    return _tension_fit(target.root + (pitch - source.root), target) % 12
 
 
 def _near_register(pc: int, register: float) -> int:
@@ -187,6 +193,15 @@ def _scale_fit(pitch: int, chord: Chord | None) -> int:
     return _nearest(pitch, measures.scale_of(chord) | frozenset(chord.tones))
 
 
+def _tension_fit(pitch: int, chord: Chord | None) -> int:
+    """The nearest pitch of the chord's scale that is not a chord tone (a passing note
+    stays a passing note), else of its scale."""
+    if chord is None:
+        return pitch
+    tensions = measures.scale_of(chord) - frozenset(chord.tones)
+    return _nearest(pitch, tensions) if tensions else _scale_fit(pitch, chord)
+
+
 def _follow(
     cell: Sequence[Note],
     first: int,
@@ -195,8 +210,8 @@ def _follow(
     steps: Sequence[int],
 ) -> list[int]:
     """Pitches from ``first`` moving by ``steps``; a note that was a chord tone in the
-    call lands on a chord tone of the chord under its new onset, the others in its
-    scale."""
+    call lands on a chord tone of the chord under its new onset, the others on its
+    scale's other notes: each note keeps its role."""
     pitches = [first]
     for i, step in enumerate(steps, start=1):
         wanted = pitches[-1] + step
@@ -207,7 +222,7 @@ def _follow(
         if chord is not None and was_tone:
             pitches.append(_nearest(wanted, chord.tones))
         else:
-            pitches.append(_scale_fit(wanted, chord))
+            pitches.append(_tension_fit(wanted, chord))
     return pitches
 
 
@@ -403,11 +418,8 @@ def _retrograde(
     onsets = [start + o for o in offsets]
     target = _chord_under(s, start)
     base = backwards[0].pitch
-    anchor = (
-        _near_register(base % 12, _register(s))
-        if target is None
-        else _nearest(_near_register(base % 12, _register(s)), target.tones)
-    )
+    role = base if target is None else _degree_tone(base, _chord_under(s, cell[-1].onset), target)
+    anchor = _near_register(role % 12, _register(s))
     pitches = [anchor] + [
         _scale_fit(anchor + n.pitch - base, _chord_under(s, onsets[i]))
         for i, n in enumerate(backwards[1:], start=1)

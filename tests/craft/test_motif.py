@@ -137,6 +137,14 @@ def test_a_sequence_keeps_the_cells_intervals_where_they_fit_the_new_chord() -> 
     assert all(n.pitch % 12 in measures.scale_of(F7) for n in seed.notes)
 
 
+def test_a_cell_starting_on_a_tension_starts_on_the_same_tension_of_the_new_chord() -> None:
+    cell = notes((62, 0.0, 0.5), (64, 0.5, 0.5), (67, 1.0, 1.0))  # D E G over C7: 9th, 3rd, 5th
+    for transform in ("sequence", "invert", "augment"):
+        seed = develop(cell, transform, _over("C7", "F7"), np.random.default_rng(0))
+        assert seed is not None
+        assert seed.notes[0].pitch % 12 == 7, transform  # G, the 9th of F7: not a chord tone
+
+
 def test_a_sequence_goes_tonal_where_the_exact_intervals_leave_the_scale() -> None:
     s = _over("C7", "Dm7")  # E G A G: 3rd, 5th, 6th, 5th; a G# would not fit D dorian
     seed = develop(CELL, "sequence", s, np.random.default_rng(0))
@@ -145,6 +153,24 @@ def test_a_sequence_goes_tonal_where_the_exact_intervals_leave_the_scale() -> No
     dm7 = parse_chord("Dm7")
     for old, new in zip(CELL, seed.notes, strict=True):
         assert C7.contains(old.pitch) == dm7.contains(new.pitch)
+
+
+@pytest.mark.parametrize("target", ["F7", "Dm7", "G7", "Bb7", "Am7", "Fmaj7"])
+def test_a_tonal_sequence_keeps_each_notes_role(target: str) -> None:
+    """Chord tones stay chord tones and passing notes stay passing notes: a sequence
+    that turned passing notes into chord tones would sit inside the changes more than
+    players do."""
+    chord, tonal = parse_chord(target), 0
+    for pitches in [(60, 61, 63), (60, 63, 61), (60, 63, 65), (62, 64, 65), (69, 67, 66)]:
+        cell = notes(*((p, 0.5 * i, 0.5) for i, p in enumerate(pitches)))
+        seed = develop(cell, "sequence", _over("C7", target), np.random.default_rng(0))
+        assert seed is not None and len(seed.notes) == 3
+        if measures.intervals(seed.notes) == measures.intervals(cell):
+            continue  # a real sequence: the exact intervals come first
+        tonal += 1
+        for old, new in zip(cell, seed.notes, strict=True):
+            assert C7.contains(old.pitch) == chord.contains(new.pitch), (pitches, seed.notes)
+    assert tonal > 0
 
 
 def test_seeds_develop_cells_of_three_notes_or_more_when_the_call_has_them() -> None:
