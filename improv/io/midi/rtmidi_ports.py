@@ -57,8 +57,11 @@ active client a latency notification, handled on that client's own libjack threa
 libjack walks the client's port list there while an unregister on another thread may
 erase from it, and that race crashes the process (jack2 issues #216 and #340: SIGSEGV
 in ``JackClient::HandleLatencyCallback``; seen here when an input closed right after
-its guard, under load). rtmidi gives no way to deactivate a client first, so after
-each close the process lets the notifications it caused be handled before the next.
+its guard, under load, and when a guard closed right after its port). rtmidi gives no
+way to deactivate a client first, so after each port unregister and each client close
+the process lets the notifications it caused be handled before the next step. That
+narrows the window; it cannot close it while another process changes the graph, so
+the test suite runs the JACK tests in a worker that a crash restarts (scripts/test.sh).
 The MIDI sender process tears down on its sending loop only when its port or server
 is gone, when nothing can be sent anyway.
 """
@@ -337,11 +340,12 @@ class _RtMidiPort:
     def _close_guard(self) -> None:
         with self.lock:
             guard, self.guard = self.guard, None
-        if guard is not None:
+        if guard is not None:  # guards are JACK's alone
             with contextlib.suppress(Exception):
                 guard.close_port()
+            time.sleep(JACK_SETTLE_S)
             guard.delete()
-            time.sleep(JACK_SETTLE_S)  # guards are JACK's alone
+            time.sleep(JACK_SETTLE_S)
 
     def teardown(self) -> None:
         """Close and delete the client (call under ``client_lock``)."""
@@ -352,6 +356,8 @@ class _RtMidiPort:
         if rt is not None:
             with contextlib.suppress(Exception):
                 rt.close_port()
+            if self.api == "jack":
+                time.sleep(JACK_SETTLE_S)
             rt.delete()
             if self.api == "jack":
                 time.sleep(JACK_SETTLE_S)
