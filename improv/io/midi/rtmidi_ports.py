@@ -213,6 +213,18 @@ def match_port(pattern: str, names: Iterable[str]) -> str:
     raise UsageError(f"MIDI port {pattern!r} is ambiguous: {', '.join(map(repr, hits))}")
 
 
+def _dispose(client: Any, *, jack: bool) -> None:
+    """Close an rtmidi client's port and delete the client; on JACK with a
+    :data:`JACK_SETTLE_S` pause after each, for the notifications they caused."""
+    with contextlib.suppress(Exception):
+        client.close_port()
+    if jack:
+        time.sleep(JACK_SETTLE_S)
+    client.delete()
+    if jack:
+        time.sleep(JACK_SETTLE_S)
+
+
 class _RtMidiPort:
     """Owns one rtmidi client and keeps it connected (driven by the watchdog).
 
@@ -340,12 +352,8 @@ class _RtMidiPort:
     def _close_guard(self) -> None:
         with self.lock:
             guard, self.guard = self.guard, None
-        if guard is not None:  # guards are JACK's alone
-            with contextlib.suppress(Exception):
-                guard.close_port()
-            time.sleep(JACK_SETTLE_S)
-            guard.delete()
-            time.sleep(JACK_SETTLE_S)
+        if guard is not None:
+            _dispose(guard, jack=True)  # guards are JACK's alone
 
     def teardown(self) -> None:
         """Close and delete the client (call under ``client_lock``)."""
@@ -354,13 +362,7 @@ class _RtMidiPort:
             rt, self.rt = self.rt, None
             self.connected = False
         if rt is not None:
-            with contextlib.suppress(Exception):
-                rt.close_port()
-            if self.api == "jack":
-                time.sleep(JACK_SETTLE_S)
-            rt.delete()
-            if self.api == "jack":
-                time.sleep(JACK_SETTLE_S)
+            _dispose(rt, jack=self.api == "jack")
 
     def close(self) -> None:
         """Tear down for good (call under ``client_lock``).
